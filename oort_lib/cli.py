@@ -1,0 +1,427 @@
+"""oort-sync: upload FITS and XISF files from watched folders to Arcsecond.io.
+
+Usage:
+  oort-sync login [--api=URL] [--username=NAME | --key-stdin] [options]
+  oort-sync logout [options]
+  oort-sync watch FOLDER... [-o SUBDOMAIN] [-t TELESCOPE] [--timezone=TZ] [-y] [options]
+  oort-sync unwatch FOLDER... [options]
+  oort-sync run [--dry-run] [FOLDER...] [--jobs=N] [--min-age=SECONDS] [--retry-failed]
+                [--rebuild-manifest] [--ping-url=URL] [-q | -v] [--json] [options]
+  oort-sync status [--json] [options]
+  oort-sync logs [-n LINES] [options]
+  oort-sync report [--output=FILE] [options]
+  oort-sync schedule (--cron | --systemd) [options]
+  oort-sync sandbox [--host=HOST] [--port=PORT] [--data=DIR] [--page-size=N] [options]
+  oort-sync (-h | --help | --version)
+
+Commands:
+  login      Log in to Arcsecond.io and store the upload key (mode 0600).
+  logout     Forget the stored credentials.
+  watch      Add folders to sync (checked locally and on the server first).
+  unwatch    Stop syncing folders (what was uploaded stays uploaded).
+  run        One batch run: walk, compare with the manifest, upload what is new.
+  status     Files uploaded/pending/deferred/failed/skipped per folder, last run, lock.
+  logs       Print the end of the log file.
+  report     Write a self-contained HTML report of what the manifest knows.
+  schedule   Print a cron line or systemd user units for this installation.
+  sandbox    Serve a local Arcsecond-compatible server to try oort-sync without an account.
+
+Options:
+  --api=URL            API server (default: api in the config, else
+                       https://api.arcsecond.io).
+  --username=NAME      Arcsecond username or e-mail (the password is asked with no echo).
+  --key-stdin          Read an upload key from standard input (headless machines).
+  -o SUBDOMAIN, --organisation=SUBDOMAIN  Upload to this organisation (needs -t).
+  -t TELESCOPE, --telescope=TELESCOPE     Telescope UUID or alias for the night logs.
+  --timezone=TZ        Header dates are UTC, converted to this IANA zone for the night.
+  -y, --yes            Do not ask for confirmation.
+  --dry-run            Show the plan; no network, no manifest writes.
+  --jobs=N             Parallel uploads (default: jobs in the config, else 4).
+  --min-age=SECONDS    Files modified more recently wait for a later run
+                       (default: min_age in the config, else 60).
+  --retry-failed       Retry files that failed for a permanent reason.
+  --rebuild-manifest   Keep a damaged manifest aside and start a new one.
+  --ping-url=URL       Healthchecks-style URL pinged at start, success and failure.
+  -q, --quiet          Print only errors.
+  -v, --verbose        Print every file outcome and a summary.
+  --json               Machine-readable output on stdout.
+  -n LINES             Number of log lines [default: 50].
+  --output=FILE        Where to write the report [default: oort-sync-report.html].
+  --cron               A crontab entry.
+  --systemd            A systemd user service and timer.
+  --host=HOST          Sandbox address [default: 127.0.0.1].
+  --port=PORT          Sandbox port, 0 for any free one [default: 8765].
+  --data=DIR           Sandbox storage [default: ./oort-sandbox].
+  --page-size=N        Sandbox list page size [default: 50].
+  --home=DIR           Keep config and state under DIR (also $OORT_SYNC_HOME).
+  --log-level=LEVEL    DEBUG, INFO, WARNING or ERROR for the log file [default: INFO].
+  --json-log           Write the log file as JSON lines.
+  -h, --help           Show this help.
+  --version            Show the version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+from docopt import DocoptExit, docopt
+
+from . import __version__
+from . import config as cfg
+from .errors import EXIT_OK, EXIT_USAGE, OortError, UsageError
+
+
+def _say(*lines: str, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    for line in lines:
+        stream.write(line + "\n")
+    stream.flush()
+
+
+def _number(args: dict, name: str, kind=int, default=None):
+    value = args.get(name)
+    if value is None:
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise UsageError(f"{name}={value}: not a number.") from None
+    if number < 0:
+        raise UsageError(f"{name}={value}: must not be negative.")
+    return number
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = docopt(__doc__, argv=argv, version=f"oort-sync {__version__}")
+    except DocoptExit as exc:
+        _say(str(exc), err=True)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0)
+    try:
+        return _dispatch(args)
+    except OortError as exc:
+        _say(f"oort-sync: {exc.message}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _say("oort-sync: interrupted.", err=True)
+        return 130
+
+
+def _dispatch(args: dict) -> int:
+    paths = cfg.resolve_paths(args["--home"])
+    if args["sandbox"]:
+        return _sandbox(args)
+    settings = cfg.load_settings(paths)
+    level = getattr(logging, str(args["--log-level"]).upper(), None)
+    if not isinstance(level, int):
+        raise UsageError(f"--log-level={args['--log-level']}: use DEBUG, INFO, WARNING or ERROR.")
+    if args["run"] and not args["--dry-run"]:
+        from . import logfile
+
+        logfile.setup(paths.log_file, level=level, max_bytes=settings.log_max_bytes,
+                      backups=settings.log_backups, json_lines=args["--json-log"])
+    for command in ("login", "logout", "watch", "unwatch", "run", "status", "logs",
+                    "report", "schedule"):
+        if args[command]:
+            return COMMANDS[command](args, paths, settings)
+    raise UsageError("no command given")
+
+
+def _client(settings: cfg.Settings, key: str | None = None, api: str | None = None):
+    from .api import Client
+
+    return Client(api or settings.api, key, connect_timeout=settings.connect_timeout,
+                  read_timeout=settings.read_timeout, retries=settings.retries,
+                  backoff_base=settings.backoff_base, backoff_max=settings.backoff_max)
+
+
+def _login(args, paths, settings) -> int:
+    from getpass import getpass
+
+    from . import account, credentials
+
+    api = args["--api"]
+    client = _client(settings, api=api)
+    if args["--key-stdin"]:
+        key = sys.stdin.readline().strip()
+        if not key:
+            raise UsageError("--key-stdin: no key on standard input.")
+        creds = account.login_with_key(client, key)
+    else:
+        username = args["--username"]
+        if not username:
+            if not sys.stdin.isatty():
+                raise UsageError("No terminal to ask on: use --username=NAME or --key-stdin.")
+            username = input("Arcsecond username or e-mail: ").strip()
+        password = getpass(f"Password for {username}: ")
+        creds = account.login_with_password(client, username, password)
+    credentials.save(paths.credentials_file, creds)
+    if api:
+        cfg.save_settings(paths, cfg.with_api(settings, client.base))
+    who = creds.username or "an upload key"
+    roles = ", ".join(f"{org} ({role})" for org, role in sorted(creds.memberships.items()))
+    _say(f"Logged in to {client.base} as {who}." + (f" Organisations: {roles}." if roles else ""))
+    return EXIT_OK
+
+
+def _logout(args, paths, settings) -> int:
+    from . import credentials
+
+    removed = credentials.delete(paths.credentials_file)
+    _say("Logged out." if removed else "Nobody was logged in.")
+    return EXIT_OK
+
+
+def _watch(args, paths, settings) -> int:
+    from . import credentials, folders
+
+    creds = credentials.load(paths.credentials_file)
+    remote = bool(args["--organisation"] or args["--telescope"])
+    client = _client(settings, creds.key if creds else None) if remote else None
+    if remote and creds is None:
+        raise credentials.AuthError("Not logged in: run `oort-sync login` first.")
+    proposal = folders.propose(settings, creds, args["FOLDER"],
+                               organisation=args["--organisation"],
+                               telescope=args["--telescope"], timezone=args["--timezone"],
+                               client=client)
+    _say(*proposal.summary())
+    if not args["--yes"]:
+        if not sys.stdin.isatty():
+            raise UsageError("No terminal to confirm on: add -y to watch without asking.")
+        if input("Watch these folders? [y/N] ").strip().lower() not in ("y", "yes"):
+            _say("Nothing changed.")
+            return EXIT_OK
+    cfg.save_settings(paths, folders.add(settings, proposal))
+    _say(f"Watching {len(proposal.folders)} folder(s). Schedule `oort-sync run` "
+         "(see `oort-sync schedule --cron`), or run it now.")
+    return EXIT_OK
+
+
+def _unwatch(args, paths, settings) -> int:
+    from . import folders
+
+    new, removed = folders.remove(settings, args["FOLDER"])
+    cfg.save_settings(paths, new)
+    _say(*(f"No longer watching {p}" for p in removed))
+    return EXIT_OK
+
+
+def _run(args, paths, settings) -> int:
+    from . import credentials, sync
+    from . import manifest as mf
+    from .render import plan_lines, result_lines
+
+    if args["--rebuild-manifest"]:
+        aside = mf.rebuild(paths.manifest_file)
+        if aside:
+            _say(f"The old manifest is kept as {aside}; starting a new one.", err=True)
+    jobs = _number(args, "--jobs")
+    if jobs == 0:
+        raise UsageError("--jobs must be at least 1.")
+    min_age = _number(args, "--min-age", float)
+    if args["--dry-run"]:
+        plan = sync.dry_run(paths, settings, args["FOLDER"], min_age=min_age,
+                            retry_failed=args["--retry-failed"])
+        if args["--json"]:
+            _say(json.dumps(plan.to_dict(), indent=2))
+        else:
+            _say(*plan_lines(plan))
+        return EXIT_OK
+    creds = credentials.require(paths.credentials_file)
+    warning = credentials.permission_warning(paths.credentials_file)
+    if warning:
+        _say(f"oort-sync: warning: {warning}", err=True)
+    interactive = sys.stderr.isatty() and not args["--quiet"] and not args["--json"]
+    events = _Progress() if interactive else sync.Events()
+    stopper = _Stopper()
+    ping = args["--ping-url"] or settings.ping_url
+    _ping(ping, "start")
+    with stopper:
+        result = sync.run(paths, settings, creds, args["FOLDER"], jobs=jobs, min_age=min_age,
+                          retry_failed=args["--retry-failed"], events=events,
+                          stop=stopper.stop, abort=stopper.abort)
+    events.finish()
+    code = stopper.exit_code or result.exit_code
+    _ping(ping, "" if code == EXIT_OK else str(code))
+    if args["--json"]:
+        _say(json.dumps(dict(result.summary(), exit_code=code), indent=2))
+    verbose = args["--verbose"] or interactive
+    lines, problems = result_lines(result, verbose=args["--verbose"])
+    if stopper.exit_code:
+        problems.append(f"Stopped by {stopper.signal_name}; files in flight are retried next run.")
+    if problems:
+        _say(*problems, err=True)
+    if verbose and not args["--json"]:
+        _say(*lines, err=True)
+    return code
+
+
+def _status(args, paths, settings) -> int:
+    from .render import status_lines
+    from .status import status
+
+    data = status(paths, settings)
+    if args["--json"]:
+        _say(json.dumps(data, indent=2))
+    else:
+        _say(*status_lines(data))
+    return EXIT_OK
+
+
+def _logs(args, paths, settings) -> int:
+    from .logfile import tail
+
+    lines = tail(paths.log_file, _number(args, "-n", default=50))
+    _say(*(lines or [f"(no log yet at {paths.log_file})"]))
+    return EXIT_OK
+
+
+def _report(args, paths, settings) -> int:
+    from .report import write_report
+
+    output = write_report(paths, settings, args["--output"])
+    _say(f"Report written to {output}")
+    return EXIT_OK
+
+
+def _schedule(args, paths, settings) -> int:
+    from .schedule import cron_recipe, systemd_recipe
+
+    home = args["--home"] or os.environ.get("OORT_SYNC_HOME")
+    _say(cron_recipe(home) if args["--cron"] else systemd_recipe(home))
+    return EXIT_OK
+
+
+def _sandbox(args) -> int:
+    from .sandbox import Sandbox
+
+    port = _number(args, "--port", default=8765)
+    page_size = _number(args, "--page-size", default=50)
+    if not page_size:
+        raise UsageError("--page-size must be at least 1.")
+    sandbox = Sandbox(os.path.abspath(args["--data"]), host=args["--host"], port=port,
+                      page_size=page_size).start()
+    _say(f"Sandbox serving {sandbox.url}/ (stop with Ctrl-C)", *sandbox.seed.describe())
+    if not sandbox.is_loopback:
+        _say(f"Warning: listening on {args['--host']}, reachable from other machines.", err=True)
+    try:
+        sandbox.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return EXIT_OK
+
+
+class _Stopper:
+    """SIGTERM/SIGINT: stop starting uploads; after a grace period (or a second signal)
+    cut the ones in flight. The run then ends normally, its manifest consistent."""
+
+    GRACE = 20.0
+
+    def __init__(self):
+        import threading
+
+        self.stop = threading.Event()
+        self.abort = threading.Event()
+        self.exit_code = 0
+        self.signal_name = ""
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        import signal
+        import threading
+
+        if self.stop.is_set():
+            self.abort.set()
+            return
+        self.signal_name = signal.Signals(signum).name
+        self.exit_code = 130 if signum == signal.SIGINT else 143
+        self.stop.set()
+        timer = threading.Timer(self.GRACE, self.abort.set)
+        timer.daemon = True
+        timer.start()
+
+    def __enter__(self):
+        import signal
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class _Progress:
+    """A one-line progress bar on the terminal (stderr): files, bytes, rate, ETA."""
+
+    def __init__(self):
+        import threading
+        import time
+
+        self._clock = time.monotonic
+        self._lock = threading.Lock()
+        self.start = self._clock()
+        self.total_files = self.total_bytes = self.files = self.sent_bytes = 0
+        self._drawn = 0.0
+
+    def planned(self, plan) -> None:
+        self.total_files, self.total_bytes = len(plan.items), plan.total_bytes
+        self.start = self._clock()
+
+    def sent(self, nbytes: int) -> None:
+        with self._lock:
+            self.sent_bytes += nbytes
+            self._draw()
+
+    def done(self, item, outcome, reason) -> None:
+        with self._lock:
+            self.files += 1
+            self._draw(force=True)
+
+    def _draw(self, force: bool = False) -> None:
+        from .render import progress_line
+
+        now = self._clock()
+        if not self.total_files or (not force and now - self._drawn < 0.2):
+            return
+        self._drawn = now
+        line = progress_line(self.files, self.total_files, self.sent_bytes, self.total_bytes,
+                             now - self.start)
+        sys.stderr.write("\r" + line[:120].ljust(120))
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self._drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _ping(url: str | None, suffix: str) -> None:
+    if url:
+        from .api import ping
+
+        ping(url, suffix)
+
+
+COMMANDS = {
+    "login": _login,
+    "logout": _logout,
+    "watch": _watch,
+    "unwatch": _unwatch,
+    "run": _run,
+    "status": _status,
+    "logs": _logs,
+    "report": _report,
+    "schedule": _schedule,
+}

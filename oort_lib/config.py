@@ -1,0 +1,227 @@
+"""Where oort-sync keeps things, and the INI settings file with its watched folders."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_API = "https://api.arcsecond.io"
+APP = "oort-sync"
+MAIN = "oort-sync"  # the section holding general settings
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The files of one installation (or one profile, with --home)."""
+
+    config_dir: Path
+    state_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.ini"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.config_dir / "credentials.json"
+
+    @property
+    def manifest_file(self) -> Path:
+        return self.state_dir / "manifest.sqlite"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "run.lock"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "oort-sync.log"
+
+
+def resolve_paths(home: str | None = None, environ: os._Environ | dict | None = None) -> Paths:
+    """Paths from --home, else OORT_SYNC_HOME, else the XDG base directories."""
+    env = os.environ if environ is None else environ
+    home = home or env.get("OORT_SYNC_HOME")
+    if home:
+        base = Path(home).expanduser().absolute()
+        return Paths(base / "config", base / "state")
+    user_home = Path(env.get("HOME") or Path.home())
+    config = env.get("XDG_CONFIG_HOME") or str(user_home / ".config")
+    state = env.get("XDG_STATE_HOME") or str(user_home / ".local" / "state")
+    return Paths(Path(config) / APP, Path(state) / APP)
+
+
+@dataclass(frozen=True)
+class Folder:
+    """One watched folder and where its files go."""
+
+    path: str
+    organisation: str | None = None
+    telescope: str | None = None  # UUID
+    telescope_name: str | None = None
+    timezone: str | None = None
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path.rstrip(os.sep)) or self.path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """General settings; every field can be set in the [oort-sync] section."""
+
+    api: str = DEFAULT_API
+    jobs: int = 4
+    min_age: float = 60.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 4
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_delay: float = 60.0
+    log_max_bytes: int = 1_000_000
+    log_backups: int = 3
+    ping_url: str | None = None
+    folders: tuple[Folder, ...] = field(default_factory=tuple)
+
+
+_NUMBERS = {
+    "jobs": (int, 1, 64),
+    "min_age": (float, 0, 10**7),
+    "connect_timeout": (float, 0.1, 3600),
+    "read_timeout": (float, 0.1, 3600),
+    "retries": (int, 0, 50),
+    "backoff_base": (float, 0, 600),
+    "backoff_max": (float, 0, 3600),
+    "retry_delay": (float, 0, 86400),
+    "log_max_bytes": (int, 10_000, 10**10),
+    "log_backups": (int, 0, 100),
+}
+_FOLDER_KEYS = {"path", "organisation", "telescope", "telescope_name", "timezone"}
+
+
+def _line_of(text: str, section: str, key: str | None) -> int:
+    """Best-effort line number of a key (or a section header) for error messages."""
+    in_section = False
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            in_section = stripped == f"[{section}]"
+            if in_section and key is None:
+                return number
+        elif in_section and key and re.match(rf"{re.escape(key)}\s*[=:]", stripped):
+            return number
+    return 0
+
+
+def _where(path: Path, text: str, section: str, key: str | None = None) -> str:
+    line = _line_of(text, section, key)
+    return f"{path}, line {line}" if line else f"{path}, section [{section}]"
+
+
+def load_settings(paths: Paths) -> Settings:
+    """Read the config file (a missing file means defaults).
+
+    Raises ConfigError naming the file, the line and what is wrong.
+    """
+    path = paths.config_file
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc}).") from None
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        first = str(exc).replace("\n", " ")
+        raise ConfigError(
+            f"{path}: malformed config file: {first}. Fix or remove that line."
+        ) from None
+    values: dict = {}
+    for section in parser.sections():
+        if section != MAIN and not section.startswith("folder "):
+            raise ConfigError(
+                f"{_where(path, text, section)}: unknown section [{section}] "
+                f"(expected [{MAIN}] or [folder N])."
+            )
+    if parser.has_section(MAIN):
+        for key, raw in parser.items(MAIN):
+            where = _where(path, text, MAIN, key)
+            if key == "api":
+                values["api"] = raw.strip().rstrip("/")
+            elif key == "ping_url":
+                values["ping_url"] = raw.strip() or None
+            elif key in _NUMBERS:
+                kind, low, high = _NUMBERS[key]
+                try:
+                    number = kind(raw)
+                except ValueError:
+                    raise ConfigError(
+                        f"{where}: {key} = {raw!r} is not a {kind.__name__} number."
+                    ) from None
+                if not low <= number <= high:
+                    raise ConfigError(f"{where}: {key} = {raw} must be between {low} and {high}.")
+                values[key] = number
+            else:
+                raise ConfigError(f"{where}: unknown setting {key!r}.")
+    folders = []
+    for section in parser.sections():
+        if not section.startswith("folder "):
+            continue
+        items = dict(parser.items(section))
+        unknown = set(items) - _FOLDER_KEYS
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ConfigError(f"{_where(path, text, section, key)}: unknown setting {key!r}.")
+        if not items.get("path"):
+            raise ConfigError(f"{_where(path, text, section)}: [{section}] has no path.")
+        folders.append(
+            Folder(
+                path=items["path"],
+                organisation=items.get("organisation") or None,
+                telescope=items.get("telescope") or None,
+                telescope_name=items.get("telescope_name") or None,
+                timezone=items.get("timezone") or None,
+            )
+        )
+    return Settings(folders=tuple(folders), **values)
+
+
+def save_settings(paths: Paths, settings: Settings) -> None:
+    """Write the config file atomically (a crash never leaves half a file)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    defaults = Settings()
+    parser[MAIN] = {}
+    for key in ("api", *_NUMBERS, "ping_url"):
+        value = getattr(settings, key)
+        if value is not None and (key == "api" or value != getattr(defaults, key)):
+            parser[MAIN][key] = str(value)
+    for number, folder in enumerate(settings.folders, 1):
+        section = {"path": folder.path}
+        for key in ("organisation", "telescope", "telescope_name", "timezone"):
+            if getattr(folder, key):
+                section[key] = getattr(folder, key)
+        parser[f"folder {number}"] = section
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    tmp = paths.config_file.with_suffix(".ini.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write("# oort-sync settings; see `oort-sync --help` and the README.\n")
+        parser.write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, paths.config_file)
+
+
+def with_api(settings: Settings, api: str) -> Settings:
+    return replace(settings, api=api.rstrip("/"))
+
+
+def with_folders(settings: Settings, folders: tuple[Folder, ...]) -> Settings:
+    return replace(settings, folders=folders)

@@ -1,0 +1,115 @@
+"""The stored upload key: a 0600 JSON file, overridden by the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import AuthError, ConfigError
+
+ENV_KEYS = ("ARCSECOND_UPLOAD_KEY", "OORT_SYNC_KEY")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who is logged in. ``key`` is the upload key; never log or print it."""
+
+    key: str = field(repr=False)
+    username: str | None = None
+    api: str | None = None
+    memberships: dict[str, str] = field(default_factory=dict)  # subdomain -> role
+    source: str = "file"
+
+
+def save(path: Path, creds: Credentials) -> None:
+    """Write the credentials with mode 0600 from the first byte (no window where others read)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    data = asdict(creds)
+    data.pop("source")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # the umask cannot loosen what fchmod sets
+        json.dump(data, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def delete(path: Path) -> bool:
+    """Remove the stored credentials; True if there were some."""
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def permission_warning(path: Path) -> str | None:
+    """A warning when the credentials file can be read by others, else None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return (
+            f"{path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
+            f"run `chmod 600 {path}`."
+        )
+    return None
+
+
+def load(path: Path, environ: dict | os._Environ | None = None) -> Credentials | None:
+    """The environment's key if set, else the file's, else None.
+
+    Raises ConfigError when the file exists but cannot be read or parsed.
+    """
+    env = os.environ if environ is None else environ
+    stored = None
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raw = None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the credentials ({exc.strerror}).") from None
+    if raw is not None:
+        try:
+            data = json.loads(raw)
+            stored = Credentials(
+                key=str(data["key"]),
+                username=data.get("username"),
+                api=data.get("api"),
+                memberships=dict(data.get("memberships") or {}),
+            )
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                f"{path}: the credentials file is damaged; run `oort-sync login` again."
+            ) from None
+    for name in ENV_KEYS:
+        if env.get(name):
+            base = stored or Credentials(key="")
+            return Credentials(
+                key=env[name].strip(),
+                username=base.username,
+                api=base.api,
+                memberships=base.memberships,
+                source=f"${name}",
+            )
+    return stored
+
+
+def require(path: Path, environ: dict | os._Environ | None = None) -> Credentials:
+    """Like load(), but raises AuthError when nobody is logged in."""
+    creds = load(path, environ)
+    if creds is None or not creds.key:
+        raise AuthError(
+            "Not logged in: run `oort-sync login` (or set ARCSECOND_UPLOAD_KEY)."
+        )
+    return creds

@@ -1,0 +1,128 @@
+"""The one exception tree of oort-sync.
+
+Every class says what the caller should do next: its ``exit_code`` (the spec's table,
+defined here and nowhere else) and whether it is ``transient`` (retry later / back off)
+or not (give up on this request until something changes).
+"""
+
+from __future__ import annotations
+
+# The exit codes of the spec, never renumbered.
+EXIT_OK = 0
+EXIT_FILES_FAILED = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_UNREACHABLE = 4
+EXIT_LOCKED = 75
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "all done, or nothing to do (deferred files included)",
+    EXIT_FILES_FAILED: "the run finished but some files failed (they will be retried)",
+    EXIT_USAGE: "usage or configuration error",
+    EXIT_AUTH: "authentication or permission refused (bad or revoked key, not a member)",
+    EXIT_UNREACHABLE: "the server stayed unreachable after retries; nothing more was attempted",
+    EXIT_LOCKED: "another run holds the lock",
+    EXIT_SIGINT: "interrupted by SIGINT (in-flight files are retried next run)",
+    EXIT_SIGTERM: "interrupted by SIGTERM (in-flight files are retried next run)",
+}
+
+
+class OortError(Exception):
+    """Base class: a message meant for a person, an exit code and a transient flag."""
+
+    exit_code: int = EXIT_FILES_FAILED
+    transient: bool = False
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(OortError):
+    """The command line asks for something impossible."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(OortError):
+    """A setting, the config file or the watched folders are wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+class ManifestError(OortError):
+    """The manifest database is unreadable or damaged."""
+
+    exit_code = EXIT_USAGE
+
+
+class LockHeld(OortError):
+    """Another run holds the run lock."""
+
+    exit_code = EXIT_LOCKED
+
+
+class Interrupted(OortError):
+    """The run was stopped by a signal; in-flight files are retried next run."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# --- per-file problems: never fatal for the run ---------------------------------------
+
+
+class FileProblem(OortError):
+    """A local file cannot be used as it is (corrupt header, unreadable, vanished...).
+
+    The file is skipped with this message as its reason; the other files go on.
+    """
+
+
+# --- remote problems (raised by api.py) ------------------------------------------------
+
+
+class RemoteError(OortError):
+    """The server refused or failed a request. ``status`` is the HTTP status, if any."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class TransientError(RemoteError):
+    """Worth retrying later: 5xx, 429, timeout, connection reset."""
+
+    transient = True
+
+
+class ServerUnreachable(TransientError):
+    """Retries were exhausted without a single answer from the server: stop the run."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class PermanentError(RemoteError):
+    """A 4xx other than authentication: this request will fail again as it is."""
+
+
+class NotFound(PermanentError):
+    """404: the object does not exist."""
+
+
+class AuthError(RemoteError):
+    """The key is wrong or revoked, or the user may not write here: stop the whole run."""
+
+    exit_code = EXIT_AUTH
+
+
+class AlreadyExists(RemoteError):
+    """The datafile is already in the dataset: for oort-sync this means already synced."""
+
+    exit_code = EXIT_OK

@@ -1,0 +1,68 @@
+"""The log file in the state dir: size-rotated, one line per file outcome and per run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import re
+from collections import deque
+from pathlib import Path
+
+LOGGER = "oort_sync"
+# Defence in depth: whatever a message holds, a key-looking header value never lands.
+_KEY = re.compile(r"(Key|Token)\s+[A-Za-z0-9_\-]{8,}")
+
+
+class _Redact(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _KEY.search(message):
+            record.msg, record.args = _KEY.sub(r"\1 ****", message), ()
+        return True
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+                "level": record.levelname.lower(),
+                "message": record.getMessage(),
+            },
+            ensure_ascii=False,
+        )
+
+
+def setup(log_file: Path, *, level: int = logging.INFO, max_bytes: int = 1_000_000,
+          backups: int = 3, json_lines: bool = False) -> logging.Handler:
+    """Attach a rotating file handler to the oort_sync logger (disk use stays bounded:
+    at most max_bytes * (backups + 1))."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(
+        log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
+    )
+    handler.setLevel(level)
+    handler.addFilter(_Redact())
+    handler.setFormatter(
+        _JsonFormatter() if json_lines
+        else logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    )
+    logger = logging.getLogger(LOGGER)
+    logger.setLevel(min(level, logger.level or logging.INFO) if logger.level else level)
+    logger.addHandler(handler)
+    return handler
+
+
+def tail(log_file: Path, lines: int = 50) -> list[str]:
+    """The last lines of the log (older rotated files first when the current one is short)."""
+    files = [log_file.with_name(f"{log_file.name}.{n}") for n in range(9, 0, -1)] + [log_file]
+    kept: deque[str] = deque(maxlen=max(lines, 0))
+    for path in files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    kept.append(line.rstrip("\n"))
+        except FileNotFoundError:
+            continue
+    return list(kept)

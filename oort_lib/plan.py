@@ -1,0 +1,289 @@
+"""The plan of a run: which files to upload where, and why the others wait or are skipped.
+
+Planning reads the folders, the manifest and (for new or changed files only) the files
+themselves; it writes nothing. `run --dry-run` shows a plan; a real run records the plan
+in the manifest and then executes it, so both use this same code.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from . import manifest as mf
+from .config import Folder
+from .errors import FileProblem
+from .scan import Entry, Skipped, walk
+
+NO_DATE = "no date found"
+
+
+@dataclass
+class Item:
+    """One file to upload, with everything the remote chain needs."""
+
+    folder: Folder
+    path: str
+    relpath: str
+    size: int
+    mtime_ns: int
+    hash: str
+    header_date: str
+    night: str
+    kind: str  # "observation" or "calibration"
+    dataset: str
+    target: str
+    replace: bool = False  # uploaded before with another content: PATCH it
+    file_id: int | None = None
+    attempts: int = 0
+
+    @property
+    def filename(self) -> str:
+        return self.relpath.rsplit("/", 1)[-1]
+
+    @property
+    def group(self) -> tuple:
+        return (
+            self.folder.organisation or "",
+            self.folder.telescope or "",
+            self.night,
+            self.kind,
+            self.dataset,
+        )
+
+
+@dataclass
+class Plan:
+    folders: list[Folder]
+    items: list[Item] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # root, relpath, reason
+    deferred: list[tuple[str, str]] = field(default_factory=list)
+    waiting: list[tuple[str, str, str]] = field(default_factory=list)  # failed, retried later
+    unchanged: int = 0
+    missing: list[tuple[str, str]] = field(default_factory=list)  # root, message
+    bytes_read: int = 0
+    # What a real run records before uploading (dry runs never apply them).
+    rows: dict[str, list[dict]] = field(default_factory=dict)
+    gone: list[int] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(item.size for item in self.items)
+
+    def groups(self) -> dict[tuple, list[Item]]:
+        grouped: dict[tuple, list[Item]] = {}
+        for item in sorted(self.items, key=lambda i: (i.group, i.relpath)):
+            grouped.setdefault(item.group, []).append(item)
+        return grouped
+
+    def to_dict(self) -> dict:
+        """The plan as plain data (the --json output of a dry run)."""
+        nights: dict[tuple, dict] = {}
+        for (org, telescope, night, kind, dataset), items in self.groups().items():
+            log = nights.setdefault(
+                (org, telescope, night),
+                {
+                    "organisation": org or None,
+                    "telescope": telescope or None,
+                    "night": night,
+                    "observations": [],
+                    "calibrations": [],
+                },
+            )
+            log["observations" if kind == "observation" else "calibrations"].append(
+                {
+                    "name": dataset,
+                    "dataset": dataset,
+                    "target_name": items[0].target if kind == "observation" else None,
+                    "files": len(items),
+                    "bytes": sum(i.size for i in items),
+                    "paths": [i.relpath for i in items],
+                    "replacements": sum(1 for i in items if i.replace),
+                }
+            )
+        return {
+            "folders": [f.path for f in self.folders],
+            "night_logs": list(nights.values()),
+            "totals": {
+                "files": len(self.items),
+                "bytes": self.total_bytes,
+                "unchanged": self.unchanged,
+                "deferred": len(self.deferred),
+                "skipped": len(self.skipped),
+                "waiting": len(self.waiting),
+            },
+            "skipped": [
+                {"folder": r, "path": p, "reason": reason} for r, p, reason in self.skipped
+            ],
+            "deferred": [{"folder": r, "path": p} for r, p in self.deferred],
+            "waiting": [{"folder": r, "path": p, "reason": why} for r, p, why in self.waiting],
+            "missing_folders": [{"folder": r, "reason": why} for r, why in self.missing],
+        }
+
+
+def make_plan(
+    folders: Iterable[Folder],
+    manifest: mf.Manifest,
+    *,
+    now: float | None = None,
+    min_age: float = 60.0,
+    retry_failed: bool = False,
+) -> Plan:
+    """Compare the folders with the manifest and describe what a run must do.
+
+    Per-file problems become skipped entries; a missing watched folder is reported in
+    `missing` and its manifest rows are left alone (an unmounted disk is not a deletion).
+    """
+    now = time.time() if now is None else now
+    folders = list(folders)
+    plan = Plan(folders=folders)
+    for folder in folders:
+        _plan_folder(plan, folder, manifest, now, min_age, retry_failed)
+    return plan
+
+
+def _plan_folder(plan, folder, manifest, now, min_age, retry_failed) -> None:
+    root = folder.path
+    known = manifest.known(root)
+    rows = plan.rows.setdefault(root, [])
+    seen: set[str] = set()
+    young = now - min_age
+    try:
+        entries = walk(root)
+        first = next(entries, None)
+    except FileProblem as exc:
+        plan.missing.append((root, exc.message))
+        return
+    if first is None and not os.path.isdir(root):
+        plan.missing.append((root, f"{root}: watched folder is missing (disk unmounted?)"))
+        return
+    for entry in _chain(first, entries):
+        relpath = entry.relpath
+        seen.add(relpath)
+        old = known.get(relpath)
+        if type(entry) is Skipped:
+            plan.skipped.append((root, relpath, entry.reason))
+            if old is None or old.status != mf.SKIPPED or old.reason != entry.reason:
+                rows.append(_skip_row(entry, entry.reason))
+            continue
+        same = old is not None and old.size == entry.size and old.mtime_ns == entry.mtime_ns
+        if same:
+            status = old.status
+            if status == mf.UPLOADED:
+                plan.unchanged += 1
+                continue
+            if status == mf.SKIPPED:
+                plan.skipped.append((root, relpath, old.reason or "skipped"))
+                continue
+            if status == mf.FAILED and not retry_failed:
+                if not old.transient or (old.retry_at or 0) > now:
+                    plan.waiting.append((root, relpath, old.reason or "failed"))
+                    continue
+        if entry.mtime_ns / 1e9 > young:
+            plan.deferred.append((root, relpath))
+            if old is None or old.status != mf.DEFERRED or not same:
+                rows.append(
+                    {"relpath": relpath, "size": entry.size, "mtime_ns": entry.mtime_ns,
+                     "status": mf.DEFERRED, "reason": "still being written"}
+                )
+            continue
+        _plan_file(plan, folder, entry, old if same else None, old, rows)
+    plan.gone.extend(
+        row.id for path, row in known.items() if path not in seen and row.status != mf.UPLOADED
+    )
+
+
+def _chain(first, rest):
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _skip_row(entry, reason: str) -> dict:
+    return {
+        "relpath": entry.relpath,
+        "size": entry.size,
+        "mtime_ns": getattr(entry, "mtime_ns", None),
+        "status": mf.SKIPPED,
+        "reason": reason,
+    }
+
+
+def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows) -> None:
+    """Read what must be read (hash, header) unless the manifest already knows it."""
+    from . import rules
+
+    if same is not None and same.hash and same.header_date:
+        digest, header_date, target = same.hash, same.header_date, same.target
+    else:
+        try:
+            digest, header_date, target, problem = _inspect(plan, entry)
+        except FileProblem as exc:
+            plan.skipped.append((folder.path, entry.relpath, exc.message))
+            rows.append(_skip_row(entry, exc.message))
+            return
+        if old is not None and old.uploaded_hash == digest:
+            # Touched, not changed: the server already has this content.
+            plan.unchanged += 1
+            rows.append(
+                {"relpath": entry.relpath, "size": entry.size, "mtime_ns": entry.mtime_ns,
+                 "hash": digest, "status": mf.UPLOADED, "reason": None}
+            )
+            return
+        if header_date is None:
+            reason = f"{NO_DATE} ({problem})" if problem else NO_DATE
+            plan.skipped.append((folder.path, entry.relpath, reason))
+            rows.append(dict(_skip_row(entry, reason), hash=digest))
+            return
+    kind, dataset = rules.classify(entry.relpath, folder.name)
+    night = rules.night_date(datetime.fromisoformat(header_date), folder.timezone).isoformat()
+    item = Item(
+        folder=folder,
+        path=entry.path,
+        relpath=entry.relpath,
+        size=entry.size,
+        mtime_ns=entry.mtime_ns,
+        hash=digest,
+        header_date=header_date,
+        night=night,
+        kind=kind,
+        dataset=dataset,
+        target=rules.target_name(target, dataset),
+        replace=bool(old is not None and old.uploaded_hash and old.uploaded_hash != digest),
+        attempts=old.attempts if old is not None else 0,
+    )
+    plan.items.append(item)
+    rows.append(
+        {
+            "relpath": entry.relpath,
+            "size": entry.size,
+            "mtime_ns": entry.mtime_ns,
+            "hash": digest,
+            "header_date": header_date,
+            "night": night,
+            "kind": kind,
+            "dataset": dataset,
+            "target": target,
+            "status": mf.PENDING,
+            "reason": None,
+            "organisation": folder.organisation,
+            "telescope": folder.telescope,
+        }
+    )
+
+
+def _inspect(plan: Plan, entry: Entry) -> tuple[str, str | None, str | None, str | None]:
+    """(hash, ISO header date or None, OBJECT, why there is no date). Raises FileProblem."""
+    from .digest import file_hash
+    from .headers import read_header
+
+    digest, count = file_hash(entry.path)
+    plan.bytes_read += count
+    if count != entry.size:
+        raise FileProblem("changed while it was being read; it will be retried next run")
+    info = read_header(entry.path)
+    date = info.date.isoformat() if info.date is not None else None
+    return digest, date, info.target, info.date_problem

@@ -1,0 +1,142 @@
+"""Plain-text renderings of plans, run results and status (strings only; cli.py prints)."""
+
+from __future__ import annotations
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(count) < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count} B"
+
+
+def _files(n: int) -> str:
+    return f"{n} file" + ("" if n == 1 else "s")
+
+
+def plan_lines(plan) -> list[str]:
+    """The dry-run plan: night log > observation/calibration > dataset, then the rest."""
+    data = plan.to_dict()
+    totals = data["totals"]
+    lines = [
+        f"Plan: {_files(totals['files'])}, {human_bytes(totals['bytes'])} to upload; "
+        f"{totals['unchanged']} unchanged, {totals['deferred']} deferred, "
+        f"{totals['skipped']} skipped, {totals['waiting']} waiting to be retried."
+    ]
+    for log in data["night_logs"]:
+        where = f" [{log['organisation']}]" if log["organisation"] else ""
+        telescope = f" telescope {log['telescope']}" if log["telescope"] else ""
+        lines.append("")
+        lines.append(f"Night log {log['night']}{where}{telescope}")
+        for kind in ("observations", "calibrations"):
+            for entry in log[kind]:
+                label = "Observation" if kind == "observations" else "Calibration"
+                target = (
+                    f" (target {entry['target_name']})"
+                    if entry.get("target_name") and entry["target_name"] != entry["name"]
+                    else ""
+                )
+                replaced = f", {entry['replacements']} replaced" if entry["replacements"] else ""
+                lines.append(f"  {label} {entry['name']}{target}")
+                lines.append(
+                    f"    Dataset {entry['dataset']}: {_files(entry['files'])}, "
+                    f"{human_bytes(entry['bytes'])}{replaced}"
+                )
+    if data["missing_folders"]:
+        lines.append("")
+        lines.extend(f"Missing folder: {m['reason']}" for m in data["missing_folders"])
+    if data["skipped"]:
+        lines.append("")
+        lines.append("Skipped:")
+        lines.extend(f"  {s['folder']}/{s['path']}: {s['reason']}" for s in data["skipped"])
+    if data["deferred"]:
+        lines.append("")
+        lines.append("Deferred (modified too recently, still being written?):")
+        lines.extend(f"  {d['folder']}/{d['path']}" for d in data["deferred"])
+    if data["waiting"]:
+        lines.append("")
+        lines.append("Failed earlier, waiting to be retried:")
+        lines.extend(f"  {w['folder']}/{w['path']}: {w['reason']}" for w in data["waiting"])
+    return lines
+
+
+def result_lines(result, *, verbose: bool = False) -> tuple[list[str], list[str]]:
+    """(summary lines, problem lines) of a finished run. Problems go to stderr always."""
+    summary = result.summary()
+    lines = []
+    if verbose:
+        for item in result.uploaded:
+            lines.append(f"uploaded {item.folder.path}/{item.relpath}")
+        for item in result.already:
+            lines.append(f"already on the server {item.folder.path}/{item.relpath}")
+        for item, why in result.postponed:
+            lines.append(f"postponed {item.folder.path}/{item.relpath}: {why}")
+    lines.append(
+        f"{_files(summary['uploaded'])} uploaded ({human_bytes(summary['bytes'])}), "
+        f"{summary['already_on_server']} already on the server, {summary['failed']} failed, "
+        f"{summary['deferred']} deferred, {summary['skipped']} skipped, "
+        f"{summary['unchanged']} unchanged in {summary['seconds']:.1f} s."
+    )
+    problems = []
+    for _root, why in result.plan.missing:
+        problems.append(f"oort-sync: {why}")
+    if result.failed:
+        problems.append(f"oort-sync: {_files(len(result.failed))} failed (retried later):")
+        shown = result.failed[:20]
+        problems.extend(f"  {i.folder.path}/{i.relpath}: {why}" for i, why in shown)
+        if len(result.failed) > len(shown):
+            problems.append(f"  ... and {len(result.failed) - len(shown)} more (oort-sync status)")
+    if result.fatal is not None:
+        problems.append(f"oort-sync: {result.fatal.message}")
+    return lines, problems
+
+
+def progress_line(files: int, total_files: int, sent: int, total_bytes: int,
+                  elapsed: float) -> str:
+    rate = sent / elapsed if elapsed > 0 else 0.0
+    left = max(total_bytes - sent, 0)
+    eta = f"{left / rate:.0f} s left" if rate > 0 and left else ""
+    width = 24
+    filled = int(width * sent / total_bytes) if total_bytes else width
+    bar = "#" * filled + "-" * (width - filled)
+    return (
+        f"[{bar}] {files}/{total_files} files, {human_bytes(sent)}/{human_bytes(total_bytes)}, "
+        f"{human_bytes(rate)}/s {eta}"
+    ).rstrip()
+
+
+def status_lines(data: dict) -> list[str]:
+    lines = []
+    running = data.get("running")
+    lines.append(
+        f"A run is in progress: pid {running['pid']} since {running['since']}."
+        if running
+        else "No run in progress."
+    )
+    last = data.get("last_run")
+    if last:
+        lines.append(
+            f"Last run: {last['started_at']}, {last['seconds'] or 0:.1f} s, exit code "
+            f"{last['exit_code']}, {last['uploaded'] or 0} uploaded, {last['failed'] or 0} failed"
+            + (f" ({last['message']})" if last.get("message") else "")
+        )
+    else:
+        lines.append("No run yet.")
+    for folder in data["folders"]:
+        counts = folder["counts"]
+        where = f" -> {folder['organisation'] or 'personal account'}"
+        if folder.get("telescope_name"):
+            where += f", telescope {folder['telescope_name']}"
+        lines.append("")
+        lines.append(f"{folder['path']}{where}")
+        lines.append(
+            f"  uploaded {counts['uploaded']} ({human_bytes(folder['bytes_uploaded'])}), "
+            f"pending {counts['pending']}, deferred {counts['deferred']}, "
+            f"failed {counts['failed']}, skipped {counts['skipped']}"
+        )
+        for reason in folder["reasons"]:
+            lines.append(f"    {reason['status']}: {reason['reason']} ({_files(reason['files'])})")
+    if not data["folders"]:
+        lines.append("No folder is watched yet: `oort-sync watch FOLDER`.")
+    return lines

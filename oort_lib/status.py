@@ -1,0 +1,90 @@
+"""What is known right now: counts per watched folder, the last runs, the lock holder.
+
+`status()` returns plain data with a stable, documented schema (README, "status --json"):
+monitoring scripts read it, so fields are only ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import manifest as mf
+from .config import Paths, Settings
+from .lock import current_holder
+
+SCHEMA_VERSION = 1
+
+
+def status(paths: Paths, settings: Settings) -> dict:
+    """Raises ManifestError when the manifest is damaged."""
+    holder = current_holder(paths.lock_file)
+    result: dict = {
+        "schema": SCHEMA_VERSION,
+        "generated_at": _iso(time.time()),
+        "api": settings.api,
+        "running": None,
+        "last_run": None,
+        "last_success": None,
+        "folders": [],
+        "totals": {s: 0 for s in mf.STATUSES} | {"bytes_uploaded": 0},
+    }
+    if holder is not None:
+        result["running"] = {"pid": holder.pid, "since": _iso(holder.since)}
+    with mf.Manifest(paths.manifest_file, create=False) as manifest:
+        runs = manifest.last_runs(1)
+        if runs:
+            result["last_run"] = _run(runs[0])
+        ok = manifest.rows(
+            "SELECT * FROM runs WHERE exit_code IN (0, 1) ORDER BY id DESC LIMIT 1"
+        )
+        if ok:
+            result["last_success"] = _run(ok[0])
+        for folder in settings.folders:
+            entry = {
+                "path": folder.path,
+                "organisation": folder.organisation,
+                "telescope": folder.telescope,
+                "telescope_name": folder.telescope_name,
+                "timezone": folder.timezone,
+                "counts": {s: 0 for s in mf.STATUSES},
+                "bytes_uploaded": 0,
+                "reasons": [],
+            }
+            for row in manifest.rows(
+                "SELECT status, COUNT(*) AS n, SUM(CASE WHEN status = 'uploaded' "
+                "THEN uploaded_size ELSE 0 END) AS b FROM files WHERE root = ? GROUP BY status",
+                (folder.path,),
+            ):
+                entry["counts"][row["status"]] = row["n"]
+                entry["bytes_uploaded"] += row["b"] or 0
+            entry["reasons"] = manifest.rows(
+                "SELECT status, reason, COUNT(*) AS files FROM files WHERE root = ? "
+                "AND status IN ('failed', 'skipped', 'deferred') GROUP BY status, reason "
+                "ORDER BY status, files DESC",
+                (folder.path,),
+            )
+            for key, value in entry["counts"].items():
+                result["totals"][key] += value
+            result["totals"]["bytes_uploaded"] += entry["bytes_uploaded"]
+            result["folders"].append(entry)
+    return result
+
+
+def _iso(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(stamp))
+
+
+def _run(row: dict) -> dict:
+    ended = row.get("ended_at")
+    return {
+        "started_at": _iso(row["started_at"]),
+        "ended_at": _iso(ended),
+        "seconds": round(ended - row["started_at"], 3) if ended else None,
+        "exit_code": row.get("exit_code"),
+        "uploaded": row.get("uploaded"),
+        "failed": row.get("failed"),
+        "bytes": row.get("bytes"),
+        "message": row.get("message"),
+    }

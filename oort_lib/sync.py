@@ -1,0 +1,428 @@
+"""The run: lock, plan, resolve the remote objects, upload with a few workers, record all.
+
+Every outcome is committed to the manifest as it happens, so a crash loses at most the
+files in flight, and those are found again by the next run (look before re-sending).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from . import manifest as mf
+from .config import Folder, Paths, Settings
+from .credentials import Credentials
+from .errors import (
+    EXIT_FILES_FAILED,
+    EXIT_OK,
+    AlreadyExists,
+    AuthError,
+    Interrupted,
+    NotFound,
+    OortError,
+    RemoteError,
+    ServerUnreachable,
+    TransientError,
+)
+from .lock import RunLock
+from .plan import Item, Plan, make_plan
+
+log = logging.getLogger("oort_sync")
+
+# Upload attempts within one run before a file waits for a later run.
+ATTEMPTS_PER_RUN = 2
+# A file whose upload failed for a transient reason waits `retry_delay` (a setting),
+# doubled per failure, up to this.
+RETRY_MAX = 6 * 3600.0
+UNKNOWN_REMOTE = "?"  # uploaded_hash when the server holds a copy of unknown content
+
+
+class Events:
+    """What a run tells its caller as it goes. The CLI subclasses it to draw progress."""
+
+    def planned(self, plan: Plan) -> None: ...
+
+    def sent(self, nbytes: int) -> None: ...
+
+    def done(self, item: Item, outcome: str, reason: str | None) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+@dataclass
+class RunResult:
+    plan: Plan
+    uploaded: list[Item] = field(default_factory=list)
+    already: list[Item] = field(default_factory=list)
+    failed: list[tuple[Item, str]] = field(default_factory=list)
+    postponed: list[tuple[Item, str]] = field(default_factory=list)  # retried next run
+    fatal: OortError | None = None
+    bytes_sent: int = 0
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.fatal is not None:
+            return self.fatal.exit_code
+        return EXIT_FILES_FAILED if self.failed else EXIT_OK
+
+    def summary(self) -> dict:
+        return {
+            "uploaded": len(self.uploaded),
+            "already_on_server": len(self.already),
+            "failed": len(self.failed),
+            "postponed": len(self.postponed),
+            "deferred": len(self.plan.deferred),
+            "skipped": len(self.plan.skipped),
+            "unchanged": self.plan.unchanged,
+            "bytes": self.bytes_sent,
+            "seconds": round((self.ended or time.time()) - self.started, 3),
+            "exit_code": self.exit_code,
+            "error": self.fatal.message if self.fatal else None,
+        }
+
+
+def select_folders(settings: Settings, only: Iterable[str] = ()) -> list[Folder]:
+    """The watched folders, or the named subset of them.
+
+    Raises ConfigError when a named folder is not watched or nothing is watched.
+    """
+    from .folders import select
+
+    return select(settings.folders, only)
+
+
+def dry_run(
+    paths: Paths,
+    settings: Settings,
+    only: Iterable[str] = (),
+    *,
+    min_age: float | None = None,
+    retry_failed: bool = False,
+) -> Plan:
+    """The plan a run would follow, touching neither the network nor the manifest."""
+    folders = select_folders(settings, only)
+    with mf.Manifest(paths.manifest_file, create=False) as manifest:
+        return make_plan(
+            folders,
+            manifest,
+            min_age=settings.min_age if min_age is None else min_age,
+            retry_failed=retry_failed,
+        )
+
+
+def run(
+    paths: Paths,
+    settings: Settings,
+    creds: Credentials,
+    only: Iterable[str] = (),
+    *,
+    jobs: int | None = None,
+    min_age: float | None = None,
+    retry_failed: bool = False,
+    events: Events | None = None,
+    stop: threading.Event | None = None,
+    abort: threading.Event | None = None,
+) -> RunResult:
+    """One batch run under the run lock.
+
+    `stop` asks for a graceful end (no new uploads); `abort` also cuts in-flight uploads.
+    Raises LockHeld, ConfigError, ManifestError before anything is sent. Remote fatal
+    errors (auth, unreachable) end the run and are returned in RunResult.fatal.
+    """
+    from .api import Client
+
+    events = events or Events()
+    stop = stop or threading.Event()
+    abort = abort or threading.Event()
+    folders = select_folders(settings, only)
+    jobs = jobs or settings.jobs
+    with RunLock(paths.lock_file), mf.Manifest(paths.manifest_file) as manifest:
+        run_id = manifest.start_run()
+        plan = make_plan(
+            folders,
+            manifest,
+            min_age=settings.min_age if min_age is None else min_age,
+            retry_failed=retry_failed,
+        )
+        result = RunResult(plan=plan)
+        _record_plan(manifest, plan)
+        events.planned(plan)
+        if plan.items and not stop.is_set():
+            client = Client(
+                settings.api,
+                creds.key,
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
+                retries=settings.retries,
+                backoff_base=settings.backoff_base,
+                backoff_max=settings.backoff_max,
+                pool_size=jobs + 2,
+                stop=abort,
+            )
+            try:
+                uploader = _Uploader(client, manifest, settings.api, result, events, stop, abort)
+                uploader.retry_delay = settings.retry_delay
+                uploader.run(jobs)
+            finally:
+                client.close()
+        result.ended = time.time()
+        manifest.finish_run(
+            run_id,
+            exit_code=result.exit_code,
+            uploaded=len(result.uploaded) + len(result.already),
+            failed=len(result.failed),
+            skipped=len(plan.skipped),
+            deferred=len(plan.deferred),
+            bytes=result.bytes_sent,
+            message=result.fatal.message if result.fatal else None,
+        )
+    return result
+
+
+def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
+    for root, rows in plan.rows.items():
+        if rows:
+            manifest.upsert_files(root, rows)
+    if plan.gone:
+        manifest.delete_files(plan.gone)
+    for item in plan.items:
+        row = manifest.file(item.folder.path, item.relpath)
+        item.file_id = row["id"] if row else None
+
+
+class _Resolver:
+    """Finds or creates night logs, observations, calibrations and datasets, once each."""
+
+    def __init__(self, client, manifest: mf.Manifest, api: str):
+        self.client = client
+        self.manifest = manifest
+        self.api = api
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._memo: dict[str, str] = {}
+        self.created: set[str] = set()  # uuids created by this run (known to be empty)
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def chain(self, item: Item) -> tuple[str, str, str]:
+        """(night log, observation or calibration, dataset) UUIDs for an item."""
+        org = item.folder.organisation
+        telescope = item.folder.telescope
+        base = f"{self.api}|{org or ''}|{telescope or ''}|{item.night}"
+        filters = {"date": item.night}
+        body = {"date": item.night}
+        if telescope:
+            filters["telescope"] = body["telescope"] = telescope
+        nightlog = self._one(f"{base}|nightlog", org, "nightlogs", filters, body)
+        kind = "observations" if item.kind == "observation" else "calibrations"
+        body = {"night_log": nightlog, "name": item.dataset}
+        if item.kind == "observation":
+            body["target_name"] = item.target
+        parent = self._one(
+            f"{base}|{item.kind}|{item.dataset}",
+            org,
+            kind,
+            {"night_log": nightlog, "name": item.dataset},
+            body,
+        )
+        link = {item.kind: parent, "name": item.dataset}
+        key = f"{base}|dataset|{item.kind}|{item.dataset}"
+        dataset = self._one(key, org, "datasets", link, link)
+        return nightlog, parent, dataset
+
+    def forget(self, item: Item) -> None:
+        """Drop cached UUIDs of an item's chain (the server no longer knows one of them)."""
+        base = f"{self.api}|{item.folder.organisation or ''}|{item.folder.telescope or ''}|"
+        with self._guard:
+            for key in [k for k in self._memo if k.startswith(base + item.night)]:
+                self._memo.pop(key, None)
+                self.manifest.forget_remote(key)
+
+    def _one(self, key: str, org: str | None, kind: str, filters: dict, body: dict) -> str:
+        if key in self._memo:
+            return self._memo[key]
+        with self._lock(key):
+            if key in self._memo:
+                return self._memo[key]
+            uuid = self.manifest.remote(key)
+            if uuid is None:
+                uuid = self._find_or_create(org, kind, filters, body)
+                self.manifest.set_remote(key, kind, uuid)
+            self._memo[key] = uuid
+            return uuid
+
+    def _find_or_create(self, org, kind, filters, body) -> str:
+        last: Exception | None = None
+        for _attempt in range(3):
+            matches = [
+                obj
+                for obj in self.client.find(org, kind, filters)
+                if all(str(obj.get(k)) == str(v) for k, v in filters.items())
+            ]
+            if matches:
+                return str(matches[0]["uuid"])  # the oldest: the server lists by creation
+            try:
+                created = self.client.create(org, kind, body)
+            except TransientError as exc:
+                # The create may have worked even though its answer was lost: look again
+                # rather than creating blindly a second time.
+                last = exc
+                continue
+            self.created.add(str(created["uuid"]))
+            return str(created["uuid"])
+        raise last
+
+
+class _Uploader:
+    def __init__(self, client, manifest, api, result: RunResult, events, stop, abort):
+        self.client = client
+        self.manifest = manifest
+        self.resolver = _Resolver(client, manifest, api)
+        self.result = result
+        self.events = events
+        self.stop = stop
+        self.abort = abort
+        self._guard = threading.Lock()
+        self.retry_delay = 60.0
+
+    def run(self, jobs: int) -> None:
+        items = sorted(self.result.plan.items, key=lambda i: (i.group, i.relpath))
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="upload") as pool:
+            for future in [pool.submit(self._one, item) for item in items]:
+                future.result()
+
+    def _fatal(self, exc: OortError) -> None:
+        with self._guard:
+            if self.result.fatal is None:
+                self.result.fatal = exc
+        self.stop.set()
+
+    def _sent(self, nbytes: int) -> None:
+        with self._guard:
+            self.result.bytes_sent += nbytes
+        self.events.sent(nbytes)
+
+    def _one(self, item: Item) -> None:
+        if self.stop.is_set():
+            return
+        try:
+            outcome, reason, uuids = self._upload(item)
+        except (AuthError, ServerUnreachable) as exc:
+            self._fatal(exc)
+            return
+        except Interrupted:
+            return
+        except RemoteError as exc:
+            outcome = "failed-transient" if exc.transient else "failed"
+            reason, uuids = exc.message, None
+        except OortError as exc:
+            outcome, reason, uuids = "failed", exc.message, None
+        except Exception as exc:  # noqa: BLE001 - one file's bug must not stop the others
+            log.exception("unexpected error on %s", item.path)
+            outcome, reason, uuids = "failed", f"internal error: {exc!r}", None
+        self._record(item, outcome, reason, uuids)
+
+    def _upload(self, item: Item) -> tuple[str, str | None, tuple | None]:
+        from .api import Aborted
+
+        before = _stat(item)
+        if before is None:
+            return "vanished", "vanished before its upload", None
+        if before != (item.size, item.mtime_ns):
+            return "changed", "changed since it was read; it is uploaded on a later run", None
+        for attempt in range(ATTEMPTS_PER_RUN):
+            if self.stop.is_set():
+                raise Interrupted("stopping", 0)
+            try:
+                uuids = self.resolver.chain(item)
+            except NotFound:
+                self.resolver.forget(item)  # deleted on the server since we cached it
+                uuids = self.resolver.chain(item)
+            org, dataset = item.folder.organisation, uuids[2]
+            look_first = item.replace or attempt > 0 or item.attempts > 0
+            look_first = look_first or dataset not in self.resolver.created
+            if look_first and not item.replace:
+                if self.client.datafile(org, dataset, item.filename) is not None:
+                    return "already", "already on the server", uuids
+            try:
+                try:
+                    self.client.upload(
+                        org, dataset, item.path, item.filename,
+                        replace=item.replace, progress=self._sent, abort=self.abort,
+                    )
+                except NotFound:
+                    if not item.replace:
+                        raise
+                    self.client.upload(
+                        org, dataset, item.path, item.filename,
+                        progress=self._sent, abort=self.abort,
+                    )
+            except AlreadyExists:
+                return "already", "already on the server", uuids
+            except Aborted:
+                raise Interrupted("upload cut short by the stop", 0) from None
+            except TransientError:
+                if attempt + 1 >= ATTEMPTS_PER_RUN or self.stop.is_set():
+                    raise
+                continue
+            after = _stat(item)
+            if after != before:
+                return "changed", "changed during its upload; it is uploaded again later", uuids
+            return "uploaded", None, uuids
+        raise AssertionError("unreachable")
+
+    def _record(self, item: Item, outcome: str, reason: str | None, uuids) -> None:
+        now = time.time()
+        fields: dict = {"attempts": item.attempts + 1, "reason": reason}
+        if uuids:
+            fields.update(nightlog_uuid=uuids[0], parent_uuid=uuids[1], dataset_uuid=uuids[2])
+        if outcome in ("uploaded", "already"):
+            fields.update(
+                status=mf.UPLOADED, transient=0, retry_at=None, uploaded_hash=item.hash,
+                uploaded_size=item.size, uploaded_at=now,
+            )
+            if outcome == "uploaded":
+                fields["reason"] = "replaced" if item.replace else None
+        elif outcome == "failed-transient":
+            delay = min(RETRY_MAX, self.retry_delay * 2 ** min(item.attempts, 12))
+            fields.update(status=mf.FAILED, transient=1, retry_at=now + delay)
+        elif outcome == "failed":
+            fields.update(status=mf.FAILED, transient=0, retry_at=None)
+        elif outcome == "changed":
+            fields["status"] = mf.PENDING
+            if uuids:  # something reached the server: replace it once the file settles
+                fields["uploaded_hash"] = UNKNOWN_REMOTE
+        elif outcome == "vanished":
+            fields.update(status=mf.SKIPPED)
+        if item.file_id is not None:
+            self.manifest.update_file(item.file_id, **fields)
+        with self._guard:
+            if outcome == "uploaded":
+                self.result.uploaded.append(item)
+            elif outcome == "already":
+                self.result.already.append(item)
+            elif outcome.startswith("failed"):
+                self.result.failed.append((item, reason or "failed"))
+            else:
+                self.result.postponed.append((item, reason or outcome))
+        level = logging.WARNING if outcome.startswith("failed") else logging.INFO
+        log.log(level, "%s %s/%s%s", outcome, item.folder.path, item.relpath,
+                f" ({reason})" if reason else "")
+        self.events.done(item, outcome, reason)
+
+
+def _stat(item: Item) -> tuple[int, int] | None:
+    try:
+        st = os.stat(item.path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
