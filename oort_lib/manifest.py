@@ -149,8 +149,12 @@ class Manifest:
     def __enter__(self) -> Manifest:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self.close()
+        # A damaged file often opens fine and fails at the first page read: whatever
+        # query meets the damage, the user gets the same explanation and way out.
+        if exc_type is sqlite3.DatabaseError:
+            raise ManifestError(_DAMAGED.format(path=self.path, error=exc)) from None
 
     # --- schema ----------------------------------------------------------------------
 

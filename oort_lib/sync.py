@@ -70,7 +70,8 @@ class RunResult:
     def exit_code(self) -> int:
         if self.fatal is not None:
             return self.fatal.exit_code
-        return EXIT_FILES_FAILED if self.failed else EXIT_OK
+        # A missing watched folder (unmounted disk?) needs a person, like a failed file.
+        return EXIT_FILES_FAILED if self.failed or self.plan.missing else EXIT_OK
 
     def summary(self) -> dict:
         return {

@@ -1,0 +1,268 @@
+"""oort-sync benchmarks, each measured side by side with the tool a user would otherwise use.
+
+Run by hand (`make bench`, or `python bench/bench.py [NAME...] [--quick]`). Every figure is a
+median of several runs in this same process, on this machine, and is printed with the
+ratio against its peer. No test asserts on time: these numbers are for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+OORT = str(BIN / "oort-sync")
+sys.path.insert(0, str(ROOT))
+
+from oort_lib import config as cfg  # noqa: E402
+from oort_lib import credentials  # noqa: E402
+from oort_lib.samples import make_bulk_tree, write_fits  # noqa: E402
+
+WORK = Path(os.environ.get("OORT_BENCH_DIR", ROOT / ".bench"))
+RESULTS: list[dict] = []
+
+
+def timed(cmd: list[str] | str, *, env=None, shell=False) -> tuple[float, int]:
+    """(wall seconds, peak RSS in kB) of one command, from wait4's rusage."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, shell=shell, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0,):
+        err = proc.stderr.read().decode(errors="replace")[-2000:]
+        raise SystemExit(f"command failed ({code}): {cmd}\n{err}")
+    return elapsed, usage.ru_maxrss
+
+
+def median_time(cmd, runs: int, *, env=None, shell=False, before=None) -> float:
+    times = []
+    for _ in range(runs):
+        if before:
+            before()
+        times.append(timed(cmd, env=env, shell=shell)[0])
+    return statistics.median(times)
+
+
+def version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    except FileNotFoundError:
+        return "missing"
+    return out.strip().splitlines()[0] if out.strip() else "?"
+
+
+def report(name: str, ours: float, peer_name: str, peer: float, unit="s", target=""):
+    ratio = ours / peer if peer else float("inf")
+    RESULTS.append({"bench": name, "oort-sync": ours, "peer": peer_name, "peer_value": peer,
+                    "ratio": round(ratio, 3), "unit": unit, "target": target})
+    print(f"  {name}: oort-sync {ours:.3f} {unit}, {peer_name} {peer:.3f} {unit}, "
+          f"ratio {ratio:.2f}x  {target}", flush=True)
+
+
+class Sandbox:
+    """The sandbox as a separate process, as a user would run it."""
+
+    def __init__(self, data: Path):
+        self.data = data
+        self.proc = subprocess.Popen([OORT, "sandbox", "--port=0", f"--data={data}"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise SystemExit("sandbox did not start:\n" + "".join(lines))
+            lines.append(line)
+            match = re.match(r"Sandbox serving (\S+)/ ", line)
+            if match:
+                self.url = match.group(1)
+            key = re.match(r"Upload key: *(\S+)", line)
+            if key:
+                self.key = key.group(1)
+                break
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def home_for(name: str, api: str, key: str, folder: Path, **settings) -> dict:
+    home = WORK / "homes" / name
+    shutil.rmtree(home, ignore_errors=True)
+    paths = cfg.resolve_paths(str(home))
+    cfg.save_settings(paths, cfg.Settings(api=api, folders=(cfg.Folder(str(folder)),), **settings))
+    credentials.save(paths.credentials_file, credentials.Credentials(key=key, api=api))
+    return dict(os.environ, OORT_SYNC_HOME=str(home))
+
+
+def make_dataset(url: str, key: str, name: str) -> str:
+    """A fresh dataset for the curl side (same chain oort-sync builds)."""
+    import requests
+
+    headers = {"X-Arcsecond-API-Authorization": f"Key {key}"}
+    post = lambda path, body: requests.post(url + path, json=body, headers=headers,  # noqa: E731
+                                            timeout=30).json()["uuid"]
+    night = post("/nightlogs/", {"date": "2021-01-01"})
+    obs = post("/observations/", {"night_log": night, "name": name, "target_name": name})
+    return post("/datasets/", {"name": name, "observation": obs})
+
+
+def bench_nothing_to_do(counts=(20_000, 100_000), runs=5):
+    print("1. Nothing to do (a cron tick over an already uploaded tree)", flush=True)
+    figures = {}
+    for count in counts:
+        tree = WORK / f"tree{count}"
+        if not (tree / ".complete").exists():
+            shutil.rmtree(tree, ignore_errors=True)
+            make_bulk_tree(tree / "data", count)
+            (tree / ".complete").touch()
+        data = tree / "data"
+        mirror = tree / "mirror"
+        if not mirror.exists():
+            shutil.copytree(data, mirror, copy_function=os.link)
+        sandbox = Sandbox(WORK / f"sandbox-nothing-{count}")
+        env = home_for(f"nothing{count}", sandbox.url, sandbox.key, data, min_age=0)
+        start = time.perf_counter()
+        timed([OORT, "run", "--min-age=0", "--jobs=8"], env=env)
+        upload = time.perf_counter() - start
+        sandbox.stop()  # the no-change run must not need the server at all
+        print(f"  (first upload of {count} files took {upload:.1f} s)", flush=True)
+        ours = median_time([OORT, "run"], runs, env=env)
+        rss = timed([OORT, "run"], env=env)[1]
+        rclone = median_time(["rclone", "copy", "--dry-run", "-q", str(data), str(mirror)], runs)
+        rsync = median_time(["rsync", "-a", "--dry-run", f"{data}/", f"{mirror}/"], runs)
+        report(f"nothing to do, {count} files", ours, "rclone copy --dry-run", rclone,
+               target="(target <= 1.0x)" if count == 20_000 else "")
+        report(f"nothing to do, {count} files", ours, "rsync -a --dry-run", rsync,
+               target="(target <= 2.0x)" if count == 20_000 else "")
+        print(f"  peak RSS, no-change run over {count} files: {rss / 1024:.1f} MB", flush=True)
+        RESULTS.append({"bench": f"peak RSS nothing to do {count}", "MB": round(rss / 1024, 1)})
+        figures[count] = ours
+    if len(figures) == 2:
+        small, big = sorted(figures)
+        growth = figures[big] / figures[small]
+        print(f"  growth {big}/{small}: {growth:.2f}x (target <= 5.5x)", flush=True)
+        RESULTS.append({"bench": "growth", "ratio": round(growth, 2), "target": "<= 5.5x"})
+
+
+def bench_planning(count=2000, runs=5):
+    print(f"2. Planning {count} fresh files of mixed sizes", flush=True)
+    tree = WORK / f"plan{count}"
+    if not (tree / ".complete").exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        make_bulk_tree(tree / "data", count, mix=True)
+        (tree / ".complete").touch()
+    data = tree / "data"
+    env = home_for("planning", "http://127.0.0.1:9", "0" * 32, data, min_age=0)
+    files = [str(p) for p in data.rglob("*") if p.is_file()]
+    listing = WORK / "plan-files.txt"
+    listing.write_text("\0".join(files))
+    total = sum(os.path.getsize(f) for f in files)
+    ours = median_time([OORT, "run", "--dry-run", "--min-age=0"], runs, env=env)
+    b2 = median_time(f"xargs -0 b2sum < {listing} > /dev/null", runs, shell=True)
+    print(f"  ({len(files)} files, {total / 1e6:.0f} MB)")
+    report(f"plan {count} new files", ours, "b2sum", b2, target="(target <= 1.5x)")
+
+
+def bench_upload(name: str, count: int, size: int, runs: int, curl_loop: bool):
+    tree = WORK / f"upload-{name}"
+    if not (tree / ".complete").exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        folder = tree / "data" / "target"
+        folder.mkdir(parents=True)
+        for index in range(count):
+            path = write_fits(folder / f"f{index:05d}.fits",
+                              {"DATE-OBS": "2021-01-01T22:00:00", "OBJECT": "T"})
+            with open(path, "r+b") as handle:
+                handle.truncate(size)  # a bigger data part; the header stays valid
+                handle.seek(size - 1)
+                handle.write(b"\x01")
+        (tree / ".complete").touch()
+    files = sorted(str(p) for p in (tree / "data" / "target").iterdir())
+    total = count * size
+    ours, theirs = [], []
+    for run in range(runs):
+        sandbox = Sandbox(WORK / f"sandbox-{name}-{run}")
+        env = home_for(f"up-{name}", sandbox.url, sandbox.key, tree / "data", min_age=0)
+        ours.append(timed([OORT, "run", "--min-age=0"], env=env)[0])
+        dataset = make_dataset(sandbox.url, sandbox.key, f"curl{run}")
+        target = f"{sandbox.url}/datasets/{dataset}/datafiles/"
+        header = f"X-Arcsecond-API-Authorization: Key {sandbox.key}"
+        script = " ; ".join(
+            f"curl -sS -o /dev/null -H '{header}' -F 'file=@{f}' {target}" for f in files
+        )
+        theirs.append(timed(script, shell=True)[0])
+        sandbox.stop()
+        shutil.rmtree(WORK / f"sandbox-{name}-{run}", ignore_errors=True)
+    ours_rate = total / statistics.median(ours) / 1e6
+    curl_rate = total / statistics.median(theirs) / 1e6
+    label = "curl loop" if curl_loop else "curl, one file after another"
+    print(f"  oort-sync {ours_rate:.1f} MB/s, {label} {curl_rate:.1f} MB/s; "
+          f"throughput ratio {ours_rate / curl_rate:.2f}x", flush=True)
+    RESULTS.append({"bench": name, "oort-sync MB/s": round(ours_rate, 2),
+                    "curl MB/s": round(curl_rate, 2), "ratio": round(ours_rate / curl_rate, 3)})
+
+
+def bench_big_file_memory(size=4 * 1024**3):
+    print(f"5. Memory: one {size / 1024**3:.0f} GiB file (sparse)", flush=True)
+    folder = WORK / "bigfile" / "data" / "big"
+    shutil.rmtree(WORK / "bigfile", ignore_errors=True)
+    folder.mkdir(parents=True)
+    path = write_fits(folder / "huge.fits", {"DATE-OBS": "2021-01-01T22:00:00"})
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
+    sandbox = Sandbox(WORK / "sandbox-big")
+    env = home_for("big", sandbox.url, sandbox.key, folder.parent, min_age=0)
+    seconds, rss = timed([OORT, "run", "--min-age=0"], env=env)
+    sandbox.stop()
+    shutil.rmtree(WORK / "sandbox-big", ignore_errors=True)
+    shutil.rmtree(WORK / "bigfile", ignore_errors=True)
+    print(f"  peak RSS {rss / 1024:.1f} MB uploading {size / 1e9:.1f} GB in {seconds:.1f} s "
+          "(target < 150 MB)", flush=True)
+    RESULTS.append({"bench": "peak RSS 4 GiB upload", "MB": round(rss / 1024, 1)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", help="nothing planning big small memory")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs")
+    args = parser.parse_args()
+    names = args.names or ["nothing", "planning", "big", "small", "memory"]
+    WORK.mkdir(exist_ok=True)
+    print(f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+    for tool in (["rclone", "version"], ["rsync", "--version"], ["curl", "--version"],
+                 ["b2sum", "--version"]):
+        print(f"  {tool[0]}: {version(tool)}")
+    quick = args.quick
+    if "nothing" in names:
+        bench_nothing_to_do((2000, 10_000) if quick else (20_000, 100_000), runs=3 if quick else 5)
+    if "planning" in names:
+        bench_planning(500 if quick else 2000, runs=3 if quick else 5)
+    if "big" in names:
+        print("3. Big files: 20 x 50 MB to the sandbox", flush=True)
+        bench_upload("big", 4 if quick else 20, 50_000_000, 1 if quick else 3, curl_loop=False)
+    if "small" in names:
+        print("4. Many small files: 2000 x 50 kB to the sandbox", flush=True)
+        bench_upload("small", 200 if quick else 2000, 50_000, 1 if quick else 3, curl_loop=True)
+    if "memory" in names:
+        bench_big_file_memory(256 * 1024**2 if quick else 4 * 1024**3)
+    out = WORK / "results.json"
+    out.write_text(json.dumps(RESULTS, indent=2))
+    print(f"Results in {out}")
+
+
+if __name__ == "__main__":
+    main()
