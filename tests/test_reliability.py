@@ -73,6 +73,8 @@ def test_random_faults_converge_to_exactly_once(cli, home, logged_in, sandbox, t
         assert "Traceback" not in result.err
         if result.code == 0 and all_uploaded(home):
             break
+    injected = Counter(s for _m, _p, s in sandbox.requests if s >= 500 or s == 429)
+    assert sum(injected.values()) >= 5, injected  # the faults really happened
     assert codes[-1] == 0, codes
     sandbox.faults.error_rate = sandbox.faults.lost_answer_rate = 0
     sandbox.faults.throttle_rate = sandbox.faults.reset_rate = 0
