@@ -16,7 +16,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -88,7 +87,7 @@ class Sandbox:
             match = re.match(r"Sandbox serving (\S+)/ ", line)
             if match:
                 self.url = match.group(1)
-            key = re.match(r"Upload key: *(\S+)", line)
+            key = re.match(r"(?i)upload key: *(\S+)", line)
             if key:
                 self.key = key.group(1)
                 break

@@ -26,7 +26,7 @@ for _ in $(seq 1 100); do
 done
 [ -n "$URL" ] || { cat "$DEMO/sandbox.out"; echo "the sandbox did not start"; exit 1; }
 sed 's/^/   /' "$DEMO/sandbox.out"
-KEY=$(sed -n 's/^Upload key: *//p' "$DEMO/sandbox.out" | head -1)
+KEY=$(sed -n 's/^upload key: *//Ip' "$DEMO/sandbox.out" | head -1)
 
 echo "== 3. oort-sync login (the sandbox's test key, read from stdin)"
 echo "$KEY" | $BIN/oort-sync login --api="$URL" --key-stdin

@@ -88,7 +88,7 @@ class WatchProposal:
     """What `watch` would save, with the facts the summary shows before confirmation."""
 
     folders: list[Folder]
-    username: str | None
+    account: str
     organisation: str | None = None
     organisation_name: str | None = None
     role: str | None = None
@@ -97,7 +97,7 @@ class WatchProposal:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> list[str]:
-        lines = [f"Account: {self.username or '(key from the environment)'}"]
+        lines = [f"Account: {self.account}"]
         if self.organisation:
             lines.append(
                 f"Organisation: {self.organisation_name or self.organisation} "
@@ -138,8 +138,14 @@ def propose(
     full = [normalise(p) for p in paths]
     check_nesting(full, [f.path for f in settings.folders])
     timezone = check_timezone(timezone)
-    proposal = WatchProposal(folders=[], username=creds.username if creds else None,
-                             organisation=organisation, timezone=timezone)
+    if creds is None:
+        account = "not logged in yet (run `oort-sync login` before `oort-sync run`)"
+    else:
+        account = creds.username or "logged in with an upload key"
+        if creds.source != "file":
+            account += f" (key from {creds.source})"
+    proposal = WatchProposal(folders=[], account=account, organisation=organisation,
+                             timezone=timezone)
     telescope_uuid = telescope_name = None
     if organisation or telescope:
         if creds is None and client is not None:

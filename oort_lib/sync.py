@@ -174,6 +174,16 @@ def run(
             finally:
                 client.close()
         result.ended = time.time()
+        summary = result.summary()
+        log.log(
+            logging.ERROR if result.fatal else logging.INFO,
+            "run finished: exit %s, %s uploaded, %s already on the server, %s failed, "
+            "%s deferred, %s skipped, %s unchanged, %s bytes in %.1f s%s",
+            summary["exit_code"], summary["uploaded"], summary["already_on_server"],
+            summary["failed"], summary["deferred"], summary["skipped"], summary["unchanged"],
+            summary["bytes"], summary["seconds"],
+            f" ({result.fatal.message})" if result.fatal else "",
+        )
         manifest.finish_run(
             run_id,
             exit_code=result.exit_code,

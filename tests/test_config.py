@@ -16,7 +16,8 @@ def test_paths_precedence(tmp_path):
     assert paths.config_dir == tmp_path / "c" / "oort-sync"
     assert paths.state_dir == tmp_path / ".local" / "state" / "oort-sync"
     env["OORT_SYNC_HOME"] = str(tmp_path / "h")
-    assert cfg.resolve_paths(None, env).manifest_file == tmp_path / "h" / "state" / "manifest.sqlite"
+    manifest = cfg.resolve_paths(None, env).manifest_file
+    assert manifest == tmp_path / "h" / "state" / "manifest.sqlite"
     assert cfg.resolve_paths(str(tmp_path / "flag"), env).config_dir == tmp_path / "flag" / "config"
 
 

@@ -171,7 +171,8 @@ def test_watch_remote_checks(cli, home, logged_in, sandbox, tmp_path):
     guest = account.login_with_password(client, seed.guest_username, seed.password)
     credentials.save(home.credentials_file, guest)
     (tmp_path / "g").mkdir()
-    refused = cli("watch", tmp_path / "g", "-o", seed.organisation, "-t", seed.telescope_alias, "-y")
+    refused = cli("watch", tmp_path / "g", "-o", seed.organisation, "-t", seed.telescope_alias,
+                  "-y")
     assert refused.code == 3 and "guest" in refused.err
 
 

@@ -1,0 +1,125 @@
+"""Living with oort-sync: terminal vs cron output, logs, status --json, pings."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+
+from conftest import ROOT
+
+from oort_lib.samples import make_sample_tree
+
+
+def _run_in_terminal(args, env) -> tuple[int, str]:
+    """Run oort-sync with a pseudo-terminal as stdout and stderr, as a person would."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "oort_sync.py"), *args],
+                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+                            env={**os.environ, **env})
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            break
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(30)
+    os.close(leader)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_terminal_gets_progress_and_summary(home, logged_in, sandbox, tmp_path):
+    logged_in(make_sample_tree(tmp_path / "data"))
+    code, screen = _run_in_terminal(["run", "--min-age=0"], {})
+    assert code == 0, screen
+    assert "13/13 files" in screen  # the progress bar reached the end
+    assert "13 files uploaded" in screen and "2 skipped" in screen
+
+
+def test_cron_gets_nothing_on_success_and_a_short_list_on_failure(cli, logged_in, sandbox,
+                                                                 tmp_path):
+    root = make_sample_tree(tmp_path / "data")
+    logged_in(root, retries=0)
+    sandbox.faults.error_rate = 1.0
+    sandbox.faults.paths = r"/datafiles/$"
+    failed = cli("run", "--min-age=0")
+    assert failed.code == 1 and failed.out == ""
+    lines = failed.err.strip().splitlines()
+    assert lines[0] == "oort-sync: 13 files failed (retried later):"
+    assert len(lines) == 14 and all(str(root) in line for line in lines[1:])
+    sandbox.faults.error_rate = 0.0
+    ok = cli("run", "--min-age=0")  # retry_delay is 0 in tests: retried at once
+    assert (ok.code, ok.out, ok.err) == (0, "", "")
+    assert len(sandbox.objects("datafiles")) == 13
+
+
+def test_log_file_lines_rotation_and_json(cli, home, logged_in, sandbox, tmp_path):
+    root = make_sample_tree(tmp_path / "data")
+    logged_in(root, log_max_bytes=10_000, log_backups=2)
+    assert cli("run", "--min-age=0").code == 0
+    text = home.log_file.read_text()
+    assert text.count("uploaded ") >= 13 and "run finished" in text
+    tail = cli("logs", "-n", "3")
+    assert tail.code == 0 and len(tail.out.strip().splitlines()) == 3
+    for _ in range(40):
+        (root / "NGC3603/Halpha/Mosaic1.fits").touch()
+        cli("run", "--min-age=0", "--log-level=DEBUG")
+    logs = sorted(p.name for p in home.state_dir.glob("oort-sync.log*"))
+    assert logs == ["oort-sync.log", "oort-sync.log.1", "oort-sync.log.2"]
+    assert sum(p.stat().st_size for p in home.state_dir.glob("oort-sync.log*")) <= 3 * 10_500
+    cli("run", "--min-age=0", "--json-log")
+    last = home.log_file.read_text().strip().splitlines()[-1]
+    assert json.loads(last)["message"].startswith("run finished")
+
+
+def test_status_json_schema(cli, logged_in, sandbox, tmp_path):
+    root = make_sample_tree(tmp_path / "data")
+    logged_in(root)
+    assert cli("run", "--min-age=0").code == 0
+    data = json.loads(cli("status", "--json").out)
+    assert data["schema"] == 1
+    assert set(data) >= {"generated_at", "api", "running", "last_run", "last_success",
+                         "folders", "totals"}
+    assert data["running"] is None and data["last_run"]["exit_code"] == 0
+    assert data["last_success"]["uploaded"] == 13
+    folder = data["folders"][0]
+    assert folder["path"] == str(root)
+    assert folder["counts"] == {"uploaded": 13, "pending": 0, "deferred": 0, "failed": 0,
+                                "skipped": 2}
+    assert folder["bytes_uploaded"] == sum(
+        f["size"] for f in sandbox.objects("datafiles"))
+    assert {r["reason"] for r in folder["reasons"]} == {
+        "not FITS or XISF", "no date found (no DATE-OBS, DATE_OBS or DATE keyword)"}
+    assert data["totals"]["uploaded"] == 13
+
+
+def test_ping_url_start_and_success_or_failure(cli, logged_in, sandbox, tmp_path):
+    root = make_sample_tree(tmp_path / "data")
+    logged_in(root)
+    ping = f"{sandbox.url}/hc/abc"
+    assert cli("run", "--min-age=0", f"--ping-url={ping}").code == 0
+    pings = [p for _m, p, _s in sandbox.requests if p.startswith("/hc/")]
+    assert pings == ["/hc/abc/start", "/hc/abc"]
+    sandbox.clear_requests()
+    (root / "NGC3603/Halpha/Mosaic1.fits").write_bytes(b"SIMPLE  =                    T")
+    os.utime(root / "NGC3603/Halpha/Mosaic1.fits", (1, 1))
+    sandbox.faults.error_rate = 1.0
+    sandbox.faults.paths = r"^/datasets/"
+    (root / "new").mkdir()
+    from oort_lib.samples import write_fits
+
+    write_fits(root / "new" / "x.fits", {"DATE-OBS": "2021-01-01T20:00:00"})
+    os.utime(root / "new" / "x.fits", (1, 1))
+    code = cli("run", "--min-age=0", f"--ping-url={ping}").code
+    pings = [p for _m, p, _s in sandbox.requests if p.startswith("/hc/")]
+    assert code == 1 and pings == ["/hc/abc/start", "/hc/abc/1"]
