@@ -42,7 +42,12 @@ class Item:
 
     @property
     def filename(self) -> str:
-        return self.relpath.rsplit("/", 1)[-1]
+        """The name on the server: the basename, its non-UTF-8 bytes percent-encoded
+        (a backslash escape would read as a path separator to some servers)."""
+        return "".join(
+            f"%{ord(ch) - 0xDC00:02X}" if "\udc80" <= ch <= "\udcff" else ch
+            for ch in os.path.basename(self.path)
+        )
 
     @property
     def group(self) -> tuple:
