@@ -71,7 +71,7 @@ from docopt import DocoptExit, docopt
 
 from . import __version__
 from . import config as cfg
-from .errors import EXIT_OK, EXIT_USAGE, OortError, UsageError
+from .errors import EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockHeld, OortError, UsageError
 
 
 def _say(*lines: str, err: bool = False) -> None:
@@ -242,10 +242,16 @@ def _run(args, paths, settings) -> int:
     stopper = _Stopper()
     ping = args["--ping-url"] or settings.ping_url
     _ping(ping, "start")
-    with stopper:
-        result = sync.run(paths, settings, creds, args["FOLDER"], jobs=jobs, min_age=min_age,
-                          retry_failed=args["--retry-failed"], events=events,
-                          stop=stopper.stop, abort=stopper.abort)
+    try:
+        with stopper:
+            result = sync.run(paths, settings, creds, args["FOLDER"], jobs=jobs,
+                              min_age=min_age, retry_failed=args["--retry-failed"],
+                              events=events, stop=stopper.stop, abort=stopper.abort)
+    except LockHeld:
+        # The previous tick is still uploading: normal for cron, which must not mail it.
+        if args["--quiet"]:
+            return EXIT_LOCKED
+        raise
     events.finish()
     code = stopper.exit_code or result.exit_code
     _ping(ping, "" if code == EXIT_OK else str(code))

@@ -137,8 +137,6 @@ def run(
     Raises LockHeld, ConfigError, ManifestError before anything is sent. Remote fatal
     errors (auth, unreachable) end the run and are returned in RunResult.fatal.
     """
-    from .api import Client
-
     events = events or Events()
     stop = stop or threading.Event()
     abort = abort or threading.Event()
@@ -156,6 +154,8 @@ def run(
         _record_plan(manifest, plan)
         events.planned(plan)
         if plan.items and not stop.is_set():
+            from .api import Client  # requests costs ~60 ms: only when there is work
+
             client = Client(
                 settings.api,
                 creds.key,

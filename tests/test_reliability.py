@@ -202,6 +202,8 @@ def test_second_run_exits_75_naming_the_holder(home, sandbox, tmp_path):
     out, err = second.communicate(timeout=30)
     assert second.returncode == 75
     assert f"pid {first.pid}" in err and len(err.strip().splitlines()) == 1
+    quiet = run_process("run", "--min-age=0", "-q")  # as cron runs it: no mail for this
+    assert quiet.communicate(timeout=30) == ("", "") and quiet.returncode == 75
     first.send_signal(signal.SIGTERM)
     first.communicate(timeout=60)
 

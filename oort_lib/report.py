@@ -1,0 +1,412 @@
+"""`oort-sync report`: one self-contained HTML page of what the manifest knows.
+
+It stands in for the Oort-Cloud web monitor in a daemon-free design, so it must open from
+a USB stick or an e-mail attachment on a machine with no network: inline CSS, an inline
+SVG chart, no script, and a Content-Security-Policy that forbids loading anything at all.
+`collect` gathers plain data, `render_report` turns it into HTML (pure, for tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import math
+import os
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from . import manifest as mf
+from .config import Paths, Settings
+from .errors import EXIT_CODES, ConfigError
+from .render import human_bytes
+
+DEFAULT_OUTPUT = "oort-sync-report.html"
+# Older night logs start folded so a years-long history stays readable.
+OPEN_NIGHTS = 14
+# A reason shared by thousands of files lists only the first ones.
+MAX_PATHS = 50
+RECENT_RUNS = 10
+# Bytes that reached the server: only uploaded rows count.
+_BYTES = "SUM(CASE WHEN status = 'uploaded' THEN COALESCE(uploaded_size, size, 0) ELSE 0 END)"
+
+
+def _stamp(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(seconds))
+
+
+def _run(row: dict) -> dict:
+    ended = row.get("ended_at")
+    return {"started_at": _stamp(row["started_at"]),
+            "seconds": round(ended - row["started_at"], 1) if ended else None,
+            "exit_code": row.get("exit_code"), "uploaded": row.get("uploaded") or 0,
+            "failed": row.get("failed") or 0, "bytes": row.get("bytes") or 0,
+            "message": row.get("message")}
+
+
+def collect(manifest: mf.Manifest, settings: Settings) -> dict:
+    """Everything the page shows, as plain data.
+
+    Raises sqlite3.Error only if the manifest cannot be queried.
+    """
+    summary: dict = {status: 0 for status in mf.STATUSES}
+    summary["bytes"] = 0
+    for row in manifest.rows(f"SELECT status, COUNT(*) AS n, {_BYTES} AS b FROM files "
+                             "GROUP BY status"):
+        summary[row["status"]] = row["n"]
+        summary["bytes"] += row["b"] or 0
+    runs = manifest.last_runs(RECENT_RUNS)
+    summary["runs"] = manifest.rows("SELECT COUNT(*) AS n FROM runs")[0]["n"]
+    summary["last_run"] = _run(runs[0]) if runs else None
+    names = {f.telescope: f.telescope_name for f in settings.folders if f.telescope}
+    return {
+        "generated_at": _stamp(time.time()),
+        # The host alone: the page shows where files went without holding any URL.
+        "api": urlsplit(settings.api).netloc or settings.api,
+        "folders": [{"path": f.path, "organisation": f.organisation,
+                     "telescope": f.telescope_name or f.telescope, "timezone": f.timezone}
+                    for f in settings.folders],
+        "summary": summary,
+        "runs": [_run(r) for r in runs],
+        "night_logs": _night_logs(manifest, names),
+        "problems": {status: _problems(manifest, status) for status in (mf.FAILED, mf.SKIPPED)},
+        "history": [
+            {"night": r["night"], "files": r["n"], "bytes": r["b"] or 0}
+            for r in manifest.rows(
+                f"SELECT night, COUNT(*) AS n, {_BYTES} AS b FROM files "
+                "WHERE status = 'uploaded' AND night IS NOT NULL GROUP BY night ORDER BY night")
+        ],
+    }
+
+
+def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
+    """Night logs, newest first; each observation/calibration has its one dataset."""
+    logs: dict[tuple, dict] = {}
+    # Skipped files never reach a night log (most have no date at all).
+    for row in manifest.rows(
+        f"SELECT night, organisation, telescope, kind, dataset, target, status, "
+        f"COUNT(*) AS n, SUM(COALESCE(size, 0)) AS size, {_BYTES} AS b FROM files "
+        "WHERE night IS NOT NULL AND status != 'skipped' "
+        "GROUP BY night, organisation, telescope, kind, dataset, target, status"
+    ):
+        org, telescope = row["organisation"] or None, row["telescope"] or None
+        log = logs.setdefault((row["night"], org or "", telescope or ""), {
+            "night": row["night"], "organisation": org,
+            "telescope": telescope_names.get(telescope) or telescope, "files": 0, "bytes": 0,
+            "observations": {}, "calibrations": {}})
+        group = "calibrations" if row["kind"] == "calibration" else "observations"
+        name = row["dataset"] or ""
+        entry = log[group].setdefault(name, {"name": name, "target": set(), "datasets": [
+            {"name": name, "files": 0, "size": 0, "bytes": 0, mf.UPLOADED: 0, mf.PENDING: 0,
+             mf.DEFERRED: 0, mf.FAILED: 0}]})
+        if group == "observations" and row["target"]:
+            entry["target"].add(row["target"])
+        dataset = entry["datasets"][0]
+        for key, value in (("files", row["n"]), ("size", row["size"]), ("bytes", row["b"]),
+                           (row["status"], row["n"])):
+            dataset[key] = dataset.get(key, 0) + (value or 0)
+        log["files"] += row["n"]
+        log["bytes"] += row["b"] or 0
+    result = [logs[key] for key in sorted(logs, reverse=True)]
+    for log in result:
+        for group in ("observations", "calibrations"):
+            log[group] = [dict(e, target=", ".join(sorted(e["target"])) or None)
+                          for _, e in sorted(log[group].items())]
+    return result
+
+
+def _problems(manifest: mf.Manifest, status: str) -> list[dict]:
+    """Files of one status grouped by reason, biggest group first."""
+    groups: dict[str, dict] = {}
+    for row in manifest.rows("SELECT root, relpath, reason, transient FROM files "
+                             "WHERE status = ? ORDER BY root, relpath", (status,)):
+        reason = row["reason"] or "no reason recorded"
+        group = groups.setdefault(reason, {"reason": reason, "transient": bool(row["transient"]),
+                                           "count": 0, "paths": []})
+        group["count"] += 1
+        if len(group["paths"]) < MAX_PATHS:
+            group["paths"].append(os.path.join(row["root"], row["relpath"]))
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["reason"]))
+
+
+# --- HTML ------------------------------------------------------------------------------
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;
+background:#f4f5f8;margin:0}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:1.6em;margin:0 0 4px}h2{margin:32px 0 10px;font-size:1.25em}
+.muted{color:#5f6878;font-size:.9em}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(118px,1fr));gap:10px}
+.card{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:10px 14px}
+.card b{display:block;font-size:1.5em}.card.bad b{color:#b42318}.card.warn b{color:#9a6700}
+table{border-collapse:collapse;width:100%;background:#fff;margin:6px 0 14px}
+th,td{text-align:left;padding:5px 9px;border-bottom:1px solid #e6e9ef;vertical-align:top}
+th{background:#eef1f6;font-weight:600}td.n{text-align:right;white-space:nowrap}
+details{background:#fff;border:1px solid #dde1e8;border-radius:8px;margin:10px 0;padding:8px 14px}
+summary{cursor:pointer;font-weight:600}summary .muted{font-weight:400}
+.tag{display:inline-block;border-radius:4px;padding:0 6px;font-size:.85em;background:#e3ecfb}
+.tag.cal{background:#efe6fa}.bad{color:#b42318}.warn{color:#9a6700}
+ul.paths{margin:4px 0 8px;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em}
+svg{background:#fff;border:1px solid #dde1e8;border-radius:8px;width:100%;height:auto}
+svg text{font:12px system-ui,sans-serif;fill:#444}svg .bar{fill:#3466c2}
+svg .grid{stroke:#e3e6ec}svg .axis{stroke:#555}
+"""
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def render_report(data: dict) -> str:
+    """The complete HTML page for ``collect``'s data (no I/O)."""
+    s = data["summary"]
+    anything = any(s[status] for status in mf.STATUSES) or s["runs"]
+    parts = [
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        # Belt and braces: even a stray reference in a file name could not load anything.
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'\">",
+        f"<title>oort-sync report, {_e(data['generated_at'])}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        f"<h1>oort-sync report</h1><p class=\"muted\">Generated {_e(data['generated_at'])}"
+        f" &middot; server {_e(data['api'])}</p>",
+    ]
+    if not anything:
+        parts.append("<p><strong>Nothing was uploaded yet.</strong> The manifest has no file "
+                     "and no run: watch a folder and let <code>oort-sync run</code> work.</p>")
+    parts += _summary(data)
+    if anything:
+        # What an operator checks first (is it working? what is wrong?) comes first.
+        parts += _history(data["history"])
+        parts += _problem_sections(data["problems"])
+        parts += _nights(data["night_logs"])
+        parts += _runs(data["runs"])
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _summary(data: dict) -> list[str]:
+    s = data["summary"]
+    cards = [
+        ("Files uploaded", s[mf.UPLOADED], ""),
+        ("Bytes uploaded", human_bytes(s["bytes"]), ""),
+        ("Failed", s[mf.FAILED], "bad" if s[mf.FAILED] else ""),
+        ("Pending", s[mf.PENDING], ""),
+        ("Deferred", s[mf.DEFERRED], ""),
+        ("Skipped", s[mf.SKIPPED], "warn" if s[mf.SKIPPED] else ""),
+        ("Night logs", len(data["night_logs"]), ""),
+    ]
+    out = ["<h2>Summary</h2>", '<div class="cards">',
+           *(f'<div class="card {cls}"><b>{_e(v)}</b>{_e(label)}</div>' for label, v, cls in cards),
+           "</div>"]
+    last = s["last_run"]
+    if last:
+        out.append(f"<p>Last run: started {_e(last['started_at'])}, {_run_outcome(last)}."
+                   f" {_e(_plural(s['runs'], 'run'))} recorded.</p>")
+    else:
+        out.append("<p>No run recorded yet.</p>")
+    if data["folders"]:
+        out.append("<table><tr><th>Watched folder</th><th>Organisation</th><th>Telescope</th>"
+                   "<th>Time zone</th></tr>")
+        for f in data["folders"]:
+            out.append(f"<tr><td>{_e(f['path'])}</td><td>{_e(f['organisation'] or 'personal')}"
+                       f"</td><td>{_e(f['telescope'] or '')}</td>"
+                       f"<td>{_e(f['timezone'] or 'local time')}</td></tr>")
+        out.append("</table>")
+    return out
+
+
+def _run_outcome(run: dict) -> str:
+    if run["exit_code"] is None:
+        return "still running, or stopped without finishing"
+    meaning = EXIT_CODES.get(run["exit_code"], "unknown exit code")
+    text = (f"{_duration(run['seconds'] or 0)}, exit code {run['exit_code']}: {meaning}; "
+            f"{run['uploaded']} uploaded ({human_bytes(run['bytes'])}), {run['failed']} failed")
+    return _e(text + (f": {run['message']}" if run.get("message") else ""))
+
+
+def _nights(logs: list[dict]) -> list[str]:
+    out = ["<h2>Night logs</h2>"]
+    if not logs:
+        out.append("<p>No night log yet.</p>")
+    for index, log in enumerate(logs):
+        where = log["organisation"] or "personal account"
+        if log["telescope"]:
+            where += f", telescope {log['telescope']}"
+        out.append(
+            f'<details class="night" id="night-{_e(log["night"])}"'
+            f'{" open" if index < OPEN_NIGHTS else ""}><summary>Night log '
+            f'<span class="date">{_e(log["night"])}</span> <span class="muted">{_e(where)}'
+            f" &middot; {_e(_plural(log['files'], 'file'))}, {_e(human_bytes(log['bytes']))} "
+            "uploaded</span></summary>"
+        )
+        out.append("<table><tr><th></th><th>Name</th><th>Target</th><th>Dataset</th>"
+                   "<th>Files</th><th>Uploaded</th><th>Size</th></tr>")
+        for kind, label, cls in (("observations", "Observation", "tag"),
+                                 ("calibrations", "Calibration", "tag cal")):
+            for entry in log[kind]:
+                for ds in entry["datasets"]:
+                    out.append(
+                        f'<tr><td><span class="{cls}">{label}</span></td>'
+                        f"<td>{_e(entry['name'])}</td><td>{_e(entry['target'] or '')}</td>"
+                        f"<td>{_e(ds['name'])}</td><td class=\"n\">{ds['files']}</td>"
+                        f"<td class=\"n\">{_dataset_state(ds)}</td>"
+                        f"<td class=\"n\">{_e(human_bytes(ds['bytes']))} of "
+                        f"{_e(human_bytes(ds['size']))}</td></tr>"
+                    )
+        out.append("</table></details>")
+    return out
+
+
+def _dataset_state(ds: dict) -> str:
+    parts = [f"{ds[mf.UPLOADED]}"]
+    for status, cls in ((mf.FAILED, "bad"), (mf.PENDING, "warn"), (mf.DEFERRED, "muted")):
+        if ds.get(status):
+            parts.append(f'<span class="{cls}">{ds[status]} {status}</span>')
+    return ", ".join(parts)
+
+
+def _problem_sections(problems: dict) -> list[str]:
+    out = []
+    for status, title, empty in (
+        (mf.FAILED, "Failures", "No failed file."),
+        (mf.SKIPPED, "Skipped files", "No skipped file."),
+    ):
+        out.append(f"<h2>{title}</h2>")
+        if not problems[status]:
+            out.append(f"<p>{empty}</p>")
+        for group in problems[status]:
+            retry = ""
+            if status == mf.FAILED:
+                retry = (" (transient: retried automatically)" if group["transient"]
+                         else " (retried when the file changes, or with run --retry-failed)")
+            out.append(f'<details class="{status}"><summary>{_e(group["reason"])} '
+                       f'<span class="muted">{_e(_plural(group["count"], "file"))}'
+                       f"{_e(retry)}</span></summary><ul class=\"paths\">")
+            out += [f"<li>{_e(path)}</li>" for path in group["paths"]]
+            more = group["count"] - len(group["paths"])
+            if more > 0:
+                out.append(f"<li>&hellip; and {more} more (oort-sync status)</li>")
+            out.append("</ul></details>")
+    return out
+
+
+def _history(history: list[dict]) -> list[str]:
+    out = ["<h2>Upload history</h2>"]
+    if not history:
+        return out + ["<p>No file uploaded yet: the chart appears after the first upload.</p>"]
+    return out + ['<p class="muted">Bytes uploaded per night (the night of the observation, '
+                  "not the day of the upload).</p>", bar_chart(history)]
+
+
+def _runs(runs: list[dict]) -> list[str]:
+    out = ["<h2>Recent runs</h2><table><tr><th>Started</th><th>Duration</th><th>Exit code</th>"
+           "<th>Uploaded</th><th>Failed</th><th>Bytes</th><th>Message</th></tr>"]
+    for run in runs:
+        code = "running?" if run["exit_code"] is None else run["exit_code"]
+        out.append(f"<tr><td>{_e(run['started_at'])}</td><td class=\"n\">"
+                   f"{_duration(run['seconds'])}</td><td class=\"n\">{_e(code)}</td>"
+                   f"<td class=\"n\">{run['uploaded']}</td><td class=\"n\">{run['failed']}</td>"
+                   f"<td class=\"n\">{_e(human_bytes(run['bytes']))}</td>"
+                   f"<td>{_e(run['message'] or '')}</td></tr>")
+    return out + ["</table>"]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def _nice_step(top: float, ticks: int = 5) -> float:
+    """A 1-2-5 step so that about ``ticks`` gridlines cover ``top``."""
+    raw = top / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+
+
+def bar_chart(history: list[dict], width: int = 960, height: int = 320) -> str:
+    """An inline SVG bar chart, one ``rect.bar`` per night (works for a single night)."""
+    left, right, top, bottom = 78, 16, 16, 78
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max(h["bytes"] for h in history) or 1
+    step = _nice_step(peak)
+    y_max = step * math.ceil(peak / step)
+    out = [f'<svg viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="Bytes uploaded per night, {len(history)} nights">']
+    for index in range(round(y_max / step) + 1):
+        tick = index * step
+        y = top + plot_h - plot_h * tick / y_max
+        out.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" '
+                   f'y2="{y:.1f}"/><text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+                   f"{_e(human_bytes(tick).replace('.0 ', ' '))}</text>")
+    slot = plot_w / len(history)
+    bar_w = min(max(slot * 0.8, 0.5), 60)
+    # Thin the date labels so they never overlap, whatever the number of nights.
+    every = max(1, math.ceil(len(history) / (plot_w / 28)))
+    for index, night in enumerate(history):
+        centre = left + slot * (index + 0.5)
+        bar_h = plot_h * night["bytes"] / y_max
+        if night["bytes"]:
+            bar_h = max(bar_h, 1.0)
+        label = f"{night['night']}: {human_bytes(night['bytes'])}, " + _plural(night["files"],
+                                                                              "file")
+        out.append(f'<rect class="bar" x="{centre - bar_w / 2:.2f}" '
+                   f'y="{top + plot_h - bar_h:.2f}" width="{bar_w:.2f}" height="{bar_h:.2f}">'
+                   f"<title>{_e(label)}</title></rect>")
+        if index % every == 0:
+            ty = top + plot_h + 14
+            out.append(f'<text x="{centre:.1f}" y="{ty}" text-anchor="end" '
+                       f'transform="rotate(-40 {centre:.1f} {ty})">{_e(night["night"])}</text>')
+    out.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{top + plot_h}" '
+               f'y2="{top + plot_h}"/><line class="axis" x1="{left}" x2="{left}" y1="{top}" '
+               f'y2="{top + plot_h}"/>')
+    out.append(f'<text x="14" y="{top + plot_h / 2:.0f}" text-anchor="middle" '
+               f'transform="rotate(-90 14 {top + plot_h / 2:.0f})">Bytes uploaded</text>')
+    out.append(f'<text x="{left + plot_w / 2:.0f}" y="{height - 6}" text-anchor="middle">'
+               "Night</text></svg>")
+    return "".join(out)
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def write_report(paths: Paths, settings: Settings, output: str | Path | None) -> Path:
+    """Write the report (default ./oort-sync-report.html) atomically; return its path.
+
+    Raises ConfigError when the file cannot be written, ManifestError when the manifest is
+    damaged.
+    """
+    target = Path(output if output else DEFAULT_OUTPUT).expanduser().absolute()
+    if target.is_dir():
+        raise ConfigError(f"{target} is a folder: give a file name, e.g. --output=report.html.")
+    if not target.parent.is_dir():
+        raise ConfigError(f"Cannot write the report to {target}: the folder {target.parent} "
+                          "does not exist.")
+    with mf.Manifest(paths.manifest_file, create=False) as manifest:
+        page = render_report(collect(manifest, settings))
+    # Same folder as the target, so os.replace is atomic and a reader never sees half a page.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(page)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise ConfigError(f"Cannot write the report to {target}: {exc.strerror or exc}.") from None
+    return target
