@@ -1,0 +1,141 @@
+"""Strict parsing of the date strings found in FITS and XISF headers.
+
+A header date decides which night log a file lands in, so a wrong guess is worse than no
+date at all: every accepted form is spelled out below, and anything else (impossible
+values, ambiguous day/month orders, free text) gives ``None``.
+
+Accepted:
+
+- ISO 8601 extended form: ``YYYY-MM-DD``, optionally followed by ``T`` (or ``t`` or one
+  space) and ``hh:mm[:ss[.fff...]]`` with any number of fractional digits, optionally
+  followed by ``Z`` (UTC) or an offset ``+hh:mm``, ``+hhmm`` or ``+hh``.
+- The legacy FITS form ``dd/mm/yy``, which the FITS standard defines for 1900-1999 only.
+
+The standard library's ``datetime.fromisoformat`` is not used: on Python 3.10 it rejects
+``Z`` and fractions other than 3 or 6 digits, and on 3.11+ it accepts week dates and
+basic forms that no header writer produces; a small explicit grammar is easier to trust.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone
+
+__all__ = ["combine_date_time", "is_date_only", "parse_header_date"]
+
+_TIME = r"""
+    (?P<hour>\d{2}):(?P<minute>\d{2})
+    (?::(?P<second>\d{2})(?:[.,](?P<fraction>\d+))?)?
+    (?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?)?
+"""
+_ISO = re.compile(
+    r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?:[Tt ]" + _TIME + r")?", re.VERBOSE
+)
+_TIME_ONLY = re.compile(_TIME, re.VERBOSE)
+_LEGACY = re.compile(r"(?P<day>\d{2})/(?P<month>\d{2})/(?P<year>\d{2})")
+
+_QUOTES_AND_SPACES = " \t'\""
+
+
+def _clean(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    # FITS string values arrive with their quotes and padding when a caller reads raw cards.
+    return value.strip().strip(_QUOTES_AND_SPACES)
+
+
+def _zone(text: str | None) -> timezone | None:
+    """The tzinfo of a ``Z``/offset suffix; raises ValueError for an impossible offset."""
+    if text is None:
+        return None
+    if text in ("Z", "z"):
+        return timezone.utc
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    hours = int(digits[:2])
+    minutes = int(digits[2:] or "0")
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"offset {text} out of range")
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _time_parts(match: re.Match[str]) -> tuple[int, int, int, int, timezone | None]:
+    """hour, minute, second, microsecond and tzinfo of a matched time; raises ValueError."""
+    hour = int(match["hour"])
+    minute = int(match["minute"])
+    second = int(match["second"] or "0")
+    fraction = match["fraction"] or ""
+    # Truncate rather than round: rounding 59.9999999 would carry into the next minute.
+    microsecond = int(fraction[:6].ljust(6, "0"))
+    if second == 60:
+        # A leap second is a real instant that datetime cannot hold; its night is unaffected.
+        second, microsecond = 59, 999_999
+    tzinfo = _zone(match["zone"])
+    # datetime() itself rejects hour 24 and second 61, so no further checks are needed here.
+    return hour, minute, second, microsecond, tzinfo
+
+
+def _parse(value: object) -> tuple[datetime, bool] | None:
+    """The datetime and whether the text carried a time of day, or None."""
+    text = _clean(value)
+    if not text:
+        return None
+    try:
+        match = _ISO.fullmatch(text)
+        if match is not None:
+            day = date(int(match["year"]), int(match["month"]), int(match["day"]))
+            if match["hour"] is None:
+                return datetime(day.year, day.month, day.day), False
+            hour, minute, second, micro, tzinfo = _time_parts(match)
+            parsed = datetime(
+                day.year, day.month, day.day, hour, minute, second, micro, tzinfo=tzinfo
+            )
+            return parsed, True
+        match = _LEGACY.fullmatch(text)
+        if match is not None:
+            year = 1900 + int(match["year"])
+            return datetime(year, int(match["month"]), int(match["day"])), False
+    except ValueError:
+        # Month 13, February 30, hour 25, offset +25:00: a real-looking but impossible value.
+        return None
+    return None
+
+
+def parse_header_date(value: str) -> datetime | None:
+    """Parse a header date string strictly; never raises.
+
+    Returns a naive datetime for values without a zone (date-only values give midnight),
+    an aware one for ``Z`` (UTC) or an explicit offset, and None for anything unparsable,
+    impossible or ambiguous.
+    """
+    parsed = _parse(value)
+    return parsed[0] if parsed is not None else None
+
+
+def is_date_only(value: str) -> bool:
+    """True if ``value`` is a valid date without a time of day (``YYYY-MM-DD``, ``dd/mm/yy``)."""
+    parsed = _parse(value)
+    return parsed is not None and not parsed[1]
+
+
+def combine_date_time(date_value: str, time_value: str) -> datetime | None:
+    """Join a date-only value (DATE-OBS) and a ``hh:mm[:ss[.fff]]`` value (TIME-OBS, UT...).
+
+    The time may carry ``Z`` or an offset, which makes the result aware. Returns None if
+    either part is unparsable, or if ``date_value`` already carries a time of day (the
+    two could disagree, and picking one would be a guess). Never raises.
+    """
+    parsed = _parse(date_value)
+    text = _clean(time_value)
+    if parsed is None or parsed[1] or not text:
+        return None
+    match = _TIME_ONLY.fullmatch(text)
+    if match is None:
+        return None
+    try:
+        hour, minute, second, micro, tzinfo = _time_parts(match)
+        return parsed[0].replace(
+            hour=hour, minute=minute, second=second, microsecond=micro, tzinfo=tzinfo
+        )
+    except ValueError:
+        return None
