@@ -152,37 +152,43 @@ def make_plan(
 
 def _plan_folder(plan, folder, manifest, now, min_age, retry_failed) -> None:
     root = folder.path
-    known = manifest.known(root)
+    quick = manifest.quick(root)
+    unsettled = manifest.known(root, unsettled_only=True)
     rows = plan.rows.setdefault(root, [])
     seen: set[str] = set()
     young = now - min_age
+    entries = walk(root)
     try:
-        entries = walk(root)
+        # walk() checks the root when first advanced: a missing folder raises here.
         first = next(entries, None)
     except FileProblem as exc:
         plan.missing.append((root, exc.message))
         return
-    if first is None and not os.path.isdir(root):
-        plan.missing.append((root, f"{root}: watched folder is missing (disk unmounted?)"))
-        return
     for entry in _chain(first, entries):
         relpath = entry.relpath
         seen.add(relpath)
-        old = known.get(relpath)
+        quick_old = quick.get(relpath)  # (id, size, mtime_ns, status, reason)
         if type(entry) is Skipped:
             plan.skipped.append((root, relpath, entry.reason))
-            if old is None or old.status != mf.SKIPPED or old.reason != entry.reason:
+            if quick_old is None or quick_old[3:] != (mf.SKIPPED, entry.reason):
                 rows.append(_skip_row(entry, entry.reason))
             continue
-        same = old is not None and old.size == entry.size and old.mtime_ns == entry.mtime_ns
+        same = (
+            quick_old is not None
+            and quick_old[1] == entry.size
+            and quick_old[2] == entry.mtime_ns
+        )
+        if same and quick_old[3] == mf.UPLOADED:
+            plan.unchanged += 1
+            continue
+        if same and quick_old[3] == mf.SKIPPED:
+            plan.skipped.append((root, relpath, quick_old[4] or "skipped"))
+            continue
+        old = None
+        if quick_old is not None:
+            old = unsettled.get(relpath) or manifest.known_by_id(quick_old[0])
         if same:
             status = old.status
-            if status == mf.UPLOADED:
-                plan.unchanged += 1
-                continue
-            if status == mf.SKIPPED:
-                plan.skipped.append((root, relpath, old.reason or "skipped"))
-                continue
             if status == mf.FAILED and not retry_failed:
                 if not old.transient or (old.retry_at or 0) > now:
                     plan.waiting.append((root, relpath, old.reason or "failed"))
@@ -197,7 +203,7 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed) -> None:
             continue
         _plan_file(plan, folder, entry, old if same else None, old, rows)
     plan.gone.extend(
-        row.id for path, row in known.items() if path not in seen and row.status != mf.UPLOADED
+        row[0] for path, row in quick.items() if path not in seen and row[3] != mf.UPLOADED
     )
 
 

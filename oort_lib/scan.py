@@ -12,8 +12,8 @@ import os
 import stat
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from operator import attrgetter
+from typing import NamedTuple
 
 from .errors import FileProblem
 
@@ -48,8 +48,9 @@ VANISHED = "vanished during the walk"
 _BY_NAME = attrgetter("name")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+# NamedTuples, not frozen dataclasses: one is built per file of the tree, and a frozen
+# dataclass's __init__ costs ~1 us more per object (20 ms over 20,000 files).
+class Entry(NamedTuple):
     """A candidate file: ``path`` to open, ``relpath`` ('/'-separated, valid UTF-8) to show."""
 
     path: str
@@ -58,8 +59,7 @@ class Entry:
     mtime_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class Skipped:
+class Skipped(NamedTuple):
     """A file or folder that will not be uploaded, and why (one of the reasons above)."""
 
     path: str
@@ -192,7 +192,7 @@ def walk(root: str) -> Iterator[Entry | Skipped]:
             try:
                 if entry.is_symlink():
                     item = _symlink(entry, relpath, inside_prefix, real_root)
-                    if isinstance(item, tuple):
+                    if type(item) is tuple:  # a folder to walk later (Skipped is a tuple too)
                         deferred.append(item)
                         continue
                     if item is not None:

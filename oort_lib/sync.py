@@ -11,7 +11,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import manifest as mf
@@ -306,6 +305,8 @@ class _Uploader:
         self.retry_delay = 60.0
 
     def run(self, jobs: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         items = sorted(self.result.plan.items, key=lambda i: (i.group, i.relpath))
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="upload") as pool:
             for future in [pool.submit(self._one, item) for item in items]:
