@@ -165,7 +165,7 @@ def _login(args, paths, settings) -> int:
     if api:
         cfg.save_settings(paths, cfg.with_api(settings, client.base))
     who = creds.username or "an upload key"
-    roles = ", ".join(f"{org} ({role})" for org, role in sorted(creds.memberships.items()))
+    roles = ", ".join(f"{org} ({role})" for org, role in sorted((creds.memberships or {}).items()))
     _say(f"Logged in to {client.base} as {who}." + (f" Organisations: {roles}." if roles else ""))
     return EXIT_OK
 

@@ -5,23 +5,25 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import AuthError, ConfigError
 
 ENV_KEYS = ("ARCSECOND_UPLOAD_KEY", "OORT_SYNC_KEY")
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """Who is logged in. ``key`` is the upload key; never log or print it."""
 
-    key: str = field(repr=False)
+    key: str
     username: str | None = None
     api: str | None = None
-    memberships: dict[str, str] = field(default_factory=dict)  # subdomain -> role
+    memberships: dict[str, str] | None = None  # subdomain -> role
     source: str = "file"
+
+    def __repr__(self) -> str:  # the key must not reach a log through a repr
+        return f"Credentials(username={self.username!r}, api={self.api!r}, key=****)"
 
 
 def save(path: Path, creds: Credentials) -> None:
@@ -32,7 +34,7 @@ def save(path: Path, creds: Credentials) -> None:
         tmp.unlink()
     except FileNotFoundError:
         pass
-    data = asdict(creds)
+    data = creds._asdict()
     data.pop("source")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -65,24 +65,6 @@ def check_nesting(new: Iterable[str], existing: Iterable[str]) -> None:
         seen.append(path)
 
 
-def select(folders: Iterable[Folder], only: Iterable[str] = ()) -> list[Folder]:
-    """The watched folders, or those named. Raises ConfigError for unknown names."""
-    folders = list(folders)
-    if not folders:
-        raise ConfigError("No folder is watched yet: run `oort-sync watch FOLDER` first.")
-    only = list(only)
-    if not only:
-        return folders
-    by_path = {f.path: f for f in folders}
-    chosen = []
-    for name in only:
-        full = os.path.realpath(os.path.expanduser(name))
-        if full not in by_path:
-            raise ConfigError(f"{name} is not a watched folder (see `oort-sync status`).")
-        chosen.append(by_path[full])
-    return chosen
-
-
 @dataclass
 class WatchProposal:
     """What `watch` would save, with the facts the summary shows before confirmation."""

@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import LockHeld
 
 
-@dataclass(frozen=True)
-class Holder:
+class Holder(NamedTuple):
     pid: int | None
     since: float | None
 

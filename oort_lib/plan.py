@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from . import manifest as mf
 from .config import Folder
@@ -21,8 +21,7 @@ from .scan import Entry, Skipped, walk
 NO_DATE = "no date found"
 
 
-@dataclass
-class Item:
+class Item(NamedTuple):
     """One file to upload, with everything the remote chain needs."""
 
     folder: Folder
@@ -60,19 +59,21 @@ class Item:
         )
 
 
-@dataclass
 class Plan:
-    folders: list[Folder]
-    items: list[Item] = field(default_factory=list)
-    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # root, relpath, reason
-    deferred: list[tuple[str, str]] = field(default_factory=list)
-    waiting: list[tuple[str, str, str]] = field(default_factory=list)  # failed, retried later
-    unchanged: int = 0
-    missing: list[tuple[str, str]] = field(default_factory=list)  # root, message
-    bytes_read: int = 0
-    # What a real run records before uploading (dry runs never apply them).
-    rows: dict[str, list[dict]] = field(default_factory=dict)
-    gone: list[int] = field(default_factory=list)
+    """What a run will do; filled in by make_plan()."""
+
+    def __init__(self, folders: list[Folder]):
+        self.folders = folders
+        self.items: list[Item] = []
+        self.skipped: list[tuple[str, str, str]] = []  # root, relpath, reason
+        self.deferred: list[tuple[str, str]] = []
+        self.waiting: list[tuple[str, str, str]] = []  # failed, retried later
+        self.unchanged = 0
+        self.missing: list[tuple[str, str]] = []  # root, message
+        self.bytes_read = 0
+        # What a real run records before uploading (dry runs never apply them).
+        self.rows: dict[str, list[dict]] = {}
+        self.gone: list[int] = []
 
     @property
     def total_bytes(self) -> int:
@@ -155,7 +156,6 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed) -> None:
     quick = manifest.quick(root)
     unsettled = manifest.known(root, unsettled_only=True)
     rows = plan.rows.setdefault(root, [])
-    seen: set[str] = set()
     young = now - min_age
     entries = walk(root)
     try:
@@ -166,8 +166,7 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed) -> None:
         return
     for entry in _chain(first, entries):
         relpath = entry.relpath
-        seen.add(relpath)
-        quick_old = quick.get(relpath)  # (id, size, mtime_ns, status, reason)
+        quick_old = quick.pop(relpath, None)  # (id, size, mtime_ns, status, reason)
         if type(entry) is Skipped:
             plan.skipped.append((root, relpath, entry.reason))
             if quick_old is None or quick_old[3:] != (mf.SKIPPED, entry.reason):
@@ -202,9 +201,8 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed) -> None:
                 )
             continue
         _plan_file(plan, folder, entry, old if same else None, old, rows)
-    plan.gone.extend(
-        row[0] for path, row in quick.items() if path not in seen and row[3] != mf.UPLOADED
-    )
+    # What is left was not seen by this walk: deleted since (uploaded rows stay as history).
+    plan.gone.extend(row[0] for row in quick.values() if row[3] != mf.UPLOADED)
 
 
 def _chain(first, rest):

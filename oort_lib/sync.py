@@ -11,10 +11,9 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from . import manifest as mf
-from .config import Folder, Paths, Settings
+from .config import Paths, Settings, select_folders
 from .credentials import Credentials
 from .errors import (
     EXIT_FILES_FAILED,
@@ -53,17 +52,19 @@ class Events:
     def finish(self) -> None: ...
 
 
-@dataclass
 class RunResult:
-    plan: Plan
-    uploaded: list[Item] = field(default_factory=list)
-    already: list[Item] = field(default_factory=list)
-    failed: list[tuple[Item, str]] = field(default_factory=list)
-    postponed: list[tuple[Item, str]] = field(default_factory=list)  # retried next run
-    fatal: OortError | None = None
-    bytes_sent: int = 0
-    started: float = field(default_factory=time.time)
-    ended: float | None = None
+    """What a run did, file by file (the CLI renders it; status reads the manifest)."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.uploaded: list[Item] = []
+        self.already: list[Item] = []
+        self.failed: list[tuple[Item, str]] = []
+        self.postponed: list[tuple[Item, str]] = []  # retried next run
+        self.fatal: OortError | None = None
+        self.bytes_sent = 0
+        self.started = time.time()
+        self.ended: float | None = None
 
     @property
     def exit_code(self) -> int:
@@ -88,16 +89,6 @@ class RunResult:
         }
 
 
-def select_folders(settings: Settings, only: Iterable[str] = ()) -> list[Folder]:
-    """The watched folders, or the named subset of them.
-
-    Raises ConfigError when a named folder is not watched or nothing is watched.
-    """
-    from .folders import select
-
-    return select(settings.folders, only)
-
-
 def dry_run(
     paths: Paths,
     settings: Settings,
@@ -107,7 +98,7 @@ def dry_run(
     retry_failed: bool = False,
 ) -> Plan:
     """The plan a run would follow, touching neither the network nor the manifest."""
-    folders = select_folders(settings, only)
+    folders = select_folders(settings.folders, only)
     with mf.Manifest(paths.manifest_file, create=False) as manifest:
         return make_plan(
             folders,
@@ -139,7 +130,7 @@ def run(
     events = events or Events()
     stop = stop or threading.Event()
     abort = abort or threading.Event()
-    folders = select_folders(settings, only)
+    folders = select_folders(settings.folders, only)
     jobs = jobs or settings.jobs
     with RunLock(paths.lock_file), mf.Manifest(paths.manifest_file) as manifest:
         run_id = manifest.start_run()
@@ -202,9 +193,11 @@ def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
             manifest.upsert_files(root, rows)
     if plan.gone:
         manifest.delete_files(plan.gone)
-    for item in plan.items:
-        row = manifest.file(item.folder.path, item.relpath)
-        item.file_id = row["id"] if row else None
+    ids = {root: manifest.quick(root) for root in {item.folder.path for item in plan.items}}
+    plan.items = [
+        item._replace(file_id=ids[item.folder.path].get(item.relpath, (None,))[0])
+        for item in plan.items
+    ]
 
 
 class _Resolver:
