@@ -71,6 +71,7 @@ def test_credentials_are_0600_and_env_overrides(home, monkeypatch):
     assert stat.S_IMODE(home.credentials_file.stat().st_mode) == 0o600
     assert credentials.permission_warning(home.credentials_file) is None
     assert credentials.load(home.credentials_file, {}).memberships == {"o": "admin"}
+    assert "k" * 32 not in repr(creds) and "k" * 32 not in str(creds)
     env = {"ARCSECOND_UPLOAD_KEY": "fromenv"}
     loaded = credentials.load(home.credentials_file, env)
     assert loaded.key == "fromenv" and loaded.username == "astro"

@@ -34,3 +34,10 @@ def test_readme_examples_parse():
     for line in examples:
         argv = line.split()[1:]
         assert docopt(cli.__doc__, argv=argv, version="x") is not None, line
+
+
+def test_no_secret_on_the_command_line():
+    """A key or password given as an argument would show in `ps` and shell history."""
+    options = re.findall(r"--[a-z-]+", cli.__doc__)
+    assert not [o for o in options if "key" in o and o != "--key-stdin"]
+    assert not [o for o in options if "password" in o or "token" in o]

@@ -298,3 +298,27 @@ def test_damaged_manifest_rebuild_reuploads_nothing(cli, home, logged_in, sandbo
     assert "kept as" in rebuilt.err
     assert not [r for r in sandbox.requests if r[0] in ("POST", "PATCH")]
     assert list(home.state_dir.glob("manifest.sqlite.damaged-*"))
+
+
+def test_slow_answers_time_out_and_are_retried(cli, home, logged_in, sandbox, tmp_path):
+    root = many_files(tmp_path / "data", 4)
+    logged_in(root, read_timeout=0.3, retries=1)
+    sandbox.faults.slow_rate = 1.0
+    sandbox.faults.slow_delay = 1.0
+    sandbox.faults.paths = r"/datafiles/"
+    start = time.monotonic()
+    slow = cli("run", "--min-age=0")
+    assert time.monotonic() - start < 30  # never hangs on a silent server
+    assert slow.code == 1 and "no answer within 0.3 s" in slow.err
+    sandbox.faults.slow_rate = 0.0
+    assert cli("run", "--min-age=0").code == 0
+    assert_exactly_once(sandbox, root)
+
+
+def test_credentials_readable_by_others_give_a_warning(cli, home, logged_in, sandbox, tmp_path):
+    logged_in(many_files(tmp_path / "data", 1))
+    os.chmod(home.credentials_file, 0o644)
+    result = cli("run", "--min-age=0")
+    assert result.code == 0
+    assert "readable by other users" in result.err and "chmod 600" in result.err
+    assert sandbox.seed.upload_key not in result.err

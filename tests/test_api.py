@@ -1,0 +1,197 @@
+"""The HTTP client: URLs, pagination, error messages, retries and timeouts, over real HTTP.
+
+Most behaviour is checked against the sandbox; a tiny scripted server stands in where a
+test needs answers that no honest server gives (a `next` link to another host, HTML
+error pages, a header capture).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from oort_lib import __version__
+from oort_lib.api import Client, check_base_url, error_message
+from oort_lib.errors import (
+    AlreadyExists,
+    AuthError,
+    ConfigError,
+    NotFound,
+    PermanentError,
+    ServerUnreachable,
+    TransientError,
+)
+
+
+class Scripted:
+    """A loopback server answering each path with a scripted (status, headers, body)."""
+
+    def __init__(self):
+        self.routes: dict[str, tuple[int, dict, bytes]] = {}
+        self.seen: list[dict] = []
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                scripted.seen.append(dict(self.headers))
+                status, headers, body = scripted.routes.get(
+                    self.path, (404, {}, b'{"detail": "Not found."}'))
+                if status == 0:
+                    time.sleep(float(body))
+                    status, headers, body = 200, {}, b"[]"
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except BrokenPipeError:  # the client gave up waiting: that is the test
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def json(self, path, data, status=200, headers=None):
+        self.routes[path] = (status, headers or {}, json.dumps(data).encode())
+
+
+@pytest.fixture
+def scripted():
+    server = Scripted()
+    yield server
+    server.server.shutdown()
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://api.arcsecond.io/", True),
+    ("http://127.0.0.1:8765", True),
+    ("http://localhost:1", True),
+    ("http://[::1]:8080", True),
+    ("http://api.arcsecond.io", False),
+    ("http://10.0.0.1", False),
+    ("ftp://example.org", False),
+    ("api.arcsecond.io", False),
+])
+def test_base_url_rules(url, ok):
+    if ok:
+        assert check_base_url(url) == url.rstrip("/")
+    else:
+        with pytest.raises(ConfigError):
+            check_base_url(url)
+
+
+def test_tls_verification_is_on_whatever_the_environment(monkeypatch):
+    monkeypatch.setenv("CURL_CA_BUNDLE", "")
+    client = Client("https://api.arcsecond.io", "k")
+    assert client.session.verify is True
+
+
+def test_headers_timeouts_and_no_key_in_repr(scripted):
+    scripted.json("/telescopes/", [{"uuid": "u"}])
+    client = Client(scripted.url, "secret-key-123456")
+    assert client.telescopes(None) == [{"uuid": "u"}]
+    headers = scripted.seen[-1]
+    assert headers["X-Arcsecond-API-Authorization"] == "Key secret-key-123456"
+    assert headers["User-Agent"].startswith(f"oort-sync/{__version__}")
+    assert "secret-key" not in repr(client.session.auth)
+
+
+def test_pagination_is_followed_and_foreign_next_refused(scripted):
+    base = scripted.url
+    scripted.json("/nightlogs/?date=2021-01-01",
+                  {"count": 3, "next": f"{base}/nightlogs/?page=2", "results": [{"uuid": 1}]})
+    scripted.json("/nightlogs/?page=2",
+                  {"count": 3, "next": f"{base}/nightlogs/?page=3", "results": [{"uuid": 2}]})
+    scripted.json("/nightlogs/?page=3", {"count": 3, "next": None, "results": [{"uuid": 3}]})
+    client = Client(base, "k")
+    found = client.find(None, "nightlogs", {"date": "2021-01-01"})
+    assert [n["uuid"] for n in found] == [1, 2, 3]
+    scripted.json("/datasets/?name=x", {"next": "https://evil.example/steal/", "results": []})
+    before = len(scripted.seen)
+    with pytest.raises(PermanentError, match="another host"):
+        client.find(None, "datasets", {"name": "x"})
+    assert len(scripted.seen) == before + 1  # the foreign link was never requested
+
+
+def test_error_bodies_become_one_message(scripted):
+    cases = {
+        "/a/": (400, {"detail": ["x.fits already exists in dataset 1."]}),
+        "/b/": (400, {"name": ["This field is required."]}),
+        "/c/": (400, {"non_field_errors": ["Bad pair."]}),
+        "/d/": (404, {"detail": "Not found."}),
+        "/e/": (401, {"detail": "Invalid key."}),
+        "/f/": (403, {"detail": "You do not have permission."}),
+    }
+    for path, (status, body) in cases.items():
+        scripted.json(path, body, status)
+    scripted.routes["/g/"] = (502, {"Content-Type": "text/html"}, b"<html>Bad Gateway</html>")
+    client = Client(scripted.url, "k", retries=0)
+    with pytest.raises(AlreadyExists):
+        client.request("GET", "/a/")
+    with pytest.raises(PermanentError, match="name: This field is required."):
+        client.request("GET", "/b/")
+    with pytest.raises(PermanentError, match="Bad pair."):
+        client.request("GET", "/c/")
+    with pytest.raises(NotFound):
+        client.request("GET", "/d/")
+    with pytest.raises(AuthError, match="Invalid key") as auth:
+        client.request("GET", "/e/")
+    assert auth.value.exit_code == 3
+    with pytest.raises(AuthError, match="permission"):
+        client.request("GET", "/f/")
+    with pytest.raises(TransientError) as bad:
+        client.request("GET", "/g/")
+    assert "<html>" not in bad.value.message and "502" in bad.value.message
+
+
+def test_error_message_of_a_bare_response():
+    response = requests.Response()
+    response.status_code = 500
+    response.reason = "Internal Server Error"
+    response._content = b"Traceback (most recent call last): ..."
+    assert error_message(response) == "HTTP 500 Internal Server Error"
+
+
+def test_retry_after_is_honoured(sandbox):
+    sandbox.faults.throttle_rate = 1.0
+    sandbox.faults.retry_after = 0.4
+    client = Client(sandbox.url, sandbox.seed.upload_key, retries=1, backoff_base=0.01)
+    start = time.monotonic()
+    with pytest.raises(TransientError) as info:
+        client.telescopes(None)
+    assert time.monotonic() - start >= 0.4
+    assert info.value.status == 429
+
+
+def test_read_timeout_and_unreachable(scripted):
+    scripted.routes["/slow/"] = (0, {}, b"2")
+    client = Client(scripted.url, "k", read_timeout=0.2, retries=1, backoff_base=0.01)
+    start = time.monotonic()
+    with pytest.raises(TransientError, match="no answer within 0.2 s"):
+        client.request("GET", "/slow/")
+    assert time.monotonic() - start < 1.5
+    scripted.server.shutdown()
+    scripted.server.server_close()
+    down = Client(scripted.url, "k", retries=2, backoff_base=0.01)
+    with pytest.raises(ServerUnreachable) as info:
+        down.request("GET", "/x/")
+    assert info.value.exit_code == 4 and "3 attempts" in info.value.message
+
+
+def test_lost_create_is_not_retried_blindly(sandbox):
+    sandbox.faults.lost_answer_rate = 1.0
+    client = Client(sandbox.url, sandbox.seed.upload_key, retries=3, backoff_base=0.01)
+    with pytest.raises(TransientError):
+        client.create(None, "nightlogs", {"date": "2021-01-01"})
+    sandbox.faults.lost_answer_rate = 0.0
+    assert len(sandbox.objects("nightlogs")) == 1  # created once, not once per retry
