@@ -57,7 +57,7 @@ def sandbox(tmp_path):
 
 
 FAST_RETRIES = {"retries": 3, "backoff_base": 0.01, "backoff_max": 0.2, "retry_delay": 0,
-                "connect_timeout": 2.0, "read_timeout": 5.0}
+                "connect_timeout": 10.0, "read_timeout": 30.0}
 
 
 def configure(paths: cfg.Paths, api: str, key: str, *, folders=(), **settings) -> cfg.Settings:

@@ -123,3 +123,37 @@ def test_ping_url_start_and_success_or_failure(cli, logged_in, sandbox, tmp_path
     code = cli("run", "--min-age=0", f"--ping-url={ping}").code
     pings = [p for _m, p, _s in sandbox.requests if p.startswith("/hc/")]
     assert code == 1 and pings == ["/hc/abc/start", "/hc/abc/1"]
+
+
+def test_login_asks_the_password_without_echo(home, sandbox):
+    seed = sandbox.seed
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "oort_sync.py"), "login", f"--api={sandbox.url}",
+         f"--username={seed.username}@sandbox.example"],
+        stdin=follower, stdout=follower, stderr=follower, start_new_session=True,
+        env={**os.environ, "OORT_SYNC_HOME": str(home.config_dir.parent)})
+    os.close(follower)
+    screen = b""
+    while b"Password" not in screen:
+        ready, _, _ = select.select([leader], [], [], 30)
+        assert ready, screen
+        screen += os.read(leader, 4096)
+    os.write(leader, seed.password.encode() + b"\n")
+    while proc.poll() is None or select.select([leader], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    proc.wait(30)
+    os.close(leader)
+    text = screen.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert seed.password not in text  # not echoed
+    assert f"as {seed.username}" in text and "robotland (admin)" in text
+    creds = json.loads(home.credentials_file.read_text())
+    assert creds["key"] == seed.upload_key and creds["username"] == seed.username
+    assert (home.credentials_file.stat().st_mode & 0o777) == 0o600

@@ -212,3 +212,27 @@ def test_plain_http_refused_off_loopback(cli, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("k\n"))
     result = cli("login", "--api=http://example.org", "--key-stdin")
     assert result.code == 2 and "plain http://" in result.err
+
+
+def test_quick_check_opens_nothing_unchanged(cli, home, logged_in, sandbox, tree):
+    from oort_lib import sync
+
+    settings = logged_in(tree)
+    first = sync.dry_run(home, settings, min_age=0)
+    sizes = sum(i.size for i in first.items)
+    assert first.bytes_read >= sizes  # new files are read (hashed) once each
+    assert cli("run", "--min-age=0").code == 0
+    again = sync.dry_run(home, settings, min_age=0)
+    assert again.bytes_read == 0 and again.items == [] and again.unchanged == 13
+    # Same size and mtime: by design the quick check does not even open the file.
+    target = tree / "NGC3603/Halpha/Mosaic1.fits"
+    st = target.stat()
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert sync.dry_run(home, settings, min_age=0).bytes_read == 0
+    os.utime(target, (time.time() - 100, time.time() - 100))  # now it looks changed
+    changed = sync.dry_run(home, settings, min_age=0)
+    assert [i.relpath for i in changed.items] == ["NGC3603/Halpha/Mosaic1.fits"]
+    assert changed.items[0].replace and changed.bytes_read == st.st_size
