@@ -22,6 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import __version__
+from .digest import new_hash
 from .errors import (
     AlreadyExists,
     AuthError,
@@ -102,6 +103,7 @@ class FileBody:
         ).encode("utf-8", "surrogateescape")
         self._tail = f"\r\n--{self.boundary}--\r\n".encode()
         self._file = open(path, "rb")  # noqa: SIM115 - closed in close()/read()
+        self._hash = new_hash()
         self.file_size = os.fstat(self._file.fileno()).st_size
         self.len = len(self._head) + self.file_size + len(self._tail)
         self._stage = 0
@@ -122,6 +124,7 @@ class FileBody:
         if self._stage == 1:
             data = self._file.read(max(size, _CHUNK))
             if data:
+                self._hash.update(data)
                 if self._progress:
                     self._progress(len(data))
                 return data
@@ -132,6 +135,14 @@ class FileBody:
 
     def close(self) -> None:
         self._file.close()
+
+    @property
+    def complete(self) -> bool:
+        return self._stage == 2
+
+    def hexdigest(self) -> str:
+        """Hash of the file bytes sent (the whole file once `complete`)."""
+        return self._hash.hexdigest()
 
 
 def error_message(response: requests.Response) -> str:
@@ -411,8 +422,9 @@ class Client:
         replace: bool = False,
         progress: Callable[[int], None] | None = None,
         abort: threading.Event | None = None,
-    ) -> dict | None:
-        """Stream a file into a dataset (POST, or PATCH to replace it).
+    ) -> str:
+        """Stream a file into a dataset (POST, or PATCH to replace it); returns the hash
+        (digest.new_hash) of the bytes sent, so the file is read only once.
 
         Raises AlreadyExists when the name is taken, Aborted when `abort` is set, and the
         request() errors otherwise. Upload failures are not retried here: whether the
@@ -422,12 +434,16 @@ class Client:
             method, url = "PATCH", _datafile_path(organisation, dataset, filename)
         else:
             method, url = "POST", f"{_prefix(organisation)}/datasets/{dataset}/datafiles/"
-        return self.request(
-            method,
-            url,
-            idempotent=False,
-            body_factory=lambda: FileBody(path, filename, progress=progress, abort=abort),
-        )
+        bodies: list[FileBody] = []
+
+        def body() -> FileBody:
+            bodies.append(FileBody(path, filename, progress=progress, abort=abort))
+            return bodies[-1]
+
+        self.request(method, url, idempotent=False, body_factory=body)
+        if not bodies or not bodies[-1].complete:
+            raise TransientError(f"{filename}: the server answered before the file was sent")
+        return bodies[-1].hexdigest()
 
 
 def _prefix(organisation: str | None) -> str:

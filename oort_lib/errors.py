@@ -81,8 +81,13 @@ class Interrupted(OortError):
 class FileProblem(OortError):
     """A local file cannot be used as it is (corrupt header, unreadable, vanished...).
 
-    The file is skipped with this message as its reason; the other files go on.
+    The file is skipped with `reason` (the message without the path, for listings that
+    show the path already); the other files go on.
     """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 # --- remote problems (raised by api.py) ------------------------------------------------

@@ -76,7 +76,8 @@ def read_header(path: str) -> HeaderInfo:
     except FileProblem:
         raise
     except OSError as exc:
-        raise FileProblem(f"{shown}: {_os_reason(exc)}") from exc
+        why = _os_reason(exc)
+        raise FileProblem(f"{shown}: {why}", why) from exc
 
 
 def _os_reason(exc: OSError) -> str:
@@ -290,7 +291,8 @@ def _read_fits(path: str, shown: str) -> HeaderInfo:
             raise
         if not found:
             reason = str(exc) or type(exc).__name__
-            raise FileProblem(f"{shown}: truncated or corrupt FITS header ({reason})") from exc
+            why = f"truncated or corrupt FITS header ({reason})"
+            raise FileProblem(f"{shown}: {why}", why) from exc
         # Damage after the HDU that gave the date only cost us a later OBJECT.
     finally:
         hdus.close()
@@ -387,7 +389,8 @@ def _read_xisf(path: str, shown: str) -> HeaderInfo:
         if isinstance(exc, OSError) and exc.errno is not None:
             raise
         reason = str(exc) or type(exc).__name__
-        raise FileProblem(f"{shown}: corrupt XISF header ({reason})") from exc
+        why = f"corrupt XISF header ({reason})"
+        raise FileProblem(f"{shown}: {why}", why) from exc
 
     keyword_sets = [image.get("FITSKeywords") or {} for image in images]
     property_sets = [image.get("XISFProperties") or {} for image in images] + [file_meta]

@@ -29,7 +29,7 @@ class Item(NamedTuple):
     relpath: str
     size: int
     mtime_ns: int
-    hash: str
+    hash: str | None  # None until the upload hashes it (a file never uploaded before)
     header_date: str
     night: str
     kind: str  # "observation" or "calibration"
@@ -225,16 +225,19 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows) -> Non
     """Read what must be read (hash, header) unless the manifest already knows it."""
     from . import rules
 
-    if same is not None and same.hash and same.header_date:
+    if same is not None and same.header_date:
         digest, header_date, target = same.hash, same.header_date, same.target
     else:
+        # Only a file that was uploaded before needs its hash now: to tell a real change
+        # from a touch. A new file is hashed by its upload, which reads it anyway.
+        uploaded_before = old is not None and bool(old.uploaded_hash)
         try:
-            digest, header_date, target, problem = _inspect(plan, entry)
+            digest, header_date, target, problem = _inspect(plan, entry, uploaded_before)
         except FileProblem as exc:
-            plan.skipped.append((folder.path, entry.relpath, exc.message))
-            rows.append(_skip_row(entry, exc.message))
+            plan.skipped.append((folder.path, entry.relpath, exc.reason))
+            rows.append(_skip_row(entry, exc.reason))
             return
-        if old is not None and old.uploaded_hash == digest:
+        if uploaded_before and old.uploaded_hash == digest:
             # Touched, not changed: the server already has this content.
             plan.unchanged += 1
             rows.append(
@@ -284,15 +287,23 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows) -> Non
     )
 
 
-def _inspect(plan: Plan, entry: Entry) -> tuple[str, str | None, str | None, str | None]:
-    """(hash, ISO header date or None, OBJECT, why there is no date). Raises FileProblem."""
-    from .digest import file_hash
+def _inspect(
+    plan: Plan, entry: Entry, with_hash: bool
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """(hash or None, ISO header date or None, OBJECT, why there is no date).
+
+    Raises FileProblem.
+    """
     from .headers import read_header
 
-    digest, count = file_hash(entry.path)
-    plan.bytes_read += count
-    if count != entry.size:
-        raise FileProblem("changed while it was being read; it will be retried next run")
+    digest = None
+    if with_hash:
+        from .digest import file_hash
+
+        digest, count = file_hash(entry.path)
+        plan.bytes_read += count
+        if count != entry.size:
+            raise FileProblem("changed while it was being read; it will be retried next run")
     info = read_header(entry.path)
     date = info.date.isoformat() if info.date is not None else None
     return digest, date, info.target, info.date_problem

@@ -320,7 +320,7 @@ class _Uploader:
         if self.stop.is_set():
             return
         try:
-            outcome, reason, uuids = self._upload(item)
+            outcome, reason, uuids, digest = self._upload(item)
         except (AuthError, ServerUnreachable) as exc:
             self._fatal(exc)
             return
@@ -328,22 +328,24 @@ class _Uploader:
             return
         except RemoteError as exc:
             outcome = "failed-transient" if exc.transient else "failed"
-            reason, uuids = exc.message, None
+            reason, uuids, digest = exc.message, None, None
         except OortError as exc:
-            outcome, reason, uuids = "failed", exc.message, None
+            outcome, reason, uuids, digest = "failed", exc.message, None, None
         except Exception as exc:  # noqa: BLE001 - one file's bug must not stop the others
             log.exception("unexpected error on %s", item.path)
-            outcome, reason, uuids = "failed", f"internal error: {exc!r}", None
-        self._record(item, outcome, reason, uuids)
+            outcome, reason, uuids, digest = "failed", f"internal error: {exc!r}", None, None
+        self._record(item, outcome, reason, uuids, digest)
 
-    def _upload(self, item: Item) -> tuple[str, str | None, tuple | None]:
+    def _upload(self, item: Item) -> tuple[str, str | None, tuple | None, str | None]:
+        """(outcome, reason, remote UUIDs, content hash). Raises api/Oort errors."""
         from .api import Aborted
 
         before = _stat(item)
         if before is None:
-            return "vanished", "vanished before its upload", None
+            return "vanished", "vanished before its upload", None, None
         if before != (item.size, item.mtime_ns):
-            return "changed", "changed since it was read; it is uploaded on a later run", None
+            return ("changed", "changed since it was read; it is uploaded on a later run",
+                    None, None)
         for attempt in range(ATTEMPTS_PER_RUN):
             if self.stop.is_set():
                 raise Interrupted("stopping", 0)
@@ -357,22 +359,22 @@ class _Uploader:
             look_first = look_first or dataset not in self.resolver.created
             if look_first and not item.replace:
                 if self.client.datafile(org, dataset, item.filename) is not None:
-                    return "already", "already on the server", uuids
+                    return "already", "already on the server", uuids, _content_hash(item)
             try:
                 try:
-                    self.client.upload(
+                    digest = self.client.upload(
                         org, dataset, item.path, item.filename,
                         replace=item.replace, progress=self._sent, abort=self.abort,
                     )
                 except NotFound:
                     if not item.replace:
                         raise
-                    self.client.upload(
+                    digest = self.client.upload(
                         org, dataset, item.path, item.filename,
                         progress=self._sent, abort=self.abort,
                     )
             except AlreadyExists:
-                return "already", "already on the server", uuids
+                return "already", "already on the server", uuids, _content_hash(item)
             except Aborted:
                 raise Interrupted("upload cut short by the stop", 0) from None
             except TransientError:
@@ -381,18 +383,20 @@ class _Uploader:
                 continue
             after = _stat(item)
             if after != before:
-                return "changed", "changed during its upload; it is uploaded again later", uuids
-            return "uploaded", None, uuids
+                return ("changed", "changed during its upload; it is uploaded again later",
+                        uuids, None)
+            return "uploaded", None, uuids, digest
         raise AssertionError("unreachable")
 
-    def _record(self, item: Item, outcome: str, reason: str | None, uuids) -> None:
+    def _record(self, item: Item, outcome: str, reason: str | None, uuids,
+                digest: str | None) -> None:
         now = time.time()
         fields: dict = {"attempts": item.attempts + 1, "reason": reason}
         if uuids:
             fields.update(nightlog_uuid=uuids[0], parent_uuid=uuids[1], dataset_uuid=uuids[2])
         if outcome in ("uploaded", "already"):
             fields.update(
-                status=mf.UPLOADED, transient=0, retry_at=None, uploaded_hash=item.hash,
+                status=mf.UPLOADED, transient=0, retry_at=None, hash=digest, uploaded_hash=digest,
                 uploaded_size=item.size, uploaded_at=now,
             )
             if outcome == "uploaded":
@@ -423,6 +427,15 @@ class _Uploader:
         log.log(level, "%s %s/%s%s", outcome, item.folder.path, item.relpath,
                 f" ({reason})" if reason else "")
         self.events.done(item, outcome, reason)
+
+
+def _content_hash(item: Item) -> str:
+    """The item's hash, reading the file only if planning did not (raises FileProblem)."""
+    if item.hash:
+        return item.hash
+    from .digest import file_hash
+
+    return file_hash(item.path)[0]
 
 
 def _stat(item: Item) -> tuple[int, int] | None:
