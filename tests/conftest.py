@@ -56,6 +56,15 @@ def sandbox(tmp_path):
         yield server
 
 
+@pytest.fixture
+def sb(tmp_path):
+    """A running sandbox for the sandbox's own tests (they drive it with raw requests)."""
+    from oort_lib.sandbox import Sandbox
+
+    with Sandbox(tmp_path / "sandbox", page_size=2) as server:
+        yield server
+
+
 FAST_RETRIES = {"retries": 3, "backoff_base": 0.01, "backoff_max": 0.2, "retry_delay": 0,
                 "connect_timeout": 10.0, "read_timeout": 30.0}
 

@@ -3,62 +3,11 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 
-import pytest
 import requests
+from sandbox_api import DATE, SEED, Api, org
 
-from oort_lib.sandbox import Sandbox, Seed
-
-SEED = Seed()
-DATE = "2024-05-01"
-
-
-@pytest.fixture
-def sb(tmp_path):
-    with Sandbox(tmp_path / "sandbox", page_size=2) as sandbox:
-        yield sandbox
-
-
-class Api:
-    """A tiny client for one key, so the tests read like the contract."""
-
-    def __init__(self, sb: Sandbox, key: str | None = SEED.upload_key, prefix: str = ""):
-        self.url = sb.url + prefix
-        self.session = requests.Session()
-        if key is not None:
-            self.session.headers["X-Arcsecond-API-Authorization"] = f"Key {key}"
-
-    def get(self, path: str, **kw) -> requests.Response:
-        return self.session.get(self.url + path, timeout=10, **kw)
-
-    def post(self, path: str, **kw) -> requests.Response:
-        return self.session.post(self.url + path, timeout=10, **kw)
-
-    def patch(self, path: str, **kw) -> requests.Response:
-        return self.session.patch(self.url + path, timeout=10, **kw)
-
-    def create(self, kind: str, **fields) -> dict:
-        r = self.post(f"/{kind}/", json=fields)
-        assert r.status_code == 201, r.text
-        return r.json()
-
-    def chain(self, name: str = "M31", telescope: str | None = None) -> dict:
-        """night log -> observation -> dataset; returns the dataset."""
-        log = self.create("nightlogs", date=DATE, **({"telescope": telescope} if telescope else {}))
-        obs = self.create("observations", night_log=log["uuid"], name=name, target_name=name)
-        return self.create("datasets", name=name, observation=obs["uuid"])
-
-    def upload(self, dataset: str, filename: str, content: bytes, method: str = "post"):
-        path = f"/datasets/{dataset}/datafiles/"
-        if method == "patch":
-            path += quote(filename, safe="") + "/"
-        return getattr(self, method)(path, files={"file": (filename, content)})
-
-
-def org(sb: Sandbox, key: str = SEED.upload_key, subdomain: str = SEED.organisation) -> Api:
-    return Api(sb, key, prefix=f"/{subdomain}")
-
+from oort_lib.sandbox import Sandbox
 
 # --- seed ---------------------------------------------------------------------------------
 

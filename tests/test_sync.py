@@ -216,7 +216,6 @@ def test_plain_http_refused_off_loopback(cli, monkeypatch):
 
 def test_quick_check_opens_nothing_unchanged(cli, home, logged_in, sandbox, tree):
     from oort_lib import sync
-
     from oort_lib.digest import file_hash
 
     settings = logged_in(tree)
