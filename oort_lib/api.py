@@ -7,13 +7,10 @@ of the error classes of errors.py with a message a person can act on.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import os
 import random
 import threading
 import time
-import uuid as uuidlib
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
@@ -22,8 +19,10 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from . import __version__
-from .digest import new_hash
+from .body import FileBody
+from .config import check_base_url
 from .errors import (
+    Aborted,
     AlreadyExists,
     AuthError,
     ConfigError,
@@ -37,32 +36,6 @@ log = logging.getLogger(__name__)
 
 KEY_HEADER = "X-Arcsecond-API-Authorization"
 USER_AGENT = f"oort-sync/{__version__} (+https://github.com/arcsecond-io)"
-WRITER_ROLES = ("superadmin", "admin", "member")
-_CHUNK = 1 << 20
-
-
-def check_base_url(url: str) -> str:
-    """Normalise the API URL. Plain http:// is allowed for loopback hosts only.
-
-    Raises ConfigError for any other scheme or a non-loopback http:// URL.
-    """
-    url = url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and parts.hostname:
-        host = parts.hostname
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if loopback:
-            return url
-        raise ConfigError(
-            f"API URL {url}: plain http:// is refused except on loopback "
-            "(the key would travel in clear); use https://."
-        )
-    raise ConfigError(f"API URL {url!r} is not an https:// URL.")
 
 
 class _KeyAuth(requests.auth.AuthBase):
@@ -75,74 +48,6 @@ class _KeyAuth(requests.auth.AuthBase):
         if self.key:
             request.headers[KEY_HEADER] = f"Key {self.key}"
         return request
-
-
-class Aborted(Exception):
-    """An upload body gave up because the run is stopping."""
-
-
-class FileBody:
-    """A multipart/form-data body streamed from disk: constant memory, known length."""
-
-    def __init__(
-        self,
-        path: str,
-        filename: str,
-        *,
-        progress: Callable[[int], None] | None = None,
-        abort: threading.Event | None = None,
-    ):
-        self.boundary = uuidlib.uuid4().hex
-        quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
-        disposition = f'form-data; name="file"; filename="{quoted}"'
-        if not filename.isascii():
-            disposition += f"; filename*=UTF-8''{quote(filename, safe='')}"
-        self._head = (
-            f"--{self.boundary}\r\nContent-Disposition: {disposition}\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode("utf-8", "surrogateescape")
-        self._tail = f"\r\n--{self.boundary}--\r\n".encode()
-        self._file = open(path, "rb")  # noqa: SIM115 - closed in close()/read()
-        self._hash = new_hash()
-        self.file_size = os.fstat(self._file.fileno()).st_size
-        self.len = len(self._head) + self.file_size + len(self._tail)
-        self._stage = 0
-        self._progress = progress
-        self._abort = abort
-
-    @property
-    def content_type(self) -> str:
-        return f"multipart/form-data; boundary={self.boundary}"
-
-    def read(self, size: int = -1) -> bytes:
-        # Larger reads than the transport asks for: fewer Python calls per megabyte.
-        if self._abort is not None and self._abort.is_set():
-            raise Aborted()
-        if self._stage == 0:
-            self._stage = 1
-            return self._head
-        if self._stage == 1:
-            data = self._file.read(max(size, _CHUNK))
-            if data:
-                self._hash.update(data)
-                if self._progress:
-                    self._progress(len(data))
-                return data
-            self._stage = 2
-            self._file.close()
-            return self._tail
-        return b""
-
-    def close(self) -> None:
-        self._file.close()
-
-    @property
-    def complete(self) -> bool:
-        return self._stage == 2
-
-    def hexdigest(self) -> str:
-        """Hash of the file bytes sent (the whole file once `complete`)."""
-        return self._hash.hexdigest()
 
 
 def error_message(response: requests.Response) -> str:

@@ -215,6 +215,7 @@ def _unwatch(args, paths, settings) -> int:
 def _run(args, paths, settings) -> int:
     from . import credentials, sync
     from . import manifest as mf
+    from .interrupt import GracefulStop
     from .render import plan_lines, result_lines
 
     if args["--rebuild-manifest"]:
@@ -239,7 +240,7 @@ def _run(args, paths, settings) -> int:
         _say(f"oort-sync: warning: {warning}", err=True)
     interactive = sys.stderr.isatty() and not args["--quiet"] and not args["--json"]
     events = _Progress() if interactive else sync.Events()
-    stopper = _Stopper()
+    stopper = GracefulStop()
     ping = args["--ping-url"] or settings.ping_url
     _ping(ping, "start")
     try:
@@ -323,49 +324,6 @@ def _sandbox(args) -> int:
     finally:
         sandbox.stop()
     return EXIT_OK
-
-
-class _Stopper:
-    """SIGTERM/SIGINT: stop starting uploads; after a grace period (or a second signal)
-    cut the ones in flight. The run then ends normally, its manifest consistent."""
-
-    GRACE = 20.0
-
-    def __init__(self):
-        import threading
-
-        self.stop = threading.Event()
-        self.abort = threading.Event()
-        self.exit_code = 0
-        self.signal_name = ""
-        self._previous: dict = {}
-
-    def _handle(self, signum, frame) -> None:
-        import signal
-        import threading
-
-        if self.stop.is_set():
-            self.abort.set()
-            return
-        self.signal_name = signal.Signals(signum).name
-        self.exit_code = 130 if signum == signal.SIGINT else 143
-        self.stop.set()
-        timer = threading.Timer(self.GRACE, self.abort.set)
-        timer.daemon = True
-        timer.start()
-
-    def __enter__(self):
-        import signal
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import signal
-
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 class _Progress:

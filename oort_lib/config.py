@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -238,6 +239,32 @@ def select_folders(folders: Iterable[Folder], only: Iterable[str] = ()) -> list[
             raise ConfigError(f"{name} is not a watched folder (see `oort-sync status`).")
         chosen.append(by_path[full])
     return chosen
+
+
+def check_base_url(url: str) -> str:
+    """Normalise the API URL. Plain http:// is allowed for loopback hosts only.
+
+    Raises ConfigError for any other scheme or a non-loopback http:// URL.
+    """
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname:
+        import ipaddress  # only here: not a cost for every run
+
+        host = parts.hostname
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            return url
+        raise ConfigError(
+            f"API URL {url}: plain http:// is refused except on loopback "
+            "(the key would travel in clear); use https://."
+        )
+    raise ConfigError(f"API URL {url!r} is not an https:// URL.")
 
 
 def with_api(settings: Settings, api: str) -> Settings:

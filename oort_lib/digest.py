@@ -5,7 +5,7 @@ without SHA instructions (the mini PCs and Raspberry Pis oort-sync runs on), and
 collision-resistant, so "same hash" safely means "same content". It is also the hash of
 `b2sum`, the floor the planning benchmark compares with.
 
-A file never uploaded before is hashed while its upload streams it (api.FileBody), so it
+A file never uploaded before is hashed while its upload streams it (body.FileBody), so it
 is read once in all; only a file that was uploaded before is hashed when planning, to
 tell a real change (re-upload) from a mere touch (nothing to do).
 """

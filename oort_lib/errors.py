@@ -67,6 +67,15 @@ class LockHeld(OortError):
     exit_code = EXIT_LOCKED
 
 
+class Aborted(OortError):
+    """An upload was cut short because the run is stopping (retried next run)."""
+
+    transient = True
+
+    def __init__(self, message: str = "upload cut short by the stop"):
+        super().__init__(message)
+
+
 class Interrupted(OortError):
     """The run was stopped by a signal; in-flight files are retried next run."""
 

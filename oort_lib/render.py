@@ -11,8 +11,12 @@ def human_bytes(count: float) -> str:
     return f"{count} B"
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _files(n: int) -> str:
-    return f"{n} file" + ("" if n == 1 else "s")
+    return plural(n, "file")
 
 
 def plan_lines(plan) -> list[str]:

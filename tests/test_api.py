@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from oort_lib import __version__
-from oort_lib.api import Client, check_base_url, error_message
+from oort_lib.api import Client, error_message
+from oort_lib.config import check_base_url
 from oort_lib.errors import (
     AlreadyExists,
     AuthError,

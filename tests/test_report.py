@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
+from oort_lib import chart, report
 from oort_lib import config as cfg
-from oort_lib import report
 from oort_lib.errors import ConfigError
 from oort_lib.manifest import Manifest
 
@@ -143,12 +143,12 @@ def test_empty_or_missing_manifest(home):
 
 
 def test_one_night_and_zero_bytes_charts():
-    one = report.bar_chart([{"night": "2024-01-01", "files": 1, "bytes": 123}])
+    one = chart.bar_chart([{"night": "2024-01-01", "files": 1, "bytes": 123}])
     assert one.count('class="bar"') == 1 and "nan" not in one and "inf" not in one
-    zero = report.bar_chart([{"night": "2024-01-01", "files": 1, "bytes": 0},
+    zero = chart.bar_chart([{"night": "2024-01-01", "files": 1, "bytes": 0},
                              {"night": "2024-01-02", "files": 1, "bytes": 0}])
     assert zero.count('class="bar"') == 2 and "nan" not in zero
-    many = report.bar_chart([{"night": f"n{i}", "files": 1, "bytes": i} for i in range(900)])
+    many = chart.bar_chart([{"night": f"n{i}", "files": 1, "bytes": i} for i in range(900)])
     assert many.count('class="bar"') == 900
     assert many.count("rotate(-40") < 60, "date labels are thinned out"
 
