@@ -9,17 +9,16 @@ half a second, which a run with nothing new to read must never pay.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
+from typing import Any
 
 from .dates import combine_date_time, is_date_only, parse_header_date
 from .errors import FileProblem
+from .fitsfile import CARD, data_size, open_fits, read_header_bytes
 from .scan import display_name
 
 __all__ = ["HeaderInfo", "read_header"]
@@ -32,10 +31,6 @@ TIME_KEYWORDS = ("TIME-OBS", "UT", "UTSTART")
 XISF_TIME_PROPERTY = "Observation:Time:Start"
 XISF_OBJECT_PROPERTY = "Observation:Object:Name"
 
-_BLOCK = 2880
-_CARD = 80
-# A header longer than this (about 35,000 cards) is not a header but a damaged file.
-_MAX_HEADER_BLOCKS = 1000
 # Stop looking for an HDU with a date after this many: beyond, it is not an image file.
 _MAX_HDUS = 256
 # An XISF header declared larger than this is damaged (real ones are a few KB to a few MB).
@@ -154,88 +149,19 @@ def _silence(category: type[Warning]) -> None:
         warnings.filterwarnings("ignore", category=category)
 
 
-def _open_fits(path: str) -> tuple[IO[bytes], bool]:
-    """The (decompressed) byte stream of a FITS file and whether it is a compressed stream."""
-    # Not a with-block: the caller closes the returned stream, which owns this file.
-    raw = open(path, "rb")
-    try:
-        magic = raw.read(3)
-        raw.seek(0)
-        if magic[:2] == b"\x1f\x8b":
-            return gzip.GzipFile(fileobj=raw, mode="rb"), True
-        if magic == b"BZh":
-            return bz2.BZ2File(raw, mode="rb"), True
-    except BaseException:
-        raw.close()
-        raise
-    return raw, False
-
-
-def _read_header_bytes(stream: IO[bytes], first: bool) -> bytes | None:
-    """The raw bytes of the next header, None at a clean end of the file.
-
-    Raises ValueError (with a short reason) when the header is truncated or not FITS.
-    """
-    block = stream.read(_BLOCK)
-    if not block:
-        if first:
-            raise ValueError("empty file")
-        return None
-    if first:
-        if not block.startswith(b"SIMPLE  ="):
-            raise ValueError("no SIMPLE card: not a FITS file")
-    elif not block.startswith(b"XTENSION="):
-        # Bytes after the last HDU (padding, appended junk) end the file, they do not
-        # make it corrupt.
-        return None
-    blocks = [block]
-    for _ in range(_MAX_HEADER_BLOCKS):
-        if len(block) < _BLOCK:
-            raise ValueError("the file ends inside the header")
-        if any(block.startswith(b"END     ", at) for at in range(0, _BLOCK, _CARD)):
-            return b"".join(blocks)
-        block = stream.read(_BLOCK)
-        blocks.append(block)
-    raise ValueError("no END card")
-
-
-def _data_size(header: Any) -> int:
-    """Bytes of the data unit after ``header``, padding included; raises ValueError."""
-    try:
-        naxis = int(header.get("NAXIS", 0))
-        if naxis == 0:
-            return 0
-        axes = [int(header[f"NAXIS{i}"]) for i in range(1, naxis + 1)]
-        bits = abs(int(header["BITPIX"]))
-        pcount = int(header.get("PCOUNT", 0))
-        gcount = int(header.get("GCOUNT", 1))
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"bad size keywords ({exc})") from exc
-    if header.get("GROUPS") is True and axes[0] == 0:
-        # Random groups: NAXIS1 = 0 is a marker, not an axis.
-        axes = axes[1:]
-    count = 1
-    for axis in axes:
-        count *= axis
-    size = bits // 8 * gcount * (pcount + count)
-    if size < 0:
-        raise ValueError("negative data size")
-    return -(-size // _BLOCK) * _BLOCK
-
-
 def _fits_hdus(path: str) -> Iterator[tuple[Callable[[str], str | None], bool]]:
     """A keyword getter and "compressed stream?" for each HDU; raises ValueError/OSError."""
     header_class = _fits_header_class()
-    stream, compressed = _open_fits(path)
+    stream, compressed = open_fits(path)
     with stream:
         for index in range(_MAX_HDUS):
-            raw = _read_header_bytes(stream, first=index == 0)
+            raw = read_header_bytes(stream, first=index == 0)
             if raw is None:
                 return
             raw = raw.translate(_PRINTABLE)
             header = header_class.fromstring(raw)
             yield _fits_get(header, raw), compressed
-            stream.seek(_data_size(header), os.SEEK_CUR)
+            stream.seek(data_size(header), os.SEEK_CUR)
 
 
 def _fits_get(header: Any, raw: bytes) -> Callable[[str], str | None]:
@@ -253,8 +179,8 @@ def _fits_get(header: Any, raw: bytes) -> Callable[[str], str | None]:
 def _raw_value(raw: bytes, keyword: str) -> str | None:
     """The text after ``KEYWORD =`` in the raw header, without its comment, or None."""
     name = keyword.encode("ascii").ljust(8)
-    for at in range(0, len(raw), _CARD):
-        card = raw[at : at + _CARD]
+    for at in range(0, len(raw), CARD):
+        card = raw[at : at + CARD]
         if card[:8] == name and card[8:10] == b"= ":
             text = card[10:].decode("ascii")
             if text.lstrip().startswith("'"):

@@ -1,0 +1,85 @@
+"""The block structure of a FITS file: the bytes of each header, and how far to skip the
+data that follows it (read by seeking, never decompressed or loaded).
+
+gzip and bzip2 streams are recognised by their magic bytes, not by the file name.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+from typing import IO, Any
+
+BLOCK = 2880
+CARD = 80
+# A header longer than this (about 35,000 cards) is not a header but a damaged file.
+MAX_HEADER_BLOCKS = 1000
+
+
+def open_fits(path: str) -> tuple[IO[bytes], bool]:
+    """The (decompressed) byte stream of a FITS file and whether it is a compressed stream."""
+    # Not a with-block: the caller closes the returned stream, which owns this file.
+    raw = open(path, "rb")
+    try:
+        magic = raw.read(3)
+        raw.seek(0)
+        if magic[:2] == b"\x1f\x8b":
+            return gzip.GzipFile(fileobj=raw, mode="rb"), True
+        if magic == b"BZh":
+            return bz2.BZ2File(raw, mode="rb"), True
+    except BaseException:
+        raw.close()
+        raise
+    return raw, False
+
+
+def read_header_bytes(stream: IO[bytes], first: bool) -> bytes | None:
+    """The raw bytes of the next header, None at a clean end of the file.
+
+    Raises ValueError (with a short reason) when the header is truncated or not FITS.
+    """
+    block = stream.read(BLOCK)
+    if not block:
+        if first:
+            raise ValueError("empty file")
+        return None
+    if first:
+        if not block.startswith(b"SIMPLE  ="):
+            raise ValueError("no SIMPLE card: not a FITS file")
+    elif not block.startswith(b"XTENSION="):
+        # Bytes after the last HDU (padding, appended junk) end the file, they do not
+        # make it corrupt.
+        return None
+    blocks = [block]
+    for _ in range(MAX_HEADER_BLOCKS):
+        if len(block) < BLOCK:
+            raise ValueError("the file ends inside the header")
+        if any(block.startswith(b"END     ", at) for at in range(0, BLOCK, CARD)):
+            return b"".join(blocks)
+        block = stream.read(BLOCK)
+        blocks.append(block)
+    raise ValueError("no END card")
+
+
+def data_size(header: Any) -> int:
+    """Bytes of the data unit after ``header``, padding included; raises ValueError."""
+    try:
+        naxis = int(header.get("NAXIS", 0))
+        if naxis == 0:
+            return 0
+        axes = [int(header[f"NAXIS{i}"]) for i in range(1, naxis + 1)]
+        bits = abs(int(header["BITPIX"]))
+        pcount = int(header.get("PCOUNT", 0))
+        gcount = int(header.get("GCOUNT", 1))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"bad size keywords ({exc})") from exc
+    if header.get("GROUPS") is True and axes[0] == 0:
+        # Random groups: NAXIS1 = 0 is a marker, not an axis.
+        axes = axes[1:]
+    count = 1
+    for axis in axes:
+        count *= axis
+    size = bits // 8 * gcount * (pcount + count)
+    if size < 0:
+        raise ValueError("negative data size")
+    return -(-size // BLOCK) * BLOCK
