@@ -124,6 +124,21 @@ class Client:
         self.session.mount("http://", adapter)
         self._origin = urlsplit(self.base)[:2]
 
+    @classmethod
+    def from_settings(cls, settings, key: str | None = None, *, api: str | None = None,
+                      **extra) -> Client:
+        """A client with the timeouts and retry policy of config.Settings."""
+        return cls(
+            api or settings.api,
+            key,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            retries=settings.retries,
+            backoff_base=settings.backoff_base,
+            backoff_max=settings.backoff_max,
+            **extra,
+        )
+
     def close(self) -> None:
         self.session.close()
 

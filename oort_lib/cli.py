@@ -136,9 +136,7 @@ def _dispatch(args: dict) -> int:
 def _client(settings: cfg.Settings, key: str | None = None, api: str | None = None):
     from .api import Client
 
-    return Client(api or settings.api, key, connect_timeout=settings.connect_timeout,
-                  read_timeout=settings.read_timeout, retries=settings.retries,
-                  backoff_base=settings.backoff_base, backoff_max=settings.backoff_max)
+    return Client.from_settings(settings, key, api=api)
 
 
 def _login(args, paths, settings) -> int:

@@ -67,6 +67,7 @@ class RunResult:
         self.bytes_sent = 0
         self.started = time.time()
         self.ended: float | None = None
+        self.stopped = False  # asked to stop (a signal) before the end
 
     @property
     def exit_code(self) -> int:
@@ -148,23 +149,13 @@ def run(
         if plan.items and not stop.is_set():
             from .api import Client  # requests costs ~60 ms: only when there is work
 
-            client = Client(
-                settings.api,
-                creds.key,
-                connect_timeout=settings.connect_timeout,
-                read_timeout=settings.read_timeout,
-                retries=settings.retries,
-                backoff_base=settings.backoff_base,
-                backoff_max=settings.backoff_max,
-                pool_size=jobs + 2,
-                stop=abort,
-            )
+            client = Client.from_settings(settings, creds.key, pool_size=jobs + 2, stop=abort)
             try:
-                uploader = _Uploader(client, manifest, settings.api, result, events, stop, abort)
-                uploader.retry_delay = settings.retry_delay
-                uploader.run(jobs)
+                _Uploader(client, manifest, settings, result, events, stop, abort).run(jobs)
             finally:
                 client.close()
+        if stop.is_set() and result.fatal is None:
+            result.stopped = True
         result.ended = time.time()
         summary = result.summary()
         log.log(
@@ -184,7 +175,9 @@ def run(
             skipped=len(plan.skipped),
             deferred=len(plan.deferred),
             bytes=result.bytes_sent,
-            message=result.fatal.message if result.fatal else None,
+            message=result.fatal.message if result.fatal else (
+                "stopped by a signal; files in flight are retried next run"
+                if result.stopped else None),
         )
     return result
 
@@ -203,16 +196,19 @@ def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
 
 
 class _Uploader:
-    def __init__(self, client, manifest, api, result: RunResult, events, stop, abort):
+    """The worker pool of a run: each item resolved, uploaded and recorded."""
+
+    def __init__(self, client, manifest, settings: Settings, result: RunResult, events,
+                 stop, abort):
         self.client = client
         self.manifest = manifest
-        self.resolver = Resolver(client, manifest, api)
+        self.resolver = Resolver(client, manifest, settings.api)
         self.result = result
         self.events = events
         self.stop = stop
         self.abort = abort
+        self.retry_delay = settings.retry_delay
         self._guard = threading.Lock()
-        self.retry_delay = 60.0
 
     def run(self, jobs: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
