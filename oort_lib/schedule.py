@@ -117,20 +117,19 @@ TimeoutStartSec=6h
 
 
 def timer_unit() -> str:
-    """The timer: a run 5 minutes after the previous one ended, never two at once."""
+    """The timer: a run every 5 minutes on the clock, never two at once."""
     return f"""\
 [Unit]
 Description=Run oort-sync every {EVERY_MINUTES} minutes
 
 [Timer]
-# Monotonic design: each run starts {EVERY_MINUTES} min after the previous one ended, so a long
-# upload is never interrupted and runs never stack up. OnActiveSec and OnBootSec
-# give the first run (after `enable --now`, after a boot). No Persistent=: it applies
-# to OnCalendar= only, and OnBootSec already catches up after downtime.
-OnActiveSec=1min
-OnBootSec=2min
-OnUnitInactiveSec={EVERY_MINUTES}min
-# Spreads machines (or profiles) that booted together, to be gentle with the server.
+# Every {EVERY_MINUTES} minutes on the clock. A tick that comes while the previous run is
+# still uploading starts nothing: systemd never starts a oneshot service that is still
+# active, so runs never stack up (and oort-sync's own lock would refuse it anyway).
+OnCalendar=*:0/{EVERY_MINUTES}
+# After the machine was off or asleep at a tick, run once as soon as it is back.
+Persistent=true
+# Spreads machines (or profiles) ticking together, to be gentle with the server.
 RandomizedDelaySec=30
 Unit={SERVICE}
 
