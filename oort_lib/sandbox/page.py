@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from html import escape
 
+from ..render import plural
 from .store import Store
 
 MAX_FILES_SHOWN = 500
@@ -50,7 +51,7 @@ def render(store: Store) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<title>oort-sync sandbox</title>", f"<style>{_STYLE}</style></head><body>",
            "<h1>oort-sync sandbox</h1>",
-           f"<p>{len(nightlogs)} night logs, {_count(files)} files, "
+           f"<p>{plural(len(nightlogs), 'night log')}, {plural(_count(files), 'file')}, "
            f"{_size(sum(r['size'] for rows in files.values() for r in rows))} received.</p>"]
     for (is_org, name), logs in sorted(spaces.items()):
         if is_org:
@@ -86,7 +87,7 @@ def render(store: Store) -> str:
 def _dataset(dataset: dict, rows: list[dict]) -> list[str]:
     total = sum(r["size"] for r in rows)
     out = [f'<li><span class="kind">Dataset</span> {escape(dataset["name"])}'
-           f" &middot; {len(rows)} files, {_size(total)}"]
+           f" &middot; {plural(len(rows), 'file')}, {_size(total)}"]
     if rows:
         out.append("<table>")
         for row in rows[:MAX_FILES_SHOWN]:
