@@ -257,14 +257,11 @@ class _Uploader:
         if before != (item.size, item.mtime_ns):
             return ("changed", "changed since it was read; it is uploaded on a later run",
                     None, None)
-        for attempt in range(ATTEMPTS_PER_RUN):
+        attempt, stale = 0, False
+        while True:
             if self.stop.is_set():
                 raise Interrupted("stopping", 0)
-            try:
-                uuids = self.resolver.chain(item)
-            except NotFound:
-                self.resolver.forget(item)  # deleted on the server since we cached it
-                uuids = self.resolver.chain(item)
+            uuids = self.resolver.chain(item)
             org, dataset = item.folder.organisation, uuids[2]
             look_first = item.replace or attempt > 0 or item.attempts > 0
             look_first = look_first or dataset not in self.resolver.created
@@ -272,24 +269,22 @@ class _Uploader:
                 if self.client.datafile(org, dataset, item.filename) is not None:
                     return "already", "already on the server", uuids, _content_hash(item)
             try:
-                try:
-                    digest = self.client.upload(
-                        org, dataset, item.path, item.filename,
-                        replace=item.replace, progress=self._sent, abort=self.abort,
-                    )
-                except NotFound:
-                    if not item.replace:
-                        raise
-                    digest = self.client.upload(
-                        org, dataset, item.path, item.filename,
-                        progress=self._sent, abort=self.abort,
-                    )
+                digest = self._send(item, org, dataset)
             except AlreadyExists:
                 return "already", "already on the server", uuids, _content_hash(item)
             except Aborted:
                 raise Interrupted("upload cut short by the stop", 0) from None
+            except NotFound:
+                if stale:
+                    raise
+                # A dataset cached by an earlier run is gone from the server: find or
+                # create the chain again (once).
+                stale = True
+                self.resolver.forget(item)
+                continue
             except TransientError:
-                if attempt + 1 >= ATTEMPTS_PER_RUN or self.stop.is_set():
+                attempt += 1
+                if attempt >= ATTEMPTS_PER_RUN or self.stop.is_set():
                     raise
                 continue
             after = _stat(item)
@@ -297,7 +292,20 @@ class _Uploader:
                 return ("changed", "changed during its upload; it is uploaded again later",
                         uuids, None)
             return "uploaded", None, uuids, digest
-        raise AssertionError("unreachable")
+
+    def _send(self, item: Item, org: str | None, dataset: str) -> str:
+        """PATCH a changed file (POST it if the server lost it), POST a new one.
+
+        Returns the hash of the bytes sent; raises the api errors.
+        """
+        if item.replace:
+            try:
+                return self.client.upload(org, dataset, item.path, item.filename, replace=True,
+                                          progress=self._sent, abort=self.abort)
+            except NotFound:
+                pass  # no longer on the server: send it anew
+        return self.client.upload(org, dataset, item.path, item.filename,
+                                  progress=self._sent, abort=self.abort)
 
     def _record(self, item: Item, outcome: str, reason: str | None, uuids,
                 digest: str | None) -> None:

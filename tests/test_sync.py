@@ -243,3 +243,22 @@ def test_quick_check_opens_nothing_unchanged(cli, home, logged_in, sandbox, tree
     changed = sync.dry_run(home, settings, min_age=0)
     assert [i.relpath for i in changed.items] == ["NGC3603/Halpha/Mosaic1.fits"]
     assert changed.items[0].replace and changed.bytes_read == st.st_size
+
+
+def test_stale_cached_dataset_is_found_again(cli, home, logged_in, sandbox, tree):
+    logged_in(tree)
+    assert cli("run", "--min-age=0").code == 0
+    before = {k: len(sandbox.objects(k)) for k in ("nightlogs", "observations", "datasets")}
+    with mf.Manifest(home.manifest_file) as manifest:  # as if deleted on the server
+        with manifest.transaction():
+            manifest.conn.execute(
+                "UPDATE remote SET uuid = 'gone-' || uuid WHERE kind = 'datasets'")
+    write_fits(tree / "M42" / "m42_003.fits", {"DATE-OBS": "2020-10-02T23:00:00"})
+    os.utime(tree / "M42" / "m42_003.fits", (time.time() - 100, time.time() - 100))
+    result = cli("run", "--min-age=0")
+    assert result.code == 0, result.err
+    after = {k: len(sandbox.objects(k)) for k in before}
+    assert after == before  # found again by listing, not created twice
+    new = [f for f in sandbox.objects("datafiles") if f["filename"] == "m42_003.fits"]
+    m42 = [d["uuid"] for d in sandbox.objects("datasets") if d["name"] == "M42"]
+    assert [f["dataset"] for f in new] == m42
