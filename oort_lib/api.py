@@ -32,7 +32,7 @@ from .errors import (
     TransientError,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("oort_sync.api")  # a child of the log file's logger
 
 KEY_HEADER = "X-Arcsecond-API-Authorization"
 USER_AGENT = f"oort-sync/{__version__} (+https://github.com/arcsecond-io)"
@@ -255,7 +255,9 @@ class Client:
         wanted = getattr(last, "retry_after", None)
         if wanted is not None:
             delay = min(max(delay, wanted), max(self.backoff_max, wanted))
-        log.debug("retrying in %.2f s after: %s", delay, last)
+        status = getattr(last, "status", None)
+        after = f" HTTP {status}" if status else ""
+        log.debug("retrying in %.2f s after%s: %s", delay, after, last)
         self.stop.wait(delay)
 
     # --- lists ---------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def setup(log_file: Path, *, level: int = logging.INFO, max_bytes: int = 1_000_0
         else logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     )
     logger = logging.getLogger(LOGGER)
-    logger.setLevel(min(level, logger.level or logging.INFO) if logger.level else level)
+    logger.setLevel(level)
     logger.addHandler(handler)
     return handler
 

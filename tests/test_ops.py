@@ -157,3 +157,14 @@ def test_login_asks_the_password_without_echo(home, sandbox):
     creds = json.loads(home.credentials_file.read_text())
     assert creds["key"] == seed.upload_key and creds["username"] == seed.username
     assert (home.credentials_file.stat().st_mode & 0o777) == 0o600
+
+
+def test_debug_log_records_retries_without_the_key(cli, home, logged_in, sandbox, tmp_path):
+    logged_in(make_sample_tree(tmp_path / "data"), retries=8)
+    sandbox.faults.throttle_rate = 0.3
+    sandbox.faults.retry_after = 0.01
+    result = cli("run", "--min-age=0", "--log-level=DEBUG")
+    assert result.code == 0 and result.err == ""
+    text = home.log_file.read_text()
+    assert "DEBUG retrying in" in text and "429" in text
+    assert sandbox.seed.upload_key not in text
