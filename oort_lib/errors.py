@@ -76,14 +76,6 @@ class Aborted(OortError):
         super().__init__(message)
 
 
-class Interrupted(OortError):
-    """The run was stopped by a signal; in-flight files are retried next run."""
-
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 # --- per-file problems: never fatal for the run ---------------------------------------
 
 

@@ -21,7 +21,6 @@ from .errors import (
     Aborted,
     AlreadyExists,
     AuthError,
-    Interrupted,
     NotFound,
     OortError,
     RemoteError,
@@ -237,8 +236,8 @@ class _Uploader:
         except (AuthError, ServerUnreachable) as exc:
             self._fatal(exc)
             return
-        except Interrupted:
-            return
+        except Aborted:
+            return  # stopping: the file stays pending for the next run
         except RemoteError as exc:
             outcome = "failed-transient" if exc.transient else "failed"
             reason, uuids, digest = exc.message, None, None
@@ -260,7 +259,7 @@ class _Uploader:
         attempt, stale = 0, False
         while True:
             if self.stop.is_set():
-                raise Interrupted("stopping", 0)
+                raise Aborted("the run is stopping")
             uuids = self.resolver.chain(item)
             org, dataset = item.folder.organisation, uuids[2]
             look_first = item.replace or attempt > 0 or item.attempts > 0
@@ -272,8 +271,6 @@ class _Uploader:
                 digest = self._send(item, org, dataset)
             except AlreadyExists:
                 return "already", "already on the server", uuids, _content_hash(item)
-            except Aborted:
-                raise Interrupted("upload cut short by the stop", 0) from None
             except NotFound:
                 if stale:
                     raise
