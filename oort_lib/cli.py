@@ -98,8 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = docopt(__doc__, argv=argv, version=f"oort-sync {__version__}")
-    except DocoptExit as exc:
-        _say(str(exc), err=True)
+    except DocoptExit:
+        usage = __doc__.split("Usage:", 1)[1].split("\n\n", 1)[0]
+        shown = " ".join(argv) or "(nothing)"
+        _say(f"Usage:{usage}", "",
+             f"oort-sync: `{shown}` matches none of the commands above; "
+             "see `oort-sync --help`.", err=True)
         return EXIT_USAGE
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)

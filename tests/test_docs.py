@@ -41,3 +41,11 @@ def test_no_secret_on_the_command_line():
     options = re.findall(r"--[a-z-]+", cli.__doc__)
     assert not [o for o in options if "key" in o and o != "--key-stdin"]
     assert not [o for o in options if "password" in o or "token" in o]
+
+
+def test_bad_command_line_gets_usage_and_a_plain_message(cli):
+    for argv in (["bogus"], ["run", "--nope"], []):
+        result = cli(*argv)
+        assert result.code == 2
+        assert "Usage:" in result.err and "matches none of the commands" in result.err
+        assert "Argument(" not in result.err and "Traceback" not in result.err
