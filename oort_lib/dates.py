@@ -11,15 +11,17 @@ Accepted:
   followed by ``Z`` (UTC) or an offset ``+hh:mm``, ``+hhmm`` or ``+hh``.
 - The legacy FITS form ``dd/mm/yy``, which the FITS standard defines for 1900-1999 only.
 
-The standard library's ``datetime.fromisoformat`` is not used: on Python 3.10 it rejects
-``Z`` and fractions other than 3 or 6 digits, and on 3.11+ it accepts week dates and
-basic forms that no header writer produces; a small explicit grammar is easier to trust.
+A small explicit grammar decides which texts are dates at all; python-dateutil's strict
+ISO parser (``isoparse``) then builds the value. The grammar keeps out the forms that
+``isoparse`` (or ``datetime.fromisoformat``) would also accept but no header writer
+produces, such as week dates or ``24:00``; ``fromisoformat`` is not used because on
+Python 3.10 it rejects ``Z`` and fractions other than 3 or 6 digits.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 __all__ = ["combine_date_time", "is_date_only", "parse_header_date"]
 
@@ -83,13 +85,21 @@ def _parse(value: object) -> tuple[datetime, bool] | None:
     try:
         match = _ISO.fullmatch(text)
         if match is not None:
-            day = date(int(match["year"]), int(match["month"]), int(match["day"]))
+            from dateutil.parser import isoparse
+
             if match["hour"] is None:
-                return datetime(day.year, day.month, day.day), False
-            hour, minute, second, micro, tzinfo = _time_parts(match)
-            parsed = datetime(
-                day.year, day.month, day.day, hour, minute, second, micro, tzinfo=tzinfo
-            )
+                return isoparse(text), False
+            if match["hour"] == "24":
+                return None  # ISO's "end of day" means the next day: too clever to trust
+            _time_parts(match)  # the same range checks as a TIME-OBS value
+            if match["second"] == "60":
+                # A leap second is a real instant that datetime cannot hold; its night is
+                # unaffected.
+                end = match.end("fraction") if match["fraction"] else match.end("second")
+                text = text[: match.start("second")] + "59.999999" + text[end:]
+            parsed = isoparse(text.replace(",", "."))
+            if parsed.tzinfo is not None:
+                parsed = parsed.replace(tzinfo=timezone(parsed.utcoffset()))
             return parsed, True
         match = _LEGACY.fullmatch(text)
         if match is not None:
