@@ -71,7 +71,16 @@ from docopt import DocoptExit, docopt
 
 from . import __version__
 from . import config as cfg
-from .errors import EXIT_LOCKED, EXIT_OK, EXIT_USAGE, LockHeld, OortError, UsageError
+from .errors import (
+    EXIT_FILES_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_SIGINT,
+    EXIT_USAGE,
+    LockHeld,
+    OortError,
+    UsageError,
+)
 
 
 def _say(*lines: str, err: bool = False) -> None:
@@ -114,7 +123,18 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         _say("oort-sync: interrupted.", err=True)
-        return 130
+        return EXIT_SIGINT
+    except OSError as exc:
+        # The state or config folder itself: not writable, disk full, read-only mount.
+        where = f"{exc.filename}: " if exc.filename else ""
+        _say(f"oort-sync: {where}{exc.strerror or exc}. Check that this folder is writable "
+             "and the disk is not full.", err=True)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - a cron job must say what happened, briefly
+        logging.getLogger("oort_sync").exception("internal error")
+        _say(f"oort-sync: internal error ({type(exc).__name__}: {exc}). Nothing was lost; "
+             "details are in the log (`oort-sync logs`). Please report it.", err=True)
+        return EXIT_FILES_FAILED
 
 
 def _dispatch(args: dict) -> int:

@@ -155,6 +155,11 @@ class Manifest:
         # query meets the damage, the user gets the same explanation and way out.
         if exc_type is sqlite3.DatabaseError:
             raise ManifestError(_DAMAGED.format(path=self.path, error=exc)) from None
+        if exc_type is sqlite3.OperationalError and "locked" not in str(exc):
+            raise ManifestError(
+                f"{self.path}: cannot use the manifest ({exc}); check that its folder is "
+                "writable and the disk is not full."
+            ) from None
 
     # --- schema ----------------------------------------------------------------------
 

@@ -84,3 +84,15 @@ def test_damaged_credentials(home):
     home.credentials_file.write_text("{not json")
     with pytest.raises(ConfigError, match="damaged"):
         credentials.load(home.credentials_file, {})
+
+
+def test_unwritable_state_folder_is_a_clear_error(cli, home, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    assert cli("watch", data, "-y").code == 0
+    home.state_dir.parent.mkdir(parents=True, exist_ok=True)
+    home.state_dir.write_text("not a folder")  # even root cannot create files below it
+    credentials.save(home.credentials_file, credentials.Credentials(key="k" * 32))
+    result = cli("run")
+    assert result.code == 2, result.err
+    assert str(home.state_dir) in result.err and "Traceback" not in result.err
