@@ -261,7 +261,8 @@ def _run(args, paths, settings) -> int:
     if warning:
         _say(f"oort-sync: warning: {warning}", err=True)
     interactive = sys.stderr.isatty() and not args["--quiet"] and not args["--json"]
-    events = _Progress() if interactive else sync.Events()
+    events = _Progress(verbose=args["--verbose"]) if interactive else (
+        _Verbose() if args["--verbose"] else sync.Events())
     stopper = GracefulStop()
     ping = args["--ping-url"] or settings.ping_url
     _ping(ping, "start")
@@ -348,13 +349,30 @@ def _sandbox(args) -> int:
     return EXIT_OK
 
 
-class _Progress:
-    """A one-line progress bar on the terminal (stderr): files, bytes, rate, ETA."""
+class _Verbose:
+    """-v without a terminal: one line per file as it is done (stderr)."""
 
-    def __init__(self):
+    def planned(self, plan) -> None: ...
+
+    def sent(self, nbytes: int) -> None: ...
+
+    def done(self, item, outcome, reason) -> None:
+        from .render import file_line
+
+        _say(file_line(item, outcome, reason), err=True)
+
+    def finish(self) -> None: ...
+
+
+class _Progress:
+    """A one-line progress bar on the terminal (stderr): files, bytes, rate, ETA; with -v,
+    each file's outcome printed above it."""
+
+    def __init__(self, verbose: bool = False):
         import threading
         import time
 
+        self.verbose = verbose
         self._clock = time.monotonic
         self._lock = threading.Lock()
         self.start = self._clock()
@@ -373,6 +391,10 @@ class _Progress:
     def done(self, item, outcome, reason) -> None:
         with self._lock:
             self.files += 1
+            if self.verbose:
+                from .render import file_line
+
+                sys.stderr.write("\r" + file_line(item, outcome, reason).ljust(120) + "\n")
             self._draw(force=True)
 
     def _draw(self, force: bool = False) -> None:

@@ -238,13 +238,14 @@ class Manifest:
                     [*fields.values(), now],
                 )
 
-    def update_file(self, file_id: int, **fields) -> None:
+    def update_file(self, root: str, relpath: str, **fields) -> None:
         """Record one outcome (its own transaction: a crash loses at most the files in flight)."""
         fields["updated_at"] = time.time()
         assignments = ", ".join(f"{c} = ?" for c in fields)
         with self.transaction():
             self.conn.execute(
-                f"UPDATE files SET {assignments} WHERE id = ?", [*fields.values(), file_id]
+                f"UPDATE files SET {assignments} WHERE root = ? AND relpath = ?",
+                [*fields.values(), root, relpath],
             )
 
     def delete_files(self, ids: Iterable[int]) -> None:

@@ -8,6 +8,7 @@ in the manifest and then executes it, so both use this same code.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -36,7 +37,6 @@ class Item(NamedTuple):
     dataset: str
     target: str
     replace: bool = False  # uploaded before with another content: PATCH it
-    file_id: int | None = None
     attempts: int = 0
 
     @property
@@ -47,6 +47,24 @@ class Item(NamedTuple):
             f"%{ord(ch) - 0xDC00:02X}" if "\udc80" <= ch <= "\udcff" else ch
             for ch in os.path.basename(self.path)
         )
+
+    def row(self) -> dict:
+        """The manifest row of this file while it waits for its upload."""
+        return {
+            "relpath": self.relpath,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "hash": self.hash,
+            "header_date": self.header_date,
+            "night": self.night,
+            "kind": self.kind,
+            "dataset": self.dataset,
+            "target": self.target,
+            "status": mf.PENDING,
+            "reason": None,
+            "organisation": self.folder.organisation,
+            "telescope": self.folder.telescope,
+        }
 
     @property
     def group(self) -> tuple:
@@ -295,31 +313,15 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspec
         mtime_ns=entry.mtime_ns,
         hash=digest,
         header_date=header_date,
-        night=night,
+        # Interned: thousands of files of a folder share one copy of these strings.
+        night=sys.intern(night),
         kind=kind,
-        dataset=dataset,
-        target=rules.target_name(target, dataset),
+        dataset=sys.intern(dataset),
+        target=sys.intern(rules.target_name(target, dataset)),
         replace=bool(old is not None and old.uploaded_hash and old.uploaded_hash != digest),
         attempts=old.attempts if old is not None else 0,
     )
     plan.items.append(item)
-    rows.append(
-        {
-            "relpath": entry.relpath,
-            "size": entry.size,
-            "mtime_ns": entry.mtime_ns,
-            "hash": digest,
-            "header_date": header_date,
-            "night": night,
-            "kind": kind,
-            "dataset": dataset,
-            "target": target,
-            "status": mf.PENDING,
-            "reason": None,
-            "organisation": folder.organisation,
-            "telescope": folder.telescope,
-        }
-    )
 
 
 def _inspect(

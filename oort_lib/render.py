@@ -69,11 +69,7 @@ def result_lines(result, *, verbose: bool = False) -> tuple[list[str], list[str]
     """(summary lines, problem lines) of a finished run. Problems go to stderr always."""
     summary = result.summary()
     lines = []
-    if verbose:
-        for item in result.uploaded:
-            lines.append(f"uploaded {item.folder.path}/{item.relpath}")
-        for item in result.already:
-            lines.append(f"already on the server {item.folder.path}/{item.relpath}")
+    if verbose:  # (uploaded files were shown one by one as they went: file_line)
         for item, why in result.postponed:
             lines.append(f"postponed {item.folder.path}/{item.relpath}: {why}")
     lines.append(
@@ -94,6 +90,13 @@ def result_lines(result, *, verbose: bool = False) -> tuple[list[str], list[str]
     if result.fatal is not None:
         problems.append(f"oort-sync: {result.fatal.message}")
     return lines, problems
+
+
+def file_line(item, outcome: str, reason: str | None) -> str:
+    """One file's outcome, for -v."""
+    text = "already on the server" if outcome == "already" else outcome
+    return f"{text} {item.folder.path}/{item.relpath}" + (
+        f": {reason}" if reason and outcome.startswith("failed") else "")
 
 
 def progress_line(files: int, total_files: int, sent: int, total_bytes: int,

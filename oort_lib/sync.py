@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 
 from . import manifest as mf
@@ -58,8 +59,9 @@ class RunResult:
 
     def __init__(self, plan: Plan):
         self.plan = plan
-        self.uploaded: list[Item] = []
-        self.already: list[Item] = []
+        # Counts, not lists: a first run over 100,000 files must not keep them all.
+        self.uploaded = 0
+        self.already = 0  # found on the server (a lost manifest, an answer lost)
         self.failed: list[tuple[Item, str]] = []
         self.postponed: list[tuple[Item, str]] = []  # retried next run
         self.fatal: OortError | None = None
@@ -77,8 +79,8 @@ class RunResult:
 
     def summary(self) -> dict:
         return {
-            "uploaded": len(self.uploaded),
-            "already_on_server": len(self.already),
+            "uploaded": self.uploaded,
+            "already_on_server": self.already,
             "failed": len(self.failed),
             "postponed": len(self.postponed),
             "deferred": len(self.plan.deferred),
@@ -169,7 +171,7 @@ def run(
         manifest.finish_run(
             run_id,
             exit_code=result.exit_code,
-            uploaded=len(result.uploaded) + len(result.already),
+            uploaded=result.uploaded + result.already,
             failed=len(result.failed),
             skipped=len(plan.skipped),
             deferred=len(plan.deferred),
@@ -183,15 +185,12 @@ def run(
 
 def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
     for root, rows in plan.rows.items():
-        if rows:
-            manifest.upsert_files(root, rows)
+        manifest.upsert_files(root, rows)
+    plan.rows.clear()
+    for root in {item.folder.path for item in plan.items}:
+        manifest.upsert_files(root, (item.row() for item in plan.items if item.folder.path == root))
     if plan.gone:
         manifest.delete_files(plan.gone)
-    ids = {root: manifest.quick(root) for root in {item.folder.path for item in plan.items}}
-    plan.items = [
-        item._replace(file_id=ids[item.folder.path].get(item.relpath, (None,))[0])
-        for item in plan.items
-    ]
 
 
 class _Uploader:
@@ -212,9 +211,15 @@ class _Uploader:
     def run(self, jobs: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        items = sorted(self.result.plan.items, key=lambda i: (i.group, i.relpath))
+        self.result.plan.items.sort(key=lambda i: (i.group, i.relpath))
+        # A short queue of futures, not one per file: memory stays flat over 100,000 files.
+        in_flight: deque = deque()
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="upload") as pool:
-            for future in [pool.submit(self._one, item) for item in items]:
+            for item in self.result.plan.items:
+                if len(in_flight) >= 4 * jobs:
+                    in_flight.popleft().result()
+                in_flight.append(pool.submit(self._one, item))
+            for future in in_flight:
                 future.result()
 
     def _fatal(self, exc: OortError) -> None:
@@ -328,13 +333,12 @@ class _Uploader:
                 fields["uploaded_hash"] = UNKNOWN_REMOTE
         elif outcome == "vanished":
             fields.update(status=mf.SKIPPED)
-        if item.file_id is not None:
-            self.manifest.update_file(item.file_id, **fields)
+        self.manifest.update_file(item.folder.path, item.relpath, **fields)
         with self._guard:
             if outcome == "uploaded":
-                self.result.uploaded.append(item)
+                self.result.uploaded += 1
             elif outcome == "already":
-                self.result.already.append(item)
+                self.result.already += 1
             elif outcome.startswith("failed"):
                 self.result.failed.append((item, reason or "failed"))
             else:

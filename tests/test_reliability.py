@@ -260,8 +260,16 @@ def test_vanished_and_replaced_between_walk_and_upload(home, logged_in, sandbox,
     assert "vanished" in reasons[gone.name]
     assert "changed" in reasons[changed.name]
     assert {f["filename"] for f in sandbox.objects("datafiles")}.isdisjoint({gone.name})
-    second = sync.run(home, settings, creds, min_age=0)
-    assert [i.relpath for i in second.uploaded] == [str(changed.relative_to(root))]
+    class Recorder(sync.Events):
+        done_items: list = []
+
+        def done(self, item, outcome, reason):
+            self.done_items.append((item.relpath, outcome))
+
+    recorder = Recorder()
+    second = sync.run(home, settings, creds, min_age=0, events=recorder)
+    assert second.uploaded == 1
+    assert recorder.done_items == [(str(changed.relative_to(root)), "uploaded")]
 
 
 def test_missing_watched_folder_is_not_a_deletion(cli, home, logged_in, sandbox, tmp_path):
