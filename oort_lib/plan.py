@@ -220,11 +220,24 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed) -> None:
                 )
             continue
         todo.append((entry, old if same else None, old))
+        if len(todo) >= _BATCH:
+            _plan_batch(plan, folder, todo, rows)
+    _plan_batch(plan, folder, todo, rows)
+    # What is left was not seen by this walk: deleted since (uploaded rows stay as history).
+    plan.gone.extend(row[0] for row in quick.values() if row[3] != mf.UPLOADED)
+
+
+# Files read (header, hash) per batch: enough to keep the cores busy, few enough that a
+# first run over 100,000 files never holds them all at once (peak memory, measured).
+_BATCH = 256
+
+
+def _plan_batch(plan: Plan, folder: Folder, todo: list, rows: list) -> None:
+    """Read the files of `todo`, turn them into items or skips, and empty it."""
     inspected = _inspect_all(plan, todo)
     for entry, same, old in todo:
         _plan_file(plan, folder, entry, same, old, rows, inspected.get(entry.path))
-    # What is left was not seen by this walk: deleted since (uploaded rows stay as history).
-    plan.gone.extend(row[0] for row in quick.values() if row[3] != mf.UPLOADED)
+    todo.clear()
 
 
 def _chain(first, rest):
