@@ -133,11 +133,12 @@ def bench_nothing_to_do(counts=(20_000, 100_000), runs=5):
             shutil.copytree(data, mirror, copy_function=os.link)
         sandbox = Sandbox(WORK / f"sandbox-nothing-{count}")
         env = home_for(f"nothing{count}", sandbox.url, sandbox.key, data, min_age=0)
-        start = time.perf_counter()
-        timed([OORT, "run", "--min-age=0", "--jobs=8"], env=env)
-        upload = time.perf_counter() - start
+        upload, first_rss = timed([OORT, "run", "--min-age=0", "--jobs=8"], env=env)
         sandbox.stop()  # the no-change run must not need the server at all
-        print(f"  (first upload of {count} files took {upload:.1f} s)", flush=True)
+        print(f"  first upload of {count} files: {upload:.1f} s, peak RSS "
+              f"{first_rss / 1024:.1f} MB (target < 150 MB)", flush=True)
+        RESULTS.append({"bench": f"peak RSS first upload {count}",
+                        "MB": round(first_rss / 1024, 1)})
         ours = median_time([OORT, "run"], runs, env=env)
         rss = timed([OORT, "run"], env=env)[1]
         rclone = median_time(["rclone", "copy", "--dry-run", "-q", str(data), str(mirror)], runs)
