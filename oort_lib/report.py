@@ -20,6 +20,7 @@ from .chart import bar_chart
 from .config import Paths, Settings
 from .errors import EXIT_CODES, ConfigError
 from .render import human_bytes, plural
+from .status import run_record
 
 DEFAULT_OUTPUT = "oort-sync-report.html"
 # Older night logs start folded so a years-long history stays readable.
@@ -38,12 +39,7 @@ def _stamp(seconds: float | None) -> str | None:
 
 
 def _run(row: dict) -> dict:
-    ended = row.get("ended_at")
-    return {"started_at": _stamp(row["started_at"]),
-            "seconds": round(ended - row["started_at"], 1) if ended else None,
-            "exit_code": row.get("exit_code"), "uploaded": row.get("uploaded") or 0,
-            "failed": row.get("failed") or 0, "bytes": row.get("bytes") or 0,
-            "message": row.get("message")}
+    return run_record(row, stamp=_stamp)
 
 
 def collect(manifest: mf.Manifest, settings: Settings) -> dict:

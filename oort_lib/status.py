@@ -33,12 +33,12 @@ def status(paths: Paths, settings: Settings) -> dict:
     with mf.Manifest(paths.manifest_file, create=False) as manifest:
         runs = manifest.last_runs(1)
         if runs:
-            result["last_run"] = _run(runs[0])
+            result["last_run"] = run_record(runs[0])
         ok = manifest.rows(
             "SELECT * FROM runs WHERE exit_code IN (0, 1) ORDER BY id DESC LIMIT 1"
         )
         if ok:
-            result["last_success"] = _run(ok[0])
+            result["last_success"] = run_record(ok[0])
         for folder in settings.folders:
             entry = {
                 "path": folder.path,
@@ -76,15 +76,16 @@ def _iso(stamp: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(stamp))
 
 
-def _run(row: dict) -> dict:
+def run_record(row: dict, stamp=_iso) -> dict:
+    """A row of the runs table as plain data, times written by `stamp`."""
     ended = row.get("ended_at")
     return {
-        "started_at": _iso(row["started_at"]),
-        "ended_at": _iso(ended),
+        "started_at": stamp(row["started_at"]),
+        "ended_at": stamp(ended),
         "seconds": round(ended - row["started_at"], 3) if ended else None,
         "exit_code": row.get("exit_code"),
-        "uploaded": row.get("uploaded"),
-        "failed": row.get("failed"),
-        "bytes": row.get("bytes"),
+        "uploaded": row.get("uploaded") or 0,
+        "failed": row.get("failed") or 0,
+        "bytes": row.get("bytes") or 0,
         "message": row.get("message"),
     }
