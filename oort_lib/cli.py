@@ -145,16 +145,17 @@ def _dispatch(args: dict) -> int:
     level = getattr(logging, str(args["--log-level"]).upper(), None)
     if not isinstance(level, int):
         raise UsageError(f"--log-level={args['--log-level']}: use DEBUG, INFO, WARNING or ERROR.")
-    if args["run"] and not args["--dry-run"]:
-        from . import logfile
+    command = next(name for name in COMMANDS if args[name])
+    if command != "run" or args["--dry-run"]:
+        return COMMANDS[command](args, paths, settings)
+    from . import logfile
 
-        logfile.setup(paths.log_file, level=level, max_bytes=settings.log_max_bytes,
-                      backups=settings.log_backups, json_lines=args["--json-log"])
-    for command in ("login", "logout", "watch", "unwatch", "run", "status", "logs",
-                    "report", "schedule"):
-        if args[command]:
-            return COMMANDS[command](args, paths, settings)
-    raise UsageError("no command given")
+    logfile.setup(paths.log_file, level=level, max_bytes=settings.log_max_bytes,
+                  backups=settings.log_backups, json_lines=args["--json-log"])
+    try:
+        return COMMANDS[command](args, paths, settings)
+    finally:
+        logfile.close()
 
 
 def _client(settings: cfg.Settings, key: str | None = None, api: str | None = None):

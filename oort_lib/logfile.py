@@ -14,6 +14,10 @@ LOGGER = "oort_sync"
 _KEY = re.compile(r"(Key|Token)\s+[A-Za-z0-9_\-]{8,}")
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The handler setup() attaches (told apart from any a host program adds)."""
+
+
 class _Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -39,7 +43,9 @@ def setup(log_file: Path, *, level: int = logging.INFO, max_bytes: int = 1_000_0
     """Attach a rotating file handler to the oort_sync logger (disk use stays bounded:
     at most max_bytes * (backups + 1))."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(
+    logger = logging.getLogger(LOGGER)
+    close(logger)  # one log file at a time, even when main() runs twice in a process
+    handler = _LogFile(
         log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
     )
     handler.setLevel(level)
@@ -48,10 +54,17 @@ def setup(log_file: Path, *, level: int = logging.INFO, max_bytes: int = 1_000_0
         _JsonFormatter() if json_lines
         else logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     )
-    logger = logging.getLogger(LOGGER)
     logger.setLevel(level)
     logger.addHandler(handler)
     return handler
+
+
+def close(logger: logging.Logger | None = None) -> None:
+    """Detach and close the log file handler(s) that setup() attached."""
+    logger = logger or logging.getLogger(LOGGER)
+    for handler in [h for h in logger.handlers if isinstance(h, _LogFile)]:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def tail(log_file: Path, lines: int = 50) -> list[str]:

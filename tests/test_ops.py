@@ -71,15 +71,27 @@ def test_log_file_lines_rotation_and_json(cli, home, logged_in, sandbox, tmp_pat
     assert text.count("uploaded ") >= 13 and "run finished" in text
     tail = cli("logs", "-n", "3")
     assert tail.code == 0 and len(tail.out.strip().splitlines()) == 3
-    for _ in range(40):
-        (root / "NGC3603/Halpha/Mosaic1.fits").touch()
-        cli("run", "--min-age=0", "--log-level=DEBUG")
+    from oort_lib.samples import write_fits
+
+    for batch in range(6):  # about 30 kB of log lines: past two rotations of 10 kB
+        for index in range(30):
+            write_fits(root / f"batch{batch}" / f"frame_{index:03d}.fits",
+                       {"DATE-OBS": "2021-01-01T22:00:00"}, shape=(4, 4))
+        assert cli("run", "--min-age=0", "--log-level=DEBUG").code == 0
     logs = sorted(p.name for p in home.state_dir.glob("oort-sync.log*"))
     assert logs == ["oort-sync.log", "oort-sync.log.1", "oort-sync.log.2"]
     assert sum(p.stat().st_size for p in home.state_dir.glob("oort-sync.log*")) <= 3 * 10_500
     cli("run", "--min-age=0", "--json-log")
     last = home.log_file.read_text().strip().splitlines()[-1]
     assert json.loads(last)["message"].startswith("run finished")
+    import logging
+
+    from oort_lib import logfile
+
+    # The log file is closed after each run: a host calling main() again never writes
+    # into an earlier home.
+    handlers = logging.getLogger(logfile.LOGGER).handlers
+    assert not [h for h in handlers if isinstance(h, logfile._LogFile)]
 
 
 def test_status_json_schema(cli, logged_in, sandbox, tmp_path):
