@@ -15,16 +15,12 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def _files(n: int) -> str:
-    return plural(n, "file")
-
-
 def plan_lines(plan) -> list[str]:
     """The dry-run plan: night log > observation/calibration > dataset, then the rest."""
     data = plan.to_dict()
     totals = data["totals"]
     lines = [
-        f"Plan: {_files(totals['files'])}, {human_bytes(totals['bytes'])} to upload; "
+        f"Plan: {plural(totals['files'], 'file')}, {human_bytes(totals['bytes'])} to upload; "
         f"{totals['unchanged']} unchanged, {totals['deferred']} deferred, "
         f"{totals['skipped']} skipped, {totals['waiting']} waiting to be retried."
     ]
@@ -44,25 +40,27 @@ def plan_lines(plan) -> list[str]:
                 replaced = f", {entry['replacements']} replaced" if entry["replacements"] else ""
                 lines.append(f"  {label} {entry['name']}{target}")
                 lines.append(
-                    f"    Dataset {entry['dataset']}: {_files(entry['files'])}, "
+                    f"    Dataset {entry['dataset']}: {plural(entry['files'], 'file')}, "
                     f"{human_bytes(entry['bytes'])}{replaced}"
                 )
     if data["missing_folders"]:
         lines.append("")
         lines.extend(f"Missing folder: {m['reason']}" for m in data["missing_folders"])
-    if data["skipped"]:
-        lines.append("")
-        lines.append("Skipped:")
-        lines.extend(f"  {s['folder']}/{s['path']}: {s['reason']}" for s in data["skipped"])
-    if data["deferred"]:
-        lines.append("")
-        lines.append("Deferred (modified too recently, still being written?):")
-        lines.extend(f"  {d['folder']}/{d['path']}" for d in data["deferred"])
-    if data["waiting"]:
-        lines.append("")
-        lines.append("Failed earlier, waiting to be retried:")
-        lines.extend(f"  {w['folder']}/{w['path']}: {w['reason']}" for w in data["waiting"])
+    for key, title in _PLAN_LISTS:
+        if data[key]:
+            lines.extend(["", title])
+            lines.extend(
+                f"  {f['folder']}/{f['path']}" + (f": {f['reason']}" if "reason" in f else "")
+                for f in data[key]
+            )
     return lines
+
+
+_PLAN_LISTS = (
+    ("skipped", "Skipped:"),
+    ("deferred", "Deferred (modified too recently, still being written?):"),
+    ("waiting", "Failed earlier, waiting to be retried:"),
+)
 
 
 def result_lines(result, *, verbose: bool = False) -> tuple[list[str], list[str]]:
@@ -73,7 +71,7 @@ def result_lines(result, *, verbose: bool = False) -> tuple[list[str], list[str]
         for item, why in result.postponed:
             lines.append(f"postponed {item.folder.path}/{item.relpath}: {why}")
     lines.append(
-        f"{_files(summary['uploaded'])} uploaded ({human_bytes(summary['bytes'])}), "
+        f"{plural(summary['uploaded'], 'file')} uploaded ({human_bytes(summary['bytes'])}), "
         f"{summary['already_on_server']} already on the server, {summary['failed']} failed, "
         f"{summary['deferred']} deferred, {summary['skipped']} skipped, "
         f"{summary['unchanged']} unchanged in {summary['seconds']:.1f} s."
@@ -82,7 +80,7 @@ def result_lines(result, *, verbose: bool = False) -> tuple[list[str], list[str]
     for _root, why in result.plan.missing:
         problems.append(f"oort-sync: {why}")
     if result.failed:
-        problems.append(f"oort-sync: {_files(len(result.failed))} failed (retried later):")
+        problems.append(f"oort-sync: {plural(len(result.failed), 'file')} failed (retried later):")
         shown = result.failed[:20]
         problems.extend(f"  {i.folder.path}/{i.relpath}: {why}" for i, why in shown)
         if len(result.failed) > len(shown):
@@ -143,7 +141,8 @@ def status_lines(data: dict) -> list[str]:
             f"failed {counts['failed']}, skipped {counts['skipped']}"
         )
         for reason in folder["reasons"]:
-            lines.append(f"    {reason['status']}: {reason['reason']} ({_files(reason['files'])})")
+            count = plural(reason["files"], "file")
+            lines.append(f"    {reason['status']}: {reason['reason']} ({count})")
     if not data["folders"]:
         lines.append("No folder is watched yet: `oort-sync watch FOLDER`.")
     return lines
