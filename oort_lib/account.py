@@ -1,32 +1,72 @@
-"""Logging in: a password (or an upload key) becomes stored credentials."""
+"""Logging in: username + key (or a 2021 password) become verified, stored credentials."""
 
 from __future__ import annotations
 
+from .arcsecond import gen2021
+from .arcsecond.detect import detect
 from .credentials import Credentials
+from .errors import ConfigError
+
+
+def login_with_key(client, username: str | None, key: str, *, dialect: str = "auto"
+                   ) -> Credentials:
+    """Find the server's API generation and verify the key there, before anything is
+    stored. `dialect` ("auto", "2021" or "2026") forces a generation.
+
+    Raises AuthError when the server refuses the pair, ConfigError when the server is
+    not recognised (or a 2026 server is given no username), and the client's errors.
+    """
+    client.session.auth.key = client.key = key
+    if dialect == "2026" or dialect == "auto":
+        found = detect(client, username, key)
+        generation = found.generation
+        if dialect == "2026" and generation != "2026":
+            raise ConfigError(f"{client.base} does not speak the 2026 generation "
+                              "(api_dialect = 2026 in the config).")
+    else:
+        generation = "2021"
+    if generation == "2026" and not username:
+        raise ConfigError("Today's Arcsecond (2026) checks the username with the key: "
+                          "add --username=NAME.")
+    memberships = {}
+    if generation == "2021":
+        if username:
+            profile = client.request("GET", f"/profiles/{_quote(username)}/")
+            username = (profile or {}).get("username") or username
+            memberships = gen2021.memberships(profile)
+        else:
+            client.telescopes(None)  # any authenticated read proves the key
+    return Credentials(key=key, username=username, api=client.base, memberships=memberships,
+                       generation=generation)
 
 
 def login_with_password(client, username: str, password: str) -> Credentials:
-    """Token, then profile and memberships, then the upload key. The token is not kept.
+    """The 2021 exchange: password -> token -> upload key. The token is not kept.
 
-    Raises AuthError for refused credentials, and the api errors otherwise.
+    Raises AuthError for refused credentials, WrongGeneration for a 2026 server (which
+    needs a key), and the client's errors.
     """
-    token = client.token(username, password)
-    profile = client.profile(username, token)
-    canonical = profile.get("username") or username
-    key = client.upload_key(canonical, token)
-    memberships = {}
-    for membership in profile.get("memberships") or []:
-        org = membership.get("organisation") or {}
-        if org.get("subdomain"):
-            memberships[org["subdomain"]] = membership.get("role") or "member"
-    return Credentials(key=key, username=canonical, api=client.base, memberships=memberships)
+    canonical, key, memberships = gen2021.password_login(client, username, password)
+    return Credentials(key=key, username=canonical, api=client.base, memberships=memberships,
+                       generation="2021")
 
 
-def login_with_key(client, key: str) -> Credentials:
-    """Check an upload key by reading the personal telescopes with it.
+def generation_for(client, settings, creds: Credentials, *, redetect: bool = False) -> str:
+    """The API generation to speak with `client`'s server: the config's `api_dialect`
+    if set, else the one remembered at login for this very server, else detected now
+    (also when `redetect`: a route of the remembered one was missing).
 
-    Raises AuthError when the server refuses the key.
+    Raises AuthError, ConfigError and the client's errors (see detect).
     """
-    client.session.auth.key = key
-    client.telescopes(None)
-    return Credentials(key=key, username=None, api=client.base)
+    if settings.api_dialect in ("2021", "2026"):
+        return settings.api_dialect
+    same_server = (creds.api or "").rstrip("/") == client.base
+    if creds.generation and same_server and not redetect:
+        return creds.generation
+    return detect(client, creds.username, creds.key).generation
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")

@@ -1,9 +1,12 @@
 """oort-sync: upload FITS and XISF files from watched folders to Arcsecond.io.
 
 Usage:
-  oort-sync login [--api=URL] [--username=NAME | --key-stdin] [options]
+  oort-sync login [--api=URL] [--username=NAME] [--key-stdin | --password]
+                  [--allow-http] [options]
   oort-sync logout [options]
-  oort-sync watch FOLDER... [-o SUBDOMAIN] [-t TELESCOPE] [--timezone=TZ] [-y] [options]
+  oort-sync telescopes [-o SUBDOMAIN] [options]
+  oort-sync watch FOLDER... [-o SUBDOMAIN] [-t TELESCOPE] [--timezone=TZ] [--reduced]
+                  [--tags=TAGS] [-y] [options]
   oort-sync unwatch FOLDER... [options]
   oort-sync run [--dry-run] [FOLDER...] [--jobs=N] [--min-age=SECONDS] [--retry-failed]
                 [--rebuild-manifest] [--ping-url=URL] [-q | -v] [--json] [options]
@@ -15,8 +18,9 @@ Usage:
   oort-sync (-h | --help | --version)
 
 Commands:
-  login      Log in to Arcsecond.io and store the upload key (mode 0600).
+  login      Log in with your username and upload key (verified, stored mode 0600).
   logout     Forget the stored credentials.
+  telescopes List the telescopes of your account or of an organisation.
   watch      Add folders to sync (checked locally and on the server first).
   unwatch    Stop syncing folders (what was uploaded stays uploaded).
   run        One batch run: walk, compare with the manifest, upload what is new.
@@ -29,11 +33,16 @@ Commands:
 Options:
   --api=URL            API server (default: api in the config, else
                        https://api.arcsecond.io).
-  --username=NAME      Arcsecond username or e-mail (the password is asked with no echo).
-  --key-stdin          Read an upload key from standard input (headless machines).
-  -o SUBDOMAIN, --organisation=SUBDOMAIN  Upload to this organisation (needs -t).
-  -t TELESCOPE, --telescope=TELESCOPE     Telescope UUID or alias for the night logs.
+  --username=NAME      Arcsecond username or e-mail (asked when not given).
+  --key-stdin          Read the upload key from standard input (headless machines).
+  --password           2021 servers only: log in with a password instead of a key.
+  --allow-http         Allow plain http:// to a server on your network (Arcsecond.local).
+  -o SUBDOMAIN, --organisation=SUBDOMAIN  Upload to this organisation (`local` on
+                       Arcsecond.local).
+  -t TELESCOPE, --telescope=TELESCOPE     Telescope UUID (or alias) of the folder's data.
   --timezone=TZ        Header dates are UTC, converted to this IANA zone for the night.
+  --reduced            The folder holds reduced data (sent with is_raw = False).
+  --tags=TAGS          Comma-separated labels sent with each file (2026 servers).
   -y, --yes            Do not ask for confirmation.
   --dry-run            Show the plan; no network, no manifest writes.
   --jobs=N             Parallel uploads (default: jobs in the config, else 4).
@@ -78,6 +87,7 @@ from .errors import (
     EXIT_SIGINT,
     EXIT_USAGE,
     LockHeld,
+    NotFound,
     OortError,
     UsageError,
 )
@@ -158,10 +168,15 @@ def _dispatch(args: dict) -> int:
         logfile.close()
 
 
-def _client(settings: cfg.Settings, key: str | None = None, api: str | None = None):
-    from .api import Client
+def _client(settings: cfg.Settings, key: str | None = None, api: str | None = None,
+            allow_http: bool | None = None):
+    from .arcsecond.client import Client
 
-    return Client.from_settings(settings, key, api=api)
+    return Client.from_settings(settings, key, api=api, allow_http=allow_http)
+
+
+KEY_WHERE = ("Your upload key is on the settings page of your Arcsecond account (on "
+             "Arcsecond.local: the settings page of that installation).")
 
 
 def _login(args, paths, settings) -> int:
@@ -170,26 +185,58 @@ def _login(args, paths, settings) -> int:
     from . import account, credentials
 
     api = args["--api"]
-    client = _client(settings, api=api)
-    if args["--key-stdin"]:
-        key = sys.stdin.readline().strip()
-        if not key:
-            raise UsageError("--key-stdin: no key on standard input.")
-        creds = account.login_with_key(client, key)
+    allow_http = bool(args["--allow-http"] or settings.allow_http)
+    client = _client(settings, api=api, allow_http=allow_http)
+    username = args["--username"]
+    asking = not args["--key-stdin"] and not username
+    if asking and not sys.stdin.isatty():
+        raise UsageError("No terminal to ask on: use --username=NAME --key-stdin.")
+    if asking:
+        username = input("Arcsecond username or e-mail: ").strip()
+    if args["--password"]:
+        _say("Password login is the 2021 exchange; today's Arcsecond servers need your "
+             "username and upload key (run login without --password).", err=True)
+        if not sys.stdin.isatty():
+            raise UsageError("--password needs a terminal to ask on; use --key-stdin.")
+        creds = account.login_with_password(client, username,
+                                            getpass(f"Password for {username}: "))
     else:
-        username = args["--username"]
-        if not username:
-            if not sys.stdin.isatty():
-                raise UsageError("No terminal to ask on: use --username=NAME or --key-stdin.")
-            username = input("Arcsecond username or e-mail: ").strip()
-        password = getpass(f"Password for {username}: ")
-        creds = account.login_with_password(client, username, password)
+        if args["--key-stdin"]:
+            key, where = sys.stdin.readline(), "standard input"
+            if not key.strip():
+                raise UsageError("--key-stdin: no key on standard input.")
+        else:
+            _say(KEY_WHERE)
+            key, where = getpass("Upload key (not shown): "), "the prompt"
+        key = credentials.check_key(key, where)
+        creds = account.login_with_key(client, username or None, key,
+                                       dialect=settings.api_dialect)
     credentials.save(paths.credentials_file, creds)
-    if api:
-        cfg.save_settings(paths, cfg.with_api(settings, client.base))
+    if api or allow_http != settings.allow_http:
+        cfg.save_settings(paths, cfg.with_api(settings, client.base)._replace(
+            allow_http=allow_http))
+    if client.base.startswith("http://") and cfg.host_kind(
+            client.base.split("/")[2].rsplit(":", 1)[0]) != "loopback":
+        _say(f"oort-sync: warning: {client.base} is plain http://: the key and your files "
+             "travel unencrypted on your network.", err=True)
     who = creds.username or "an upload key"
     roles = ", ".join(f"{org} ({role})" for org, role in sorted((creds.memberships or {}).items()))
-    _say(f"Logged in to {client.base} as {who}." + (f" Organisations: {roles}." if roles else ""))
+    _say(f"Logged in to {client.base} as {who} (API generation {creds.generation})."
+         + (f" Organisations: {roles}." if roles else ""))
+    return EXIT_OK
+
+
+def _telescopes(args, paths, settings) -> int:
+    from . import credentials, folders
+
+    creds = credentials.require(paths.credentials_file)
+    client = _client(settings, creds.key)
+    org = args["--organisation"]
+    try:
+        _say(folders.telescope_listing(client, org))
+    except NotFound:
+        raise UsageError(f"Organisation {org!r} does not exist (check the subdomain; "
+                         "on Arcsecond.local it is `local`).") from None
     return EXIT_OK
 
 
@@ -206,13 +253,22 @@ def _watch(args, paths, settings) -> int:
 
     creds = credentials.load(paths.credentials_file)
     remote = bool(args["--organisation"] or args["--telescope"])
-    client = _client(settings, creds.key if creds else None) if remote else None
     if remote and creds is None:
         raise credentials.AuthError("Not logged in: run `oort-sync login` first.")
+    client = generation = None
+    if creds is not None:
+        from .account import generation_for
+
+        client = _client(settings, creds.key)
+        generation = generation_for(client, settings, creds)
+        if not remote and generation == "2021":
+            client = None  # a personal folder without telescope: nothing to ask
     proposal = folders.propose(settings, creds, args["FOLDER"],
                                organisation=args["--organisation"],
                                telescope=args["--telescope"], timezone=args["--timezone"],
-                               client=client)
+                               client=client, generation=generation,
+                               reduced=bool(args["--reduced"]),
+                               tags=cfg.parse_tags(args["--tags"]))
     _say(*proposal.summary())
     if not args["--yes"]:
         if not sys.stdin.isatty():
@@ -251,7 +307,8 @@ def _run(args, paths, settings) -> int:
     min_age = _number(args, "--min-age", float)
     if args["--dry-run"]:
         plan = sync.dry_run(paths, settings, args["FOLDER"], min_age=min_age,
-                            retry_failed=args["--retry-failed"])
+                            retry_failed=args["--retry-failed"],
+                            creds=credentials.load(paths.credentials_file))
         if args["--json"]:
             _say(json.dumps(plan.to_dict(), indent=2))
         else:
@@ -278,6 +335,9 @@ def _run(args, paths, settings) -> int:
             return EXIT_LOCKED
         raise
     events.finish()
+    if result.generation:
+        credentials.remember_generation(paths.credentials_file, settings.api,
+                                        result.generation)
     code = stopper.exit_code or result.exit_code
     _ping(ping, "" if code == EXIT_OK else str(code))
     if args["--json"]:
@@ -418,7 +478,7 @@ class _Progress:
 
 def _ping(url: str | None, suffix: str) -> None:
     if url:
-        from .api import ping
+        from .arcsecond.client import ping
 
         ping(url, suffix)
 
@@ -426,6 +486,7 @@ def _ping(url: str | None, suffix: str) -> None:
 COMMANDS = {
     "login": _login,
     "logout": _logout,
+    "telescopes": _telescopes,
     "watch": _watch,
     "unwatch": _unwatch,
     "run": _run,

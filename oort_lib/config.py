@@ -70,6 +70,8 @@ class Folder(NamedTuple):
     telescope: str | None = None  # UUID
     telescope_name: str | None = None
     timezone: str | None = None
+    reduced: bool = False  # reduced products (is_raw = False in the 2026 generation)
+    tags: tuple[str, ...] = ()  # labels sent with each file (2026 generation)
 
     @property
     def name(self) -> str:
@@ -91,6 +93,8 @@ class Settings(NamedTuple):
     log_max_bytes: int = 1_000_000
     log_backups: int = 3
     ping_url: str | None = None
+    api_dialect: str = "auto"  # auto | 2021 | 2026: which API generation to speak
+    allow_http: bool = False  # plain http:// to a LAN server (Arcsecond.local)
     folders: tuple[Folder, ...] = ()
 
 
@@ -106,7 +110,32 @@ _NUMBERS = {
     "log_max_bytes": (int, 10_000, 10**10),
     "log_backups": (int, 0, 100),
 }
-_FOLDER_KEYS = {"path", "organisation", "telescope", "telescope_name", "timezone"}
+_FOLDER_KEYS = {"path", "organisation", "telescope", "telescope_name", "timezone", "reduced",
+                "tags"}
+DIALECTS = ("auto", "2021", "2026")
+_TRUE = {"1", "yes", "true", "on"}
+_FALSE = {"0", "no", "false", "off", ""}
+
+
+def _flag(raw: str, where: str, key: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE | _FALSE:
+        return value in _TRUE
+    raise ConfigError(f"{where}: {key} = {raw!r}: use true or false.")
+
+
+def parse_tags(raw: str | None) -> tuple[str, ...]:
+    """Tags from a comma-separated text (`--tags=a,b` or the config).
+
+    Raises ConfigError for a tag the server would refuse: one starting with `arcsecond`
+    (reserved for Arcsecond's own tags). Commas separate tags, so none can contain one.
+    """
+    tags = tuple(t.strip() for t in (raw or "").split(",") if t.strip())
+    for tag in tags:
+        if tag.lower().startswith("arcsecond"):
+            raise ConfigError(f"tag {tag!r}: tags starting with 'arcsecond' are reserved "
+                              "by Arcsecond; choose another name.")
+    return tags
 
 
 def _line_of(text: str, section: str, key: str | None) -> int:
@@ -162,6 +191,12 @@ def load_settings(paths: Paths) -> Settings:
                 values["api"] = raw.strip().rstrip("/")
             elif key == "ping_url":
                 values["ping_url"] = raw.strip() or None
+            elif key == "api_dialect":
+                if raw.strip() not in DIALECTS:
+                    raise ConfigError(f"{where}: api_dialect = {raw!r}: use auto, 2021 or 2026.")
+                values["api_dialect"] = raw.strip()
+            elif key == "allow_http":
+                values["allow_http"] = _flag(raw, where, key)
             elif key in _NUMBERS:
                 kind, low, high = _NUMBERS[key]
                 try:
@@ -186,6 +221,10 @@ def load_settings(paths: Paths) -> Settings:
             raise ConfigError(f"{_where(path, text, section, key)}: unknown setting {key!r}.")
         if not items.get("path"):
             raise ConfigError(f"{_where(path, text, section)}: [{section}] has no path.")
+        try:
+            tags = parse_tags(items.get("tags"))
+        except ConfigError as exc:
+            raise ConfigError(f"{_where(path, text, section, 'tags')}: {exc.message}") from None
         folders.append(
             Folder(
                 path=items["path"],
@@ -193,6 +232,9 @@ def load_settings(paths: Paths) -> Settings:
                 telescope=items.get("telescope") or None,
                 telescope_name=items.get("telescope_name") or None,
                 timezone=items.get("timezone") or None,
+                reduced=_flag(items.get("reduced", ""), _where(path, text, section, "reduced"),
+                              "reduced"),
+                tags=tags,
             )
         )
     return Settings(folders=tuple(folders), **values)
@@ -203,15 +245,19 @@ def save_settings(paths: Paths, settings: Settings) -> None:
     parser = configparser.ConfigParser(interpolation=None)
     defaults = Settings()
     parser[MAIN] = {}
-    for key in ("api", *_NUMBERS, "ping_url"):
+    for key in ("api", *_NUMBERS, "ping_url", "api_dialect", "allow_http"):
         value = getattr(settings, key)
         if value is not None and (key == "api" or value != getattr(defaults, key)):
-            parser[MAIN][key] = str(value)
+            parser[MAIN][key] = str(value).lower() if isinstance(value, bool) else str(value)
     for number, folder in enumerate(settings.folders, 1):
         section = {"path": folder.path}
         for key in ("organisation", "telescope", "telescope_name", "timezone"):
             if getattr(folder, key):
                 section[key] = getattr(folder, key)
+        if folder.reduced:
+            section["reduced"] = "true"
+        if folder.tags:
+            section["tags"] = ",".join(folder.tags)
         parser[f"folder {number}"] = section
     paths.config_dir.mkdir(parents=True, exist_ok=True)
     tmp = paths.config_file.with_suffix(".ini.tmp")
@@ -241,30 +287,64 @@ def select_folders(folders: Iterable[Folder], only: Iterable[str] = ()) -> list[
     return chosen
 
 
-def check_base_url(url: str) -> str:
-    """Normalise the API URL. Plain http:// is allowed for loopback hosts only.
+def check_base_url(url: str, *, allow_http: bool = False) -> str:
+    """Normalise the API URL (no trailing slash; a path such as `/api` is kept).
 
-    Raises ConfigError for any other scheme or a non-loopback http:// URL.
+    https:// anywhere; plain http:// on loopback, and on a LAN host (a private address,
+    or a name like `nas.local`) only with `allow_http` (Arcsecond.local); never to a
+    public host, where the key would cross the internet in clear.
+
+    Raises ConfigError for anything else: another scheme, user info (`user@host`, which
+    can hide the real host), a query or fragment, odd characters in the host.
     """
     url = url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and parts.hostname:
-        import ipaddress  # only here: not a cost for every run
-
+    try:
+        parts = urlsplit(url)
         host = parts.hostname
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if loopback:
-            return url
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ConfigError(f"API URL {url!r} is not a valid URL.") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise ConfigError(f"API URL {url!r} is not an https:// URL.")
+    if "@" in parts.netloc or "\\" in url or parts.query or parts.fragment:
+        raise ConfigError(f"API URL {url!r}: give only scheme, host, port and path "
+                          "(no user@, no ? or #).")
+    if not re.fullmatch(r"[a-z0-9.\-]+|[0-9a-f:.]+", host):
+        raise ConfigError(f"API URL {url!r}: the host name has characters no host has.")
+    if parts.scheme == "https":
+        return url
+    where = host_kind(host)
+    if where == "loopback" or (where == "lan" and allow_http):
+        return url
+    if where == "lan":
         raise ConfigError(
-            f"API URL {url}: plain http:// is refused except on loopback "
-            "(the key would travel in clear); use https://."
+            f"API URL {url}: plain http:// to a machine on your network (Arcsecond.local?) "
+            "needs `oort-sync login --allow-http`: the key travels in clear on that network."
         )
-    raise ConfigError(f"API URL {url!r} is not an https:// URL.")
+    raise ConfigError(
+        f"API URL {url}: plain http:// is refused for a public host "
+        "(the key would travel in clear); use https://."
+    )
+
+
+def host_kind(host: str) -> str:
+    """"loopback", "lan" (private address or local name) or "public"."""
+    import ipaddress  # only here: not a cost for every run
+
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return "loopback"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        local = ("." not in host or host.endswith((".local", ".lan", ".home.arpa",
+                                                   ".internal", ".localdomain")))
+        return "lan" if local else "public"
+    if address.is_loopback:
+        return "loopback"
+    if address.is_private or address.is_link_local:
+        return "lan"
+    return "public"
 
 
 def with_api(settings: Settings, api: str) -> Settings:

@@ -34,6 +34,8 @@ class OortError(Exception):
 
     exit_code: int = EXIT_FILES_FAILED
     transient: bool = False
+    # Ends the whole run (not just one file): the key, the server or the setup is wrong.
+    fatal: bool = False
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -112,6 +114,7 @@ class ServerUnreachable(TransientError):
     """Retries were exhausted without a single answer from the server: stop the run."""
 
     exit_code = EXIT_UNREACHABLE
+    fatal = True
 
 
 class PermanentError(RemoteError):
@@ -126,6 +129,23 @@ class AuthError(RemoteError):
     """The key is wrong or revoked, or the user may not write here: stop the whole run."""
 
     exit_code = EXIT_AUTH
+    fatal = True
+
+
+class Redirected(RemoteError):
+    """The server answered with a redirect. Never followed (the key would go along):
+    the configured API URL is wrong, and the message names where the server points."""
+
+    exit_code = EXIT_USAGE
+    fatal = True
+
+
+class WrongGeneration(RemoteError):
+    """A route of the API generation in use does not exist on this server (404): the
+    server speaks the other generation. Detect again, or set ``api_dialect``."""
+
+    exit_code = EXIT_USAGE
+    fatal = True
 
 
 class AlreadyExists(RemoteError):

@@ -10,7 +10,7 @@ from .config import Folder, Settings, with_folders
 from .credentials import Credentials
 from .errors import AuthError, ConfigError, NotFound
 
-WRITER_ROLES = ("superadmin", "admin", "member")
+WRITER_ROLES = ("owner", "superadmin", "admin", "member")
 
 
 def normalise(path: str) -> str:
@@ -76,10 +76,15 @@ class WatchProposal:
     role: str | None = None
     telescope_name: str | None = None
     timezone: str | None = None
+    generation: str | None = None
+    api: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> list[str]:
         lines = [f"Account: {self.account}"]
+        if self.api:
+            lines.append(f"Server: {self.api}" + (
+                f" (API generation {self.generation})" if self.generation else ""))
         if self.organisation:
             lines.append(
                 f"Organisation: {self.organisation_name or self.organisation} "
@@ -96,6 +101,10 @@ class WatchProposal:
             + (f"in UTC converted to {self.timezone}" if self.timezone else "taken as local time")
         )
         lines.extend(f"Folder: {f.path}" for f in self.folders)
+        if self.folders and self.folders[0].reduced:
+            lines.append("Files are reduced data (is_raw = False).")
+        if self.folders and self.folders[0].tags:
+            lines.append("Tags: " + ", ".join(self.folders[0].tags))
         lines.extend(self.notes)
         return lines
 
@@ -109,10 +118,15 @@ def propose(
     telescope: str | None = None,
     timezone: str | None = None,
     client=None,
+    generation: str | None = None,
+    reduced: bool = False,
+    tags: tuple[str, ...] = (),
 ) -> WatchProposal:
     """Check everything about new watched folders, locally then on the server.
 
-    `client` is an api.Client; without one only the local checks run (tests, offline).
+    `client` is an arcsecond Client; without one only the local checks run (tests,
+    offline). `generation` is the server's API generation: in 2026 every folder needs a
+    telescope and the membership is checked by the server's verify-organisation.
     Raises ConfigError (bad folder, nesting, zone, unknown organisation or telescope,
     missing telescope: the message lists the organisation's telescopes) or AuthError
     (not logged in, not a member, guest role).
@@ -127,12 +141,17 @@ def propose(
         if creds.source != "file":
             account += f" (key from {creds.source})"
     proposal = WatchProposal(folders=[], account=account, organisation=organisation,
-                             timezone=timezone)
+                             timezone=timezone, generation=generation,
+                             api=client.base if client is not None else None)
     telescope_uuid = telescope_name = None
     if organisation or telescope:
         if creds is None and client is not None:
             raise AuthError("Not logged in: run `oort-sync login` first.")
-    if organisation:
+    if generation == "2026" and client is not None:
+        telescope_uuid, telescope_name = _check_2026(client, creds, organisation, telescope,
+                                                     proposal)
+        telescope = None  # checked
+    elif organisation:
         role = (creds.memberships or {}).get(organisation) if creds else None
         proposal.role = role
         if client is not None:
@@ -151,32 +170,78 @@ def propose(
             proposal.notes.append("Role unknown (key from the environment): the server "
                                   "will check it at the first upload.")
         if not telescope:
-            names = []
-            if client is not None:
-                names = [f"  {t.get('uuid')}  {t.get('name')}"
-                         + (f" (alias {t['alias']})" if t.get("alias") else "")
-                         for t in client.telescopes(organisation)]
             raise ConfigError(
                 f"Uploads to organisation {organisation} need a telescope: add -t UUID_OR_ALIAS."
-                + ("\nIts telescopes:\n" + "\n".join(names) if names else "")
+                + ("\n" + telescope_listing(client, organisation) if client is not None else "")
             )
     if telescope:
         if client is not None:
-            try:
-                found = client.telescope(organisation, telescope)
-            except NotFound:
-                where = f"organisation {organisation}" if organisation else "your account"
-                raise ConfigError(f"Telescope {telescope!r} not found in {where}.") from None
-            telescope_uuid, telescope_name = found["uuid"], found.get("name")
+            found = find_telescope(client, organisation, telescope)
+            telescope_uuid, telescope_name = str(found["uuid"]), found.get("name")
         else:
             telescope_uuid = telescope
     proposal.telescope_name = telescope_name
     proposal.folders = [
         Folder(path=p, organisation=organisation, telescope=telescope_uuid,
-               telescope_name=telescope_name, timezone=timezone)
+               telescope_name=telescope_name, timezone=timezone, reduced=reduced,
+               tags=tuple(tags))
         for p in full
     ]
     return proposal
+
+
+def _check_2026(client, creds: Credentials, organisation: str | None, telescope: str | None,
+                proposal: WatchProposal) -> tuple[str, str | None]:
+    """The 2026 checks: organisation and membership by the server, a telescope always.
+
+    Returns (telescope uuid, name). Raises ConfigError, AuthError.
+    """
+    from .arcsecond.gen2026 import verify_organisation
+
+    if organisation:
+        try:
+            org = verify_organisation(client, creds.username or "", creds.key, organisation)
+        except NotFound:
+            raise ConfigError(f"Organisation {organisation!r} does not exist "
+                              "(check the subdomain; on Arcsecond.local it is `local`).") from None
+        proposal.organisation_name = org.get("name")
+        proposal.role = "may upload (checked by the server)"
+    if not telescope:
+        where = f"organisation {organisation}" if organisation else "your account"
+        raise ConfigError(
+            f"Today's Arcsecond attaches every dataset to a telescope: add -t UUID "
+            f"(a telescope of {where}).\n" + telescope_listing(client, organisation))
+    found = find_telescope(client, organisation, telescope)
+    return str(found["uuid"]), found.get("name")
+
+
+def find_telescope(client, organisation: str | None, ident: str) -> dict:
+    """A telescope by UUID (the server's detail route), else by alias or exact name in
+    the list (alias lookup on the server is uncertain in 2026).
+
+    Raises ConfigError when there is no such telescope.
+    """
+    try:
+        return client.telescope(organisation, ident)
+    except NotFound:
+        pass
+    for found in client.telescopes(organisation):
+        if ident and ident in (found.get("alias"), found.get("name")):
+            return found
+    where = f"organisation {organisation}" if organisation else "your account"
+    raise ConfigError(f"Telescope {ident!r} not found in {where}.\n"
+                      + telescope_listing(client, organisation))
+
+
+def telescope_listing(client, organisation: str | None) -> str:
+    """The telescopes of an account or organisation, one per line (UUID, name, alias)."""
+    lines = [f"  {t.get('uuid')}  {t.get('name')}"
+             + (f" (alias {t['alias']})" if t.get("alias") else "")
+             for t in client.telescopes(organisation)]
+    where = f"organisation {organisation}" if organisation else "your account"
+    if not lines:
+        return f"No telescope in {where} yet: create one on Arcsecond first."
+    return f"Telescopes of {where}:\n" + "\n".join(lines)
 
 
 def add(settings: Settings, proposal: WatchProposal) -> Settings:

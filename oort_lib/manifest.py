@@ -83,9 +83,26 @@ def _m0001_initial(db) -> None:
     )
 
 
+def _m0002_destination(db, origin: tuple[str, str | None] | None = None) -> None:
+    """Each file row records where its upload went: server, account, organisation.
+
+    Rows uploaded before this migration belong to the server of the config at
+    migration time (`origin`: api, username), with the row's own organisation.
+    """
+    db["files"].add_column("destination", str)
+    if origin is not None:
+        api, account = origin
+        db.execute(
+            "UPDATE files SET destination = ? || coalesce(organisation, '') "
+            "WHERE status != 'skipped'",
+            [f"{api.rstrip('/')}|{account or ''}|"],
+        )
+
+
 # Append only: a migration, once released, is never edited or renamed.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", _m0001_initial),
+    ("0002_destination", _m0002_destination),
 ]
 
 
@@ -104,6 +121,7 @@ class Known(NamedTuple):
     header_date: str | None
     target: str | None
     uploaded_hash: str | None
+    destination: str | None
 
 
 _KNOWN_COLUMNS = ", ".join(Known._fields)
@@ -117,12 +135,15 @@ _DAMAGED = (
 class Manifest:
     """One open manifest database. Each write is its own short transaction."""
 
-    def __init__(self, path: Path, *, create: bool = True):
-        """Open (and migrate) the manifest.
+    def __init__(self, path: Path, *, create: bool = True,
+                 origin: tuple[str, str | None] | None = None):
+        """Open (and migrate) the manifest. `origin` (api, username) is where the
+        uploads recorded before destinations existed went (migration 0002).
 
         Raises ManifestError when the file is damaged or not a database.
         """
         self.path = Path(path)
+        self.origin = origin
         # Upload workers share this connection; sqlite3 does not serialise a
         # BEGIN..COMMIT pair across threads by itself.
         self.lock = threading.RLock()
@@ -182,7 +203,10 @@ class Manifest:
             with self.transaction():
                 if not db["migrations"].exists():
                     db["migrations"].create({"name": str, "applied_at": float}, pk="name")
-                fn(db)
+                if fn is _m0002_destination:
+                    fn(db, self.origin)
+                else:
+                    fn(db)
                 db["migrations"].insert({"name": name, "applied_at": time.time()})
 
     def transaction(self):
@@ -203,7 +227,7 @@ class Manifest:
         return {row[0]: Known(*row[1:]) for row in rows}
 
     def quick(self, root: str) -> dict[str, tuple]:
-        """(id, size, mtime_ns, status, reason) of every file of a watched folder.
+        """(id, size, mtime_ns, status, reason, destination) of every file of a folder.
 
         The quick check of a no-change run needs only these; plain tuples of five
         columns load ~3x faster than full rows (measured: 28 ms against 86 ms for
@@ -211,7 +235,8 @@ class Manifest:
         """
         with self.lock:
             rows = self.conn.execute(
-                "SELECT relpath, id, size, mtime_ns, status, reason FROM files WHERE root = ?",
+                "SELECT relpath, id, size, mtime_ns, status, reason, destination FROM files "
+                "WHERE root = ?",
                 (root,),
             ).fetchall()
         return {row[0]: row[1:] for row in rows}

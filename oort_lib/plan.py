@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -38,6 +38,8 @@ class Item(NamedTuple):
     target: str
     replace: bool = False  # uploaded before with another content: PATCH it
     attempts: int = 0
+    destination: str | None = None  # destination.destination() of the folder
+
 
     @property
     def filename(self) -> str:
@@ -64,6 +66,10 @@ class Item(NamedTuple):
             "reason": None,
             "organisation": self.folder.organisation,
             "telescope": self.folder.telescope,
+            "destination": self.destination,
+            # Not replacing means nothing of this file is known to be at this
+            # destination: forget what another destination received.
+            **({} if self.replace else {"uploaded_hash": None}),
         }
 
     @property
@@ -155,9 +161,12 @@ def make_plan(
     now: float | None = None,
     min_age: float = 60.0,
     retry_failed: bool = False,
+    destination: Callable[[Folder], str] | None = None,
 ) -> Plan:
     """Compare the folders with the manifest and describe what a run must do.
 
+    `destination(folder)` names where the folder's files go (server, account,
+    organisation): a file uploaded to another destination is new there.
     Per-file problems become skipped entries; a missing watched folder is reported in
     `missing` and its manifest rows are left alone (an unmounted disk is not a deletion).
     """
@@ -165,11 +174,12 @@ def make_plan(
     folders = list(folders)
     plan = Plan(folders=folders)
     for folder in folders:
-        _plan_folder(plan, folder, manifest, now, min_age, retry_failed)
+        dest = destination(folder) if destination else None
+        _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest)
     return plan
 
 
-def _plan_folder(plan, folder, manifest, now, min_age, retry_failed) -> None:
+def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest) -> None:
     root = folder.path
     quick = manifest.quick(root)
     unsettled = manifest.known(root, unsettled_only=True)
@@ -185,10 +195,15 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed) -> None:
         return
     for entry in _chain(first, entries):
         relpath = entry.relpath
-        quick_old = quick.pop(relpath, None)  # (id, size, mtime_ns, status, reason)
+        # (id, size, mtime_ns, status, reason, destination)
+        quick_old = quick.pop(relpath, None)
+        if (quick_old is not None and quick_old[5] != dest and quick_old[3] != mf.SKIPPED
+                and dest is not None):
+            # Recorded for another destination: new here (the row is rewritten below).
+            quick_old = None
         if type(entry) is Skipped:
             plan.skipped.append((root, relpath, entry.reason))
-            if quick_old is None or quick_old[3:] != (mf.SKIPPED, entry.reason):
+            if quick_old is None or quick_old[3:5] != (mf.SKIPPED, entry.reason):
                 rows.append(_skip_row(entry, entry.reason))
             continue
         same = (
@@ -221,8 +236,8 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed) -> None:
             continue
         todo.append((entry, old if same else None, old))
         if len(todo) >= _BATCH:
-            _plan_batch(plan, folder, todo, rows)
-    _plan_batch(plan, folder, todo, rows)
+            _plan_batch(plan, folder, todo, rows, dest)
+    _plan_batch(plan, folder, todo, rows, dest)
     # What is left was not seen by this walk: deleted since (uploaded rows stay as history).
     plan.gone.extend(row[0] for row in quick.values() if row[3] != mf.UPLOADED)
 
@@ -232,11 +247,11 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed) -> None:
 _BATCH = 256
 
 
-def _plan_batch(plan: Plan, folder: Folder, todo: list, rows: list) -> None:
+def _plan_batch(plan: Plan, folder: Folder, todo: list, rows: list, dest: str | None) -> None:
     """Read the files of `todo`, turn them into items or skips, and empty it."""
     inspected = _inspect_all(plan, todo)
     for entry, same, old in todo:
-        _plan_file(plan, folder, entry, same, old, rows, inspected.get(entry.path))
+        _plan_file(plan, folder, entry, same, old, rows, inspected.get(entry.path), dest)
     todo.clear()
 
 
@@ -288,7 +303,8 @@ def _inspect_all(plan: Plan, todo: list) -> dict[str, tuple | FileProblem]:
     return {entry.path: result for (entry, _), result in zip(needed, results)}
 
 
-def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspected) -> None:
+def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspected,
+               dest: str | None = None) -> None:
     """Turn what is known of one file (manifest, or `inspected`) into an item or a skip."""
     from . import rules
 
@@ -333,6 +349,7 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspec
         target=sys.intern(rules.target_name(target, dataset)),
         replace=bool(old is not None and old.uploaded_hash and old.uploaded_hash != digest),
         attempts=old.attempts if old is not None else 0,
+        destination=dest,
     )
     plan.items.append(item)
 

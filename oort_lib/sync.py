@@ -16,21 +16,20 @@ from collections.abc import Iterable
 from . import manifest as mf
 from .config import Paths, Settings, select_folders
 from .credentials import Credentials
+from .destination import destination
 from .errors import (
     EXIT_FILES_FAILED,
     EXIT_OK,
     Aborted,
     AlreadyExists,
-    AuthError,
     NotFound,
     OortError,
     RemoteError,
-    ServerUnreachable,
     TransientError,
+    WrongGeneration,
 )
 from .lock import RunLock
 from .plan import Item, Plan, make_plan
-from .remote import Resolver
 
 log = logging.getLogger("oort_sync")
 
@@ -40,6 +39,11 @@ ATTEMPTS_PER_RUN = 2
 # doubled per failure, up to this.
 RETRY_MAX = 6 * 3600.0
 UNKNOWN_REMOTE = "?"  # uploaded_hash when the server holds a copy of unknown content
+ALREADY = "already on the server"
+# 2026: a duplicate answer for a file this destination never sent: same name, but the
+# content cannot be compared (the generation has no checksum and no existence check).
+ALREADY_UNVERIFIED = "already on the server (not verified)"
+NOT_REPLACED = "changed after upload; the server keeps the first version"
 
 
 class Events:
@@ -69,6 +73,7 @@ class RunResult:
         self.started = time.time()
         self.ended: float | None = None
         self.stopped = False  # asked to stop (a signal) before the end
+        self.generation: str | None = None  # the API generation spoken, if any request
 
     @property
     def exit_code(self) -> int:
@@ -90,6 +95,7 @@ class RunResult:
             "seconds": round((self.ended or time.time()) - self.started, 3),
             "exit_code": self.exit_code,
             "error": self.fatal.message if self.fatal else None,
+            "generation": self.generation,
         }
 
 
@@ -100,15 +106,19 @@ def dry_run(
     *,
     min_age: float | None = None,
     retry_failed: bool = False,
+    creds: Credentials | None = None,
 ) -> Plan:
     """The plan a run would follow, touching neither the network nor the manifest."""
     folders = select_folders(settings.folders, only)
-    with mf.Manifest(paths.manifest_file, create=False) as manifest:
+    account = creds.username if creds else None
+    with mf.Manifest(paths.manifest_file, create=False, origin=(settings.api, account)
+                     ) as manifest:
         return make_plan(
             folders,
             manifest,
             min_age=settings.min_age if min_age is None else min_age,
             retry_failed=retry_failed,
+            destination=lambda f: destination(settings.api, account, f.organisation),
         )
 
 
@@ -136,23 +146,27 @@ def run(
     abort = abort or threading.Event()
     folders = select_folders(settings.folders, only)
     jobs = jobs or settings.jobs
-    with RunLock(paths.lock_file), mf.Manifest(paths.manifest_file) as manifest:
+    origin = (settings.api, creds.username)
+    with RunLock(paths.lock_file), mf.Manifest(paths.manifest_file, origin=origin) as manifest:
         run_id = manifest.start_run()
         plan = make_plan(
             folders,
             manifest,
             min_age=settings.min_age if min_age is None else min_age,
             retry_failed=retry_failed,
+            destination=lambda f: destination(settings.api, creds.username, f.organisation),
         )
         result = RunResult(plan=plan)
         _record_plan(manifest, plan)
         events.planned(plan)
         if plan.items and not stop.is_set():
-            from .api import Client  # requests costs ~60 ms: only when there is work
+            # requests costs ~60 ms: only when there is work
+            from .arcsecond.client import Client
 
             client = Client.from_settings(settings, creds.key, pool_size=jobs + 2, stop=abort)
             try:
-                _Uploader(client, manifest, settings, result, events, stop, abort).run(jobs)
+                _upload_all(client, manifest, settings, creds, result, events, stop, abort,
+                            jobs)
             finally:
                 client.close()
         if stop.is_set() and result.fatal is None:
@@ -193,19 +207,46 @@ def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
         manifest.delete_files(plan.gone)
 
 
+def _upload_all(client, manifest, settings, creds, result, events, stop, abort, jobs) -> None:
+    """Pick the API generation, upload the plan; once, if a route of the remembered
+    generation is missing (the server was upgraded), detect again and go on."""
+    from .account import generation_for
+    from .arcsecond.remote import open_remote
+
+    redetect = False
+    while True:
+        try:
+            result.generation = generation_for(client, settings, creds, redetect=redetect)
+        except OortError as exc:
+            result.fatal = exc
+            return
+        remote = open_remote(result.generation, client, manifest, str(client.base))
+        uploader = _Uploader(remote, manifest, settings, creds, result, events, stop, abort)
+        uploader.second_pass = redetect
+        uploader.run(jobs)
+        if (isinstance(result.fatal, WrongGeneration) and not redetect
+                and settings.api_dialect == "auto"):
+            log.warning("%s; detecting the server's API generation again", result.fatal)
+            result.fatal, redetect = None, True
+            stop.clear()
+            continue
+        return
+
+
 class _Uploader:
     """The worker pool of a run: each item resolved, uploaded and recorded."""
 
-    def __init__(self, client, manifest, settings: Settings, result: RunResult, events,
-                 stop, abort):
-        self.client = client
+    def __init__(self, remote, manifest, settings: Settings, creds: Credentials,
+                 result: RunResult, events, stop, abort):
+        self.remote = remote
         self.manifest = manifest
-        self.resolver = Resolver(client, manifest, settings.api)
+        self.account = creds.username
         self.result = result
         self.events = events
         self.stop = stop
         self.abort = abort
         self.retry_delay = settings.retry_delay
+        self.second_pass = False
         self._guard = threading.Lock()
 
     def run(self, jobs: int) -> None:
@@ -236,14 +277,18 @@ class _Uploader:
     def _one(self, item: Item) -> None:
         if self.stop.is_set():
             return
+        if self.second_pass:
+            row = self.manifest.file(item.folder.path, item.relpath)
+            if row and row["status"] != mf.PENDING:
+                return  # dealt with by the first pass
         try:
             outcome, reason, uuids, digest = self._upload(item)
-        except (AuthError, ServerUnreachable) as exc:
-            self._fatal(exc)
-            return
         except Aborted:
             return  # stopping: the file stays pending for the next run
         except RemoteError as exc:
+            if exc.fatal:
+                self._fatal(exc)
+                return
             outcome = "failed-transient" if exc.transient else "failed"
             reason, uuids, digest = exc.message, None, None
         except OortError as exc:
@@ -261,28 +306,34 @@ class _Uploader:
         if before != (item.size, item.mtime_ns):
             return ("changed", "changed since it was read; it is uploaded on a later run",
                     None, None)
+        remote = self.remote
+        if item.replace and not remote.can_replace:
+            return "failed", NOT_REPLACED, None, None
         attempt, stale = 0, False
         while True:
             if self.stop.is_set():
                 raise Aborted("the run is stopping")
-            uuids = self.resolver.chain(item)
-            org, dataset = item.folder.organisation, uuids[2]
-            look_first = item.replace or attempt > 0 or item.attempts > 0
-            look_first = look_first or dataset not in self.resolver.created
-            if look_first and not item.replace:
-                if self.client.datafile(org, dataset, item.filename) is not None:
-                    return "already", "already on the server", uuids, _content_hash(item)
+            box = remote.container(item)
+            # Look before sending unless the container is new (nothing can be in it):
+            # after a failed attempt, or a file an earlier run may have sent already.
+            if remote.can_check and not item.replace:
+                if attempt > 0 or item.attempts > 0 or not remote.is_new(box):
+                    if remote.exists(item, box):
+                        return "already", ALREADY, box, _content_hash(item)
             try:
-                digest = self._send(item, org, dataset)
+                digest = remote.send(item, box, replace=item.replace, progress=self._sent,
+                                     abort=self.abort)
             except AlreadyExists:
-                return "already", "already on the server", uuids, _content_hash(item)
+                ours = remote.can_check or attempt > 0 or item.attempts > 0
+                return ("already", ALREADY if ours else ALREADY_UNVERIFIED, box,
+                        _content_hash(item))
             except NotFound:
                 if stale:
                     raise
-                # A dataset cached by an earlier run is gone from the server: find or
-                # create the chain again (once).
+                # A container cached by an earlier run is gone from the server: find or
+                # create it again (once).
                 stale = True
-                self.resolver.forget(item)
+                remote.forget(item)
                 continue
             except TransientError:
                 attempt += 1
@@ -292,29 +343,16 @@ class _Uploader:
             after = _stat(item)
             if after != before:
                 return ("changed", "changed during its upload; it is uploaded again later",
-                        uuids, None)
-            return "uploaded", None, uuids, digest
-
-    def _send(self, item: Item, org: str | None, dataset: str) -> str:
-        """PATCH a changed file (POST it if the server lost it), POST a new one.
-
-        Returns the hash of the bytes sent; raises the api errors.
-        """
-        if item.replace:
-            try:
-                return self.client.upload(org, dataset, item.path, item.filename, replace=True,
-                                          progress=self._sent, abort=self.abort)
-            except NotFound:
-                pass  # no longer on the server: send it anew
-        return self.client.upload(org, dataset, item.path, item.filename,
-                                  progress=self._sent, abort=self.abort)
+                        box, None)
+            return "uploaded", None, box, digest
 
     def _record(self, item: Item, outcome: str, reason: str | None, uuids,
                 digest: str | None) -> None:
         now = time.time()
         fields: dict = {"attempts": item.attempts + 1, "reason": reason}
         if uuids:
-            fields.update(nightlog_uuid=uuids[0], parent_uuid=uuids[1], dataset_uuid=uuids[2])
+            fields.update(nightlog_uuid=uuids.nightlog, parent_uuid=uuids.parent,
+                          dataset_uuid=uuids.dataset, destination=item.destination)
         if outcome in ("uploaded", "already"):
             fields.update(
                 status=mf.UPLOADED, transient=0, retry_at=None, hash=digest, uploaded_hash=digest,

@@ -69,12 +69,17 @@ FAST_RETRIES = {"retries": 3, "backoff_base": 0.01, "backoff_max": 0.2, "retry_d
                 "connect_timeout": 10.0, "read_timeout": 30.0}
 
 
-def configure(paths: cfg.Paths, api: str, key: str, *, folders=(), **settings) -> cfg.Settings:
-    """Log in with a key and watch folders, the way `login` and `watch` would save them."""
+def configure(paths: cfg.Paths, api: str, key: str, *, folders=(), generation="2021",
+              username=None, **settings) -> cfg.Settings:
+    """Log in with a key and watch folders, the way `login` and `watch` would save them.
+
+    `generation` is what login would have detected; None leaves it to the run to detect.
+    """
     values = dict(FAST_RETRIES, **settings)
     new = cfg.Settings(api=api, folders=tuple(folders), **values)
     cfg.save_settings(paths, new)
-    credentials.save(paths.credentials_file, credentials.Credentials(key=key, api=api))
+    credentials.save(paths.credentials_file, credentials.Credentials(
+        key=key, api=api, username=username, generation=generation))
     return new
 
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from oort_lib import __version__
-from oort_lib.api import Client, error_message
+from oort_lib.arcsecond.client import Client, error_message
 from oort_lib.config import check_base_url
 from oort_lib.errors import (
     AlreadyExists,
@@ -107,7 +107,7 @@ def test_headers_timeouts_and_no_key_in_repr(scripted):
     assert "secret-key" not in repr(client.session.auth)
 
 
-def test_pagination_is_followed_and_foreign_next_refused(scripted):
+def test_pagination_is_followed_and_foreign_next_links_stay_home(scripted):
     base = scripted.url
     scripted.json("/nightlogs/?date=2021-01-01",
                   {"count": 3, "next": f"{base}/nightlogs/?page=2", "results": [{"uuid": 1}]})
@@ -117,11 +117,33 @@ def test_pagination_is_followed_and_foreign_next_refused(scripted):
     client = Client(base, "k")
     found = client.find(None, "nightlogs", {"date": "2021-01-01"})
     assert [n["uuid"] for n in found] == [1, 2, 3]
-    scripted.json("/datasets/?name=x", {"next": "https://evil.example/steal/", "results": []})
+    # A link to another host is rebuilt onto the configured base: the key never leaves.
+    scripted.json("/datasets/?name=x", {"next": "https://evil.example/more/?page=2",
+                                        "results": [{"uuid": "a"}]})
+    scripted.json("/more/?page=2", {"next": None, "results": [{"uuid": "b"}]})
     before = len(scripted.seen)
-    with pytest.raises(PermanentError, match="another host"):
-        client.find(None, "datasets", {"name": "x"})
-    assert len(scripted.seen) == before + 1  # the foreign link was never requested
+    assert [d["uuid"] for d in client.find(None, "datasets", {"name": "x"})] == ["a", "b"]
+    assert len(scripted.seen) == before + 2
+
+
+def test_next_link_loops_are_refused(scripted):
+    scripted.json("/datasets/?name=loop", {"next": f"{scripted.url}/datasets/?page=2",
+                                           "results": [{"uuid": "a"}]})
+    scripted.json("/datasets/?page=2", {"next": f"{scripted.url}/datasets/?page=2",
+                                        "results": [{"uuid": "b"}]})
+    client = Client(scripted.url, "k")
+    before = len(scripted.seen)
+    with pytest.raises(PermanentError, match="pages never end"):
+        client.find(None, "datasets", {"name": "loop"})
+    assert len(scripted.seen) == before + 2  # page 2 names itself: refused before asking
+
+
+def test_next_links_are_rebased_onto_a_base_path():
+    client = Client("http://127.0.0.1:5555/api", "k")
+    assert client.rebase("http://10.0.0.9:8800/local/datasets/?page=2") == (
+        "http://127.0.0.1:5555/api/local/datasets/?page=2")
+    assert client.rebase("http://127.0.0.1:5555/api/local/datasets/?page=3") == (
+        "http://127.0.0.1:5555/api/local/datasets/?page=3")
 
 
 def test_error_bodies_become_one_message(scripted):

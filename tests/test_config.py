@@ -7,7 +7,7 @@ import pytest
 
 from oort_lib import config as cfg
 from oort_lib import credentials
-from oort_lib.errors import ConfigError
+from oort_lib.errors import AuthError, ConfigError
 
 
 def test_paths_precedence(tmp_path):
@@ -72,9 +72,11 @@ def test_credentials_are_0600_and_env_overrides(home, monkeypatch):
     assert credentials.permission_warning(home.credentials_file) is None
     assert credentials.load(home.credentials_file, {}).memberships == {"o": "admin"}
     assert "k" * 32 not in repr(creds) and "k" * 32 not in str(creds)
-    env = {"ARCSECOND_UPLOAD_KEY": "fromenv"}
+    env = {"ARCSECOND_UPLOAD_KEY": " fromenv-0123456789\n"}
     loaded = credentials.load(home.credentials_file, env)
-    assert loaded.key == "fromenv" and loaded.username == "astro"
+    assert loaded.key == "fromenv-0123456789" and loaded.username == "astro"
+    # A blank variable (e.g. `Environment=ARCSECOND_UPLOAD_KEY=` in a unit) is "not set".
+    assert credentials.load(home.credentials_file, {"OORT_SYNC_KEY": "  "}).key == "k" * 32
     os.chmod(home.credentials_file, 0o644)
     assert "readable by other users" in credentials.permission_warning(home.credentials_file)
 
@@ -96,3 +98,19 @@ def test_unwritable_state_folder_is_a_clear_error(cli, home, tmp_path):
     result = cli("run")
     assert result.code == 2, result.err
     assert str(home.state_dir) in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("pasted, hint", [
+    ("\u201c5a4db0c5e7e57ca11ab1e0000000c0de\u201d", "quotes"),
+    ("'5a4db0c5e7e57ca11ab1e0000000c0de'", "quotes"),
+    ("5a4db0c5e7e57ca1\n1ab1e0000000c0de", "line breaks"),
+    ("5a4db0c5e7e57 ca11ab1e0000000c0de", "spaces"),
+    ("5a4db0c5e7e57ca11ab1e0000000c0dé", "non-ASCII"),
+    ("abc", "3 characters"),
+])
+def test_malformed_keys_are_refused_with_a_masked_hint(home, pasted, hint):
+    with pytest.raises(AuthError) as refused:
+        credentials.load(home.credentials_file, {"ARCSECOND_UPLOAD_KEY": pasted})
+    message = refused.value.message
+    assert hint in message and "$ARCSECOND_UPLOAD_KEY" in message
+    assert "5a4db0c5e7e57" not in message and refused.value.exit_code == 3

@@ -38,9 +38,11 @@ def test_readme_examples_parse():
 
 def test_no_secret_on_the_command_line():
     """A key or password given as an argument would show in `ps` and shell history."""
-    options = re.findall(r"--[a-z-]+", cli.__doc__)
+    options = re.findall(r"--[a-z-]+=?", cli.__doc__)
     assert not [o for o in options if "key" in o and o != "--key-stdin"]
-    assert not [o for o in options if "password" in o or "token" in o]
+    # `--password` is a switch (the password is asked with no echo), never a value.
+    assert not [o for o in options if ("password" in o or "token" in o) and o.endswith("=")]
+    assert "--password" in options
 
 
 def test_bad_command_line_gets_usage_and_a_plain_message(cli):

@@ -9,6 +9,7 @@ import select
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 from oort_lib.samples import make_sample_tree
@@ -137,21 +138,26 @@ def test_ping_url_start_and_success_or_failure(cli, logged_in, sandbox, tmp_path
     assert code == 1 and pings == ["/hc/abc/start", "/hc/abc/1"]
 
 
-def test_login_asks_the_password_without_echo(home, sandbox):
+@pytest.mark.parametrize("mode", ["key", "password"])
+def test_login_asks_the_key_or_password_without_echo(home, sandbox, mode):
     seed = sandbox.seed
+    # The prompts themselves: getpass flushes what was typed before it asks.
+    secret, prompt = ((seed.upload_key, b"(not shown): ") if mode == "key"
+                      else (seed.password, b"Password for astro@sandbox.example: "))
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "oort_sync.py"), "login", f"--api={sandbox.url}",
-         f"--username={seed.username}@sandbox.example"],
+         *(["--password"] if mode == "password" else [])],
         stdin=follower, stdout=follower, stderr=follower, start_new_session=True,
         env={**os.environ, "OORT_SYNC_HOME": str(home.config_dir.parent)})
     os.close(follower)
     screen = b""
-    while b"Password" not in screen:
-        ready, _, _ = select.select([leader], [], [], 30)
-        assert ready, screen
-        screen += os.read(leader, 4096)
-    os.write(leader, seed.password.encode() + b"\n")
+    for wanted, answer in ((b"username", seed.email), (prompt, secret)):
+        while wanted not in screen:
+            ready, _, _ = select.select([leader], [], [], 30)
+            assert ready, screen
+            screen += os.read(leader, 4096)
+        os.write(leader, answer.encode() + b"\n")
     while proc.poll() is None or select.select([leader], [], [], 0.2)[0]:
         try:
             chunk = os.read(leader, 4096)
@@ -164,10 +170,15 @@ def test_login_asks_the_password_without_echo(home, sandbox):
     os.close(leader)
     text = screen.decode(errors="replace")
     assert proc.returncode == 0, text
-    assert seed.password not in text  # not echoed
-    assert f"as {seed.username}" in text and "robotland (admin)" in text
+    assert secret not in text  # not echoed
+    assert f"as {seed.username}" in text  # the e-mail became the canonical username
+    if mode == "key":
+        assert "settings page" in text  # where to find the key, said before asking
+    else:
+        assert "robotland (admin)" in text and "need your" in text
     creds = json.loads(home.credentials_file.read_text())
     assert creds["key"] == seed.upload_key and creds["username"] == seed.username
+    assert creds["generation"] in ("2021", "2026") and creds["api"] == sandbox.url
     assert (home.credentials_file.stat().st_mode & 0o777) == 0o600
 
 

@@ -142,7 +142,7 @@ def test_guest_is_refused(cli, home, logged_in, sandbox, tree):
 
 def test_watch_remote_checks(cli, home, logged_in, sandbox, tmp_path):
     from oort_lib import account, credentials
-    from oort_lib.api import Client
+    from oort_lib.arcsecond.client import Client
 
     seed = sandbox.seed
     folder = tmp_path / "d"

@@ -12,30 +12,43 @@ import uuid as uuidlib
 from collections.abc import Callable
 from urllib.parse import quote
 
-from .digest import new_hash
-from .errors import Aborted
+from ..digest import new_hash
+from ..errors import Aborted
 
 _CHUNK = 1 << 20
 
 
 class FileBody:
-    """A multipart/form-data body streamed from disk: constant memory, known length."""
+    """A multipart/form-data body streamed from disk: constant memory, known length.
+
+    `fields` are small text parts sent before the file, in the order given (the 2026
+    generation reads `dataset`, `is_raw` and `tags` there). `filename_star` adds the RFC
+    5987 `filename*` beside the raw UTF-8 name for non-ASCII names (2021 servers); the
+    2026 official client sends the raw name only, and so do we there.
+    """
 
     def __init__(
         self,
         path: str,
         filename: str,
         *,
+        fields: list[tuple[str, str]] | None = None,
+        filename_star: bool = True,
         progress: Callable[[int], None] | None = None,
         abort: threading.Event | None = None,
     ):
         self.boundary = uuidlib.uuid4().hex
         quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
         disposition = f'form-data; name="file"; filename="{quoted}"'
-        if not filename.isascii():
+        if filename_star and not filename.isascii():
             disposition += f"; filename*=UTF-8''{quote(filename, safe='')}"
+        parts = "".join(
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            f"{value}\r\n"
+            for name, value in fields or ()
+        )
         self._head = (
-            f"--{self.boundary}\r\nContent-Disposition: {disposition}\r\n"
+            f"{parts}--{self.boundary}\r\nContent-Disposition: {disposition}\r\n"
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode("utf-8", "surrogateescape")
         self._tail = f"\r\n--{self.boundary}--\r\n".encode()

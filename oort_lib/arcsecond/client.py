@@ -1,8 +1,13 @@
-"""The Arcsecond HTTP client: the only module of oort_lib that speaks HTTP.
+"""The Arcsecond HTTP client: the only place in oort_lib that speaks HTTP.
 
 One requests session (shared connections, timeouts on every request), retries with
 exponential backoff and jitter for what is transient, and every failure turned into one
-of the error classes of errors.py with a message a person can act on.
+of the error classes of errors.py with a message a person can act on. It knows URLs,
+keys, pages and errors, not API generations: gen2021 and gen2026 build on it.
+
+Key hygiene: redirects are never followed (requests would carry the key header to
+whatever host a 3xx names); `next` links are rebuilt onto the configured base, so the
+key only ever goes to the configured origin; error texts are scrubbed of the key.
 """
 
 from __future__ import annotations
@@ -13,26 +18,30 @@ import threading
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from . import __version__
-from .body import FileBody
-from .config import check_base_url
-from .errors import (
+from .. import __version__
+from ..config import check_base_url
+from ..errors import (
     Aborted,
     AlreadyExists,
     AuthError,
     ConfigError,
     NotFound,
     PermanentError,
+    Redirected,
     ServerUnreachable,
     TransientError,
 )
+from .body import FileBody
 
 log = logging.getLogger("oort_sync.api")  # a child of the log file's logger
+
+DUPLICATE = "already exists in dataset"  # the one phrase both generations answer
+MAX_PAGES = 10_000  # 500,000 objects at the smallest page size seen: far beyond any list
 
 KEY_HEADER = "X-Arcsecond-API-Authorization"
 USER_AGENT = f"oort-sync/{__version__} (+https://github.com/arcsecond-io)"
@@ -50,8 +59,30 @@ class _KeyAuth(requests.auth.AuthBase):
         return request
 
 
-def error_message(response: requests.Response) -> str:
-    """The first human message of an error answer, never a raw dump."""
+class _NoKey(requests.auth.AuthBase):
+    """Sends no key header: for the password and key-verification calls, whose body
+    carries the credentials (the official client excludes the header there too)."""
+
+    def __call__(self, request):
+        return request
+
+
+NO_KEY = _NoKey()
+
+
+def error_message(response: requests.Response, key: str | None = None) -> str:
+    """The first human message of an error answer, never a raw dump, never the key."""
+    return scrub(_first_message(response), key)
+
+
+def scrub(text: str, key: str | None) -> str:
+    """`text` with the key masked (a server may echo what it was sent)."""
+    if key and len(key) >= 4 and key in text:
+        text = text.replace(key, "****")
+    return text
+
+
+def _first_message(response: requests.Response) -> str:
     try:
         data = response.json()
     except ValueError:
@@ -106,9 +137,11 @@ class Client:
         backoff_max: float = 30.0,
         pool_size: int = 8,
         stop: threading.Event | None = None,
+        allow_http: bool = False,
     ):
-        """Raises ConfigError for a URL that is not https (or http on loopback)."""
-        self.base = check_base_url(base_url)
+        """Raises ConfigError for a URL that config.check_base_url refuses."""
+        self.base = check_base_url(base_url, allow_http=allow_http)
+        self.key = key
         self.timeout = (connect_timeout, read_timeout)
         self.retries = retries
         self.backoff_base = backoff_base
@@ -122,15 +155,18 @@ class Client:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self._origin = urlsplit(self.base)[:2]
+        parts = urlsplit(self.base)
+        self._origin = parts[:2]
+        self._base_path = parts.path.rstrip("/")
 
     @classmethod
     def from_settings(cls, settings, key: str | None = None, *, api: str | None = None,
-                      **extra) -> Client:
+                      allow_http: bool | None = None, **extra) -> Client:
         """A client with the timeouts and retry policy of config.Settings."""
         return cls(
             api or settings.api,
             key,
+            allow_http=settings.allow_http if allow_http is None else allow_http,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             retries=settings.retries,
@@ -146,6 +182,16 @@ class Client:
 
     def _url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base + path
+
+    def rebase(self, link: str) -> str:
+        """A server-given link (`next`) moved onto the configured base: its path and
+        query kept, its scheme and host replaced by ours, the base path (`/api` of
+        Arcsecond.local) added when a proxy dropped it."""
+        parts = urlsplit(link)
+        path = parts.path or "/"
+        if self._base_path and not (path + "/").startswith(self._base_path + "/"):
+            path = self._base_path + path
+        return urlunsplit((*self._origin, path, parts.query, ""))
 
     def request(
         self,
@@ -168,8 +214,9 @@ class Client:
         """
         url = self._url(path)
         if urlsplit(url)[:2] != self._origin:
-            # A `next` link to another host must never receive the key.
-            raise PermanentError(f"The server sent a link to another host ({url}); refused.")
+            # Only rebase()d links reach here; anything else is a bug, not a request.
+            raise PermanentError(f"Refused to send the key to another host ({url}).")
+        kwargs["allow_redirects"] = False
         body_factory = kwargs.pop("body_factory", None)
         answered = False
         last: Exception | None = None
@@ -210,6 +257,8 @@ class Client:
                     kwargs["data"].close()
             answered = True
             status = response.status_code
+            if 300 <= status < 400:
+                raise _redirected(self.base, method, path, response)
             if status < 400:
                 if not expect_json or status == 204 or not response.content:
                     return None
@@ -221,7 +270,7 @@ class Client:
                         "is not JSON (a proxy page?)",
                         status,
                     ) from None
-            message = error_message(response)
+            message = error_message(response, self.key)
             if status in (429, 500, 502, 503, 504) or status >= 500:
                 last = TransientError(f"{method} {path}: {message}", status)
                 last.retry_after = _retry_after(response)
@@ -238,7 +287,8 @@ class Client:
                 raise AuthError(f"Permission refused for {path}: {message}", status)
             if status == 404:
                 raise NotFound(f"{path}: {message}", status)
-            if "already exists in dataset" in message:
+            # The phrase may sit anywhere in the body, in whatever shape (2026 servers).
+            if DUPLICATE in message or DUPLICATE in response.text[:4096]:
                 raise AlreadyExists(message, status)
             raise PermanentError(f"{method} {path}: {message}", status)
         if last is None:
@@ -254,126 +304,100 @@ class Client:
         delay = delay * (0.5 + random.random() / 2)  # jitter: workers do not retry in step
         wanted = getattr(last, "retry_after", None)
         if wanted is not None:
-            delay = min(max(delay, wanted), max(self.backoff_max, wanted))
+            # Honoured up to the longest backoff: a `Retry-After: 86400` must not hold
+            # the lock for a day. The next run (a few minutes later) tries again.
+            delay = min(max(delay, wanted), self.backoff_max)
         status = getattr(last, "status", None)
         after = f" HTTP {status}" if status else ""
-        log.debug("retrying in %.2f s after%s: %s", delay, after, last)
+        level = logging.INFO if delay >= 5 else logging.DEBUG
+        log.log(level, "retrying in %.2f s after%s: %s", delay, after, last)
         self.stop.wait(delay)
 
     # --- lists ---------------------------------------------------------------------------
 
     def list(self, path: str, params: dict | None = None) -> list[dict]:
-        """All items of a list endpoint: plain array, or paginated object followed to the end."""
+        """All items of a list endpoint: plain array, or pages followed to the end.
+
+        Raises PermanentError for an answer that is not a list, a `next` link seen
+        before (a loop), or more than MAX_PAGES pages; and the request() errors.
+        """
         items: list[dict] = []
         data = self.request("GET", path, params=params)
-        for _page in range(100_000):
+        seen: set[str] = set()
+        while True:
             if isinstance(data, list):
                 items.extend(data)
                 return items
-            if not isinstance(data, dict) or "results" not in data:
+            if not isinstance(data, dict) or not isinstance(data.get("results"), list):
                 raise PermanentError(f"GET {path}: the server's answer is not a list.")
-            items.extend(data["results"] or [])
-            if not data.get("next"):
+            items.extend(data["results"])
+            link = data.get("next")
+            if not link:
                 return items
-            data = self.request("GET", data["next"])
-        raise PermanentError(f"GET {path}: pagination never ends.")
+            link = self.rebase(str(link))
+            if link in seen or len(seen) >= MAX_PAGES:
+                raise PermanentError(f"GET {path}: the server's pages never end "
+                                     f"(page {len(seen) + 2} links back to an earlier one).")
+            seen.add(link)
+            data = self.request("GET", link)
 
-    # --- accounts ------------------------------------------------------------------------
-
-    def token(self, username: str, password: str) -> str:
-        """Exchange a password for a short-lived token. Raises AuthError on bad credentials."""
-        try:
-            data = self.request(
-                "POST", "/auth/token/", json={"username": username, "password": password}
-            )
-        except PermanentError as exc:
-            if exc.status == 400:
-                raise AuthError(f"Login refused: {exc.message.split(': ', 1)[-1]}", 400) from None
-            raise
-        if not isinstance(data, dict) or not data.get("token"):
-            raise PermanentError("The server's login answer has no token.")
-        return str(data["token"])
-
-    def _with_token(self, token: str, path: str) -> dict:
-        data = self.request("GET", path, headers={"Authorization": f"Token {token}"})
-        if not isinstance(data, dict):
-            raise PermanentError(f"GET {path}: unexpected answer.")
-        return data
-
-    def profile(self, username: str, token: str) -> dict:
-        return self._with_token(token, f"/profiles/{quote(username, safe='')}/")
-
-    def upload_key(self, username: str, token: str) -> str:
-        data = self._with_token(token, f"/profiles/{quote(username, safe='')}/uploadkey/")
-        if not data.get("upload_key"):
-            raise PermanentError("The server's answer has no upload key.")
-        return str(data["upload_key"])
+    # --- what both generations share -----------------------------------------------------
 
     def organisation(self, subdomain: str) -> dict:
         return self.request("GET", f"/organisations/{quote(subdomain, safe='')}/")
 
     def telescopes(self, organisation: str | None) -> list[dict]:
-        return self.list(_prefix(organisation) + "/telescopes/")
+        return self.list(prefix(organisation) + "/telescopes/")
 
     def telescope(self, organisation: str | None, ident: str) -> dict:
-        return self.request("GET", f"{_prefix(organisation)}/telescopes/{quote(ident, safe='')}/")
-
-    # --- the object chain ----------------------------------------------------------------
+        return self.request("GET", f"{prefix(organisation)}/telescopes/{quote(ident, safe='')}/")
 
     def find(self, organisation: str | None, kind: str, filters: dict) -> list[dict]:
-        return self.list(f"{_prefix(organisation)}/{kind}/", params=filters)
+        return self.list(f"{prefix(organisation)}/{kind}/", params=filters)
 
     def create(self, organisation: str | None, kind: str, body: dict) -> dict:
         """POST a new object. A TransientError here may hide a success: list before retrying."""
-        return self.request("POST", f"{_prefix(organisation)}/{kind}/", json=body, idempotent=False)
+        created = self.request("POST", f"{prefix(organisation)}/{kind}/", json=body,
+                               idempotent=False)
+        if not isinstance(created, dict) or not created.get("uuid"):
+            raise TransientError(f"POST {kind}: the server's answer has no uuid.")
+        return created
 
-    def datafile(self, organisation: str | None, dataset: str, filename: str) -> dict | None:
-        """The datafile of that name in the dataset, or None when absent."""
-        try:
-            return self.request("GET", _datafile_path(organisation, dataset, filename))
-        except NotFound:
-            return None
+    def send_file(self, url: str, body_factory: Callable[[], FileBody], *,
+                  method: str = "POST") -> str:
+        """Stream a multipart body made by `body_factory`; returns the hash
+        (digest.new_hash) of the file bytes sent, so the file is read only once.
 
-    def upload(
-        self,
-        organisation: str | None,
-        dataset: str,
-        path: str,
-        filename: str,
-        *,
-        replace: bool = False,
-        progress: Callable[[int], None] | None = None,
-        abort: threading.Event | None = None,
-    ) -> str:
-        """Stream a file into a dataset (POST, or PATCH to replace it); returns the hash
-        (digest.new_hash) of the bytes sent, so the file is read only once.
-
-        Raises AlreadyExists when the name is taken, Aborted when `abort` is set, and the
-        request() errors otherwise. Upload failures are not retried here: whether the
-        server kept the file is only known by looking, which the caller does.
+        Raises AlreadyExists when the name is taken, Aborted when the body's abort event
+        is set, and the request() errors otherwise. Not retried blindly: whether the
+        server kept the file is only known by looking (or by its duplicate answer).
         """
-        if replace:
-            method, url = "PATCH", _datafile_path(organisation, dataset, filename)
-        else:
-            method, url = "POST", f"{_prefix(organisation)}/datasets/{dataset}/datafiles/"
         bodies: list[FileBody] = []
 
         def body() -> FileBody:
-            bodies.append(FileBody(path, filename, progress=progress, abort=abort))
+            bodies.append(body_factory())
             return bodies[-1]
 
-        self.request(method, url, idempotent=False, body_factory=body)
+        self.request(method, url, idempotent=False, body_factory=body, expect_json=False)
         if not bodies or not bodies[-1].complete:
-            raise TransientError(f"{filename}: the server answered before the file was sent")
+            raise TransientError("the server answered before the whole file was sent")
         return bodies[-1].hexdigest()
 
 
-def _prefix(organisation: str | None) -> str:
+def prefix(organisation: str | None) -> str:
+    """The path prefix of an organisation's routes ("" for the personal account)."""
     return f"/{quote(organisation, safe='')}" if organisation else ""
 
 
-def _datafile_path(organisation: str | None, dataset: str, filename: str) -> str:
-    return f"{_prefix(organisation)}/datasets/{dataset}/datafiles/{quote(filename, safe='')}/"
+def _redirected(base: str, method: str, path: str, response) -> Redirected:
+    target = response.headers.get("Location", "")
+    host = urlsplit(target).netloc or "the same host"
+    return Redirected(
+        f"{method} {path}: the server at {base} redirects to {host} ({response.status_code}). "
+        "Redirects are not followed (the key would go along): check the API URL "
+        "(`oort-sync login --api=URL`).",
+        response.status_code,
+    )
 
 
 def _short(exc: Exception) -> str:

@@ -1,0 +1,9 @@
+"""The server side: one HTTP client, and the two API generations behind one interface.
+
+    client.py   the HTTP session: deadlines, retries, Retry-After, pages, key hygiene
+    detect.py   which generation a server speaks, without side effects
+    remote.py   the small interface the run uses (container, exists, send, forget)
+    gen2021.py  night log -> observation/calibration -> dataset, nested datafiles
+    gen2026.py  key verification, datasets {name, telescope}, flat datafiles
+    body.py     the streamed multipart body
+"""

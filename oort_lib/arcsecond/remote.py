@@ -1,0 +1,119 @@
+"""The one small interface the run uses to reach a server, whatever its API generation.
+
+The run (sync.py) asks four things of a destination: make sure the remote container of
+a file exists, is the file there already, send it, forget a container the server lost.
+gen2021 and gen2026 answer them; nothing above this package knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import NamedTuple
+
+GENERATIONS = ("2021", "2026")
+
+
+class Container(NamedTuple):
+    """Where a file goes on the server. 2021 builds all three; 2026 only the dataset
+    (the server builds the night log and the observation or calibration itself)."""
+
+    dataset: str
+    nightlog: str | None = None
+    parent: str | None = None  # observation or calibration
+
+
+class Cache:
+    """What a Remote remembers of remote objects between runs (the manifest's `remote`
+    table): key -> UUID. The manifest implements it; tests may pass a dict-backed one."""
+
+    def remote(self, key: str) -> str | None: ...
+
+    def set_remote(self, key: str, kind: str, uuid: str) -> None: ...
+
+    def forget_remote(self, key: str) -> None: ...
+
+
+class Remote:
+    """A destination (server + account + organisation) in one API generation."""
+
+    generation: str = ""
+    # Whether the server can say if a file of that name is in a dataset (2021 can);
+    # without it the manifest and the duplicate answer are all there is.
+    can_check: bool = False
+    # Whether a file's content can be replaced once uploaded (2021: PATCH; 2026: no).
+    can_replace: bool = False
+
+    def __init__(self, client, cache: Cache, destination: str):
+        self.client = client
+        self.cache = cache
+        self.destination = destination
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._memo: dict[str, str] = {}
+        self.created: set[str] = set()  # uuids created by this run (known to be empty)
+
+    def container(self, item) -> Container:
+        """Find or create the remote objects of a plan item, once per run each.
+
+        Raises the client's errors; PermanentError when the folder cannot go there as
+        configured (e.g. no telescope where one is required).
+        """
+        raise NotImplementedError
+
+    def exists(self, item, container: Container) -> bool:
+        """Whether a file of the item's name is in the container (only if can_check)."""
+        raise NotImplementedError
+
+    def send(self, item, container: Container, *, replace: bool = False,
+             progress: Callable[[int], None] | None = None,
+             abort: threading.Event | None = None) -> str:
+        """Upload the item's file; returns the hash of the bytes sent.
+
+        Raises AlreadyExists (the name is taken), NotFound (the container is gone from
+        the server: forget() it and try again), WrongGeneration, and the client's errors.
+        """
+        raise NotImplementedError
+
+    def forget(self, item) -> None:
+        """Drop the cached container of an item (the server no longer knows it)."""
+        prefix = self._key(item, "")
+        with self._guard:
+            for key in [k for k in self._memo if k.startswith(prefix)]:
+                self._memo.pop(key, None)
+                self.cache.forget_remote(key)
+
+    def is_new(self, container: Container) -> bool:
+        """True when this run created the container (so no file can be in it yet)."""
+        return container.dataset in self.created
+
+    # --- shared machinery: each object resolved once, even with many workers -------------
+
+    def _key(self, item, suffix: str) -> str:
+        raise NotImplementedError
+
+    def _once(self, key: str, kind: str, resolve: Callable[[], str]) -> str:
+        if key in self._memo:
+            return self._memo[key]
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key in self._memo:
+                return self._memo[key]
+            uuid = self.cache.remote(key)
+            if uuid is None:
+                uuid = resolve()
+                self.cache.set_remote(key, kind, uuid)
+            self._memo[key] = uuid
+            return uuid
+
+
+def open_remote(generation: str, client, cache: Cache, destination: str) -> Remote:
+    """The Remote of a generation ("2021" or "2026")."""
+    if generation == "2026":
+        from .gen2026 import Gen2026
+
+        return Gen2026(client, cache, destination)
+    from .gen2021 import Gen2021
+
+    return Gen2021(client, cache, destination)
