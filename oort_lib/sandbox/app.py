@@ -1,8 +1,10 @@
 """The sandbox's WSGI application: the Arcsecond API surface of arcsecond-api.md.
 
-Order of checks on a resource request, as Django REST framework does it: route (404),
-key (401), organisation (404), membership and role (403), method (405), then the
-request itself (404 for unknown objects, 400 for invalid data).
+Order of checks on a resource request, as Django REST framework does it: route (404,
+also for a route of the generation the sandbox does not speak), key (401), organisation
+(404), membership and role (403), method (405), then the request itself (404 for unknown
+objects, 400 for invalid data). Logins and profiles are in auth.py, datafiles in
+uploads.py.
 """
 
 from __future__ import annotations

@@ -64,6 +64,10 @@ class Seed:
             f"uuid {self.telescope_uuid}) in {self.organisation}",
             f"telescope: {self.spectro_telescope_name} (no alias, "
             f"uuid {self.spectro_telescope_uuid}) in {self.organisation}",
+            f"organisation: {self.local_organisation} ({self.local_organisation_name}), "
+            f"role: {self.local_role}",
+            f"telescope: {self.local_telescope_name} (no alias, "
+            f"uuid {self.local_telescope_uuid}) in {self.local_organisation}",
             f"personal telescope: {self.personal_telescope_name} "
             f"(alias {self.personal_telescope_alias}, uuid {self.personal_telescope_uuid})",
             f"other users (same password): {self.member_username} "

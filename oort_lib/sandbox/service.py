@@ -165,7 +165,10 @@ class Sandbox:
         return [r for r in rows if dataset is None or r["dataset"] == dataset]
 
     def banner(self) -> list[str]:
-        """The lines to print when the sandbox starts: one fact per line, with its label."""
+        """The lines to print when the sandbox starts: one fact per line, with its label.
+
+        Call it once started: the URL names the port actually bound.
+        """
         return banner_lines(self.seed, self.url, self.dialect, API_PREFIX)
 
     # --- keys and the request log ---------------------------------------------------------

@@ -233,7 +233,10 @@ class Store:
             return self.create(kind, space, {**match, **(extra or {})})
 
     def link_dataset(self, uuid: str, column: str, parent: str) -> bool:
-        """Attach a dataset that has no observation or calibration yet; False if it had."""
+        """Attach a dataset that has no observation or calibration yet; False if it had.
+
+        Raises ValueError for a column other than observation or calibration.
+        """
         if column not in ("observation", "calibration"):
             raise ValueError(column)
         with self._lock:
