@@ -11,6 +11,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --ignore-requires-python 'arcsecond==4.5.0'
 	touch $(STAMP)
 
 venv: $(STAMP)

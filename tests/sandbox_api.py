@@ -41,6 +41,22 @@ class Api:
         obs = self.create("observations", night_log=log["uuid"], name=name, target_name=name)
         return self.create("datasets", name=name, observation=obs["uuid"])
 
+    def options(self, path: str, **kw) -> requests.Response:
+        return self.session.options(self.url + path, timeout=10, **kw)
+
+    def dataset(self, name: str = "M31", telescope: str = SEED.personal_telescope_uuid) -> dict:
+        """A 2026 dataset: a name and a telescope."""
+        return self.create("datasets", name=name, telescope=telescope)
+
+    def send(self, dataset: str | None, filename: str, content: bytes,
+             fields: list[tuple[str, str]] | None = None) -> requests.Response:
+        """A 2026 flat upload, parts in the official client's order (dataset, is_raw,
+        tags, then the file)."""
+        data = [("dataset", dataset)] if dataset is not None else []
+        data += fields if fields is not None else [("is_raw", "True")]
+        return self.post("/datafiles/", data=data,
+                         files={"file": (filename, content, "application/octet-stream")})
+
     def upload(self, dataset: str, filename: str, content: bytes, method: str = "post"):
         path = f"/datasets/{dataset}/datafiles/"
         if method == "patch":

@@ -48,6 +48,10 @@ class Faults:
     slow_delay: float = 5.0
     seed: int = 0
     paths: str = ""
+    # How list pages write their ``next`` links: "normal"; "other-host" (another origin,
+    # which a client must never send its key to); "no-prefix" (drops the ``/api`` prefix
+    # of a request served under it, as a proxy in front of Arcsecond.local may).
+    next_links: str = "normal"
     _rng: random.Random = field(init=False, repr=False, compare=False)
     _rng_seed: int = field(init=False, repr=False, compare=False)
     _lock: threading.Lock = field(init=False, repr=False, compare=False)
@@ -130,7 +134,14 @@ def _public_fields():
     return [f for f in fields(Faults) if not f.name.startswith("_")]
 
 
+NEXT_LINKS = ("normal", "other-host", "no-prefix")
+
+
 def _check(name: str, value: object) -> object:
+    if name == "next_links":
+        if value not in NEXT_LINKS:
+            raise ValueError(f"next_links must be one of {', '.join(NEXT_LINKS)}.")
+        return value
     if name == "paths":
         if not isinstance(value, str):
             raise ValueError("paths must be a string (a regular expression).")

@@ -23,6 +23,8 @@ from urllib.parse import unquote
 
 CHUNK = 1 << 20
 MAX_PART_HEADERS = 64 * 1024
+MAX_TEXT_PART = 64 * 1024  # a text field (dataset, is_raw, tags) is a few bytes
+MAX_TEXT_TOTAL = 1 << 20
 
 
 class MultipartError(ValueError):
@@ -41,6 +43,18 @@ class Received:
     path: Path
     size: int
     sha256: str
+
+
+@dataclass
+class Form:
+    """A received multipart body: its file part (if any) and its text fields.
+
+    ``fields`` maps each text field name to its values in the order sent (a field may be
+    repeated, as ``tags`` is when a client sends one part per tag).
+    """
+
+    file: Received | None
+    fields: dict[str, list[str]]
 
 
 def boundary_of(content_type: str | None) -> bytes | None:
@@ -62,13 +76,28 @@ def receive_file(stream: Readable, boundary: bytes, tmp_dir: Path, field: str = 
                  ) -> Received | None:
     """Read the whole body; keep the first part named ``field`` that carries a filename.
 
-    Returns None when the body has no such part. Other parts are read and discarded. On
-    any error the temporary file is removed before the exception propagates.
+    Returns None when the body has no such part. Other parts are read and discarded.
+    Raises MultipartError for a malformed body; on any error the temporary file is
+    removed before the exception propagates.
+    """
+    return receive_form(stream, boundary, tmp_dir, field).file
+
+
+def receive_form(stream: Readable, boundary: bytes, tmp_dir: Path, field: str = "file"
+                 ) -> Form:
+    """Read the whole body: the first file part named ``field``, and every text field.
+
+    Text fields (parts without a filename) may come before or after the file part; they
+    are decoded as UTF-8. Other file parts are read and discarded. Raises
+    MultipartError for a malformed body or an oversized text field; on any error the
+    temporary file is removed before the exception propagates.
     """
     reader = _Reader(stream)
     dash = b"--" + boundary
     reader.skip_past(dash, "no multipart boundary found")
     received: Received | None = None
+    fields: dict[str, list[str]] = {}
+    text_total = 0
     try:
         while True:
             if reader.peek(2) == b"--":
@@ -78,6 +107,12 @@ def receive_file(stream: Readable, boundary: bytes, tmp_dir: Path, field: str = 
             name, filename = _disposition(headers.get("content-disposition", ""))
             if received is None and name == field and filename is not None:
                 received = _store_part(reader, b"\r\n" + dash, filename, tmp_dir)
+            elif name is not None and filename is None:
+                value = _text_part(reader, b"\r\n" + dash)
+                text_total += len(value)
+                if text_total > MAX_TEXT_TOTAL:
+                    raise MultipartError("too much text in the multipart fields")
+                fields.setdefault(name, []).append(value)
             else:
                 reader.copy_until(b"\r\n" + dash, None)
         reader.drain()
@@ -85,7 +120,23 @@ def receive_file(stream: Readable, boundary: bytes, tmp_dir: Path, field: str = 
         if received is not None:
             _unlink(received.path)
         raise
-    return received
+    return Form(file=received, fields=fields)
+
+
+def _text_part(reader: _Reader, delimiter: bytes) -> str:
+    data = bytearray()
+
+    def keep(chunk: memoryview) -> None:
+        # Checked as it arrives, so a huge "text" part cannot fill the memory.
+        if len(data) + len(chunk) > MAX_TEXT_PART:
+            raise MultipartError("a multipart text field is too long")
+        data.extend(chunk)
+
+    reader.copy_until(delimiter, keep)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MultipartError("a multipart text field is not valid UTF-8") from None
 
 
 def _store_part(reader: _Reader, delimiter: bytes, filename: str, tmp_dir: Path) -> Received:

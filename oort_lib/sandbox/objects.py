@@ -6,6 +6,7 @@ body maps each field name to a list of messages.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from urllib.parse import quote
@@ -21,12 +22,15 @@ BAD_DATE = "Date has wrong format. Use one of these formats instead: YYYY-MM-DD.
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def public(kind: str, row: dict) -> dict:
-    return {name: row.get(name) for name in API_FIELDS[kind]}
+def public(kind: str, row: dict, dialect: str = "both") -> dict:
+    """The API answer for a stored object; a 2026 server shows no 2021 dataset links."""
+    hidden = ("observation", "calibration") if dialect == "2026" else ()
+    return {name: row.get(name) for name in API_FIELDS[kind] if name not in hidden}
 
 
 def datafile_json(row: dict, base_url: str) -> dict:
     return {
+        "id": row["pk"],
         "pk": row["pk"],
         "filename": row["filename"],
         "file": file_url(base_url, row["dataset"], row["filename"]),
@@ -34,6 +38,8 @@ def datafile_json(row: dict, base_url: str) -> dict:
         "dataset": row["dataset"],
         "created": row["created"],
         "modified": row["modified"],
+        "is_raw": bool(row.get("is_raw", 1)),
+        "tags": json.loads(row.get("tags") or "[]"),
     }
 
 
@@ -76,8 +82,13 @@ def filename_problem(name: str) -> str | None:
     return None
 
 
-def validate(store: Store, kind: str, space: Space, data: object) -> tuple[dict, dict]:
-    """(values to store, errors): errors maps field names to lists of messages."""
+def validate(store: Store, kind: str, space: Space, data: object, dialect: str = "both"
+             ) -> tuple[dict, dict]:
+    """(values to store, errors): errors maps field names to lists of messages.
+
+    Datasets follow the generation: 2021 links one observation or calibration, 2026
+    names a telescope, and "both" accepts either. Raises ValueError for an unknown kind.
+    """
     if kind not in KINDS:
         raise ValueError(kind)
     if not isinstance(data, dict):
@@ -96,15 +107,26 @@ def validate(store: Store, kind: str, space: Space, data: object) -> tuple[dict,
             check.text("target_name", required=False)
             check.values.setdefault("target_name", "")
     else:
-        check.text("name")
-        check.ref("observation", "observations", required=False)
-        check.ref("calibration", "calibrations", required=False)
-        given = [k for k in ("observation", "calibration") if check.values.get(k)]
-        if not check.errors and len(given) != 1:
-            check.errors["non_field_errors"] = [
-                "A dataset belongs to exactly one observation or one calibration."
-            ]
+        _dataset(check, dialect)
     return check.values, check.errors
+
+
+def _dataset(check: _Checker, dialect: str) -> None:
+    check.text("name")
+    check.ref("telescope", "telescopes", required=dialect == "2026")
+    if dialect == "2026":
+        return  # the server links it to observations or calibrations itself
+    check.ref("observation", "observations", required=False)
+    check.ref("calibration", "calibrations", required=False)
+    given = [k for k in ("observation", "calibration") if check.values.get(k)]
+    if check.errors:
+        return
+    if len(given) > 1 or (not given and (dialect == "2021" or not check.values.get("telescope"))):
+        check.errors["non_field_errors"] = [
+            "A dataset belongs to exactly one observation or one calibration."
+            if dialect == "2021" or given else
+            "A dataset needs a telescope, or exactly one observation or one calibration."
+        ]
 
 
 class _Checker:

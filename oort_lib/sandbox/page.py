@@ -35,8 +35,14 @@ def render(store: Store) -> str:
         for row in store.objects(kind):
             children[row["night_log"]].append((kind, row))
     datasets: dict[str, list[dict]] = defaultdict(list)
+    # 2026 datasets not (yet) in a night log: their files had no date, or none came.
+    loose: dict[tuple, list[dict]] = defaultdict(list)
     for row in store.objects("datasets"):
-        datasets[row["observation"] or row["calibration"]].append(row)
+        parent = row["observation"] or row["calibration"]
+        if parent:
+            datasets[parent].append(row)
+        else:
+            loose[(row["org"] is not None, row["org"] or row["owner"])].append(row)
     files: dict[str, list[dict]] = defaultdict(list)
     for row in store.objects("datafiles"):
         files[row["dataset"]].append(row)
@@ -47,6 +53,8 @@ def render(store: Store) -> str:
         spaces[(row["org"] is not None, row["org"] or row["owner"])].append(row)
     for subdomain in store.organisations():
         spaces.setdefault((True, subdomain), [])
+    for space in loose:
+        spaces.setdefault(space, [])
 
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<title>oort-sync sandbox</title>", f"<style>{_STYLE}</style></head><body>",
@@ -60,8 +68,14 @@ def render(store: Store) -> str:
         else:
             title = f"Personal account of {escape(name)}"
         out.append(f"<h2>{title}</h2>")
+        if loose.get((is_org, name)):
+            out.append('<ul><li><span class="kind">Not in a night log</span><ul>')
+            for dataset in loose[(is_org, name)]:
+                out.extend(_dataset(dataset, files.get(dataset["uuid"], [])))
+            out.append("</ul></li></ul>")
         if not logs:
-            out.append('<p class="empty">Nothing received yet.</p>')
+            if not loose.get((is_org, name)):
+                out.append('<p class="empty">Nothing received yet.</p>')
             continue
         out.append("<ul>")
         for log in sorted(logs, key=lambda r: (r["date"], r["created"])):

@@ -2,23 +2,35 @@
 
 Paths are split on ``/`` *before* percent-decoding, so a datafile name may contain any
 character (``%2F`` included) without changing the route; each segment is then decoded
-as UTF-8.
+as UTF-8. Every API path is also served under ``/api``, as Arcsecond.local serves it to
+the rest of its network.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit
 
 from .store import KINDS
 
-RESOURCES = frozenset({"telescopes", *KINDS})
+RESOURCES = frozenset({"telescopes", "datafiles", *KINDS})
 FILES_PREFIX = "/_sandbox/files/"
+API_PREFIX = "/api"
+DIALECTS = ("2021", "2026", "both")
+
+# Routes one generation has and the other lacks (404 on a server of the other one).
+ONLY_2026 = frozenset({"healthcheck", "verify", "verify_org", "files"})
+ONLY_2021 = frozenset({"uploadkey", "apikey", "datafiles", "datafile"})
+# Routes that answer OPTIONS with a description (2026 generation), as DRF list views do.
+LISTS = frozenset({"telescopes", "list", "files", "datafiles"})
 
 # name -> methods allowed (HEAD is answered as GET)
 METHODS: dict[str, tuple[str, ...]] = {
     "page": ("GET",),
+    "healthcheck": ("GET",),
     "token": ("POST",),
+    "verify": ("POST",),
+    "verify_org": ("POST",),
     "profile": ("GET",),
     "uploadkey": ("GET",),
     "apikey": ("GET",),
@@ -29,6 +41,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     "detail": ("GET",),
     "datafiles": ("GET", "POST"),
     "datafile": ("GET", "PATCH", "PUT"),
+    "files": ("GET", "POST"),
 }
 
 
@@ -37,6 +50,7 @@ class Route:
     name: str
     org: str | None = None
     args: tuple[str, ...] = ()
+    prefix: str = ""  # "/api" when the request came under the Arcsecond.local prefix
 
     @property
     def is_admin(self) -> bool:
@@ -45,10 +59,18 @@ class Route:
     @property
     def is_resource(self) -> bool:
         return self.name in ("telescopes", "telescope", "list", "detail", "datafiles",
-                             "datafile")
+                             "datafile", "files")
+
+    def served_by(self, dialect: str) -> bool:
+        """Whether a server speaking ``dialect`` has this route."""
+        if dialect == "2021":
+            return self.name not in ONLY_2026
+        if dialect == "2026":
+            return self.name not in ONLY_2021
+        return True
 
     def is_upload(self, method: str) -> bool:
-        return (self.name == "datafiles" and method == "POST") or (
+        return (self.name in ("datafiles", "files") and method == "POST") or (
             self.name == "datafile" and method in ("PATCH", "PUT")
         )
 
@@ -67,6 +89,16 @@ def raw_path(environ: dict) -> str:
 
 
 def route(path: str) -> Route | None:
+    """The route of a raw path, or None (404)."""
+    if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+        found = _route(path[len(API_PREFIX):] or "/")
+        if found is None or found.is_admin:
+            return None
+        return replace(found, prefix=API_PREFIX)
+    return _route(path)
+
+
+def _route(path: str) -> Route | None:
     if path == "/":
         return Route("page")
     if path.startswith(FILES_PREFIX):
@@ -79,7 +111,9 @@ def route(path: str) -> Route | None:
         return None
     head, n = segs[0], len(segs)
     if head == "auth":
-        return Route("token") if segs == ["auth", "token"] else None
+        return _AUTH.get(tuple(segs))
+    if segs == ["healthcheck"]:
+        return Route("healthcheck")
     if head == "profiles":
         if n == 2:
             return Route("profile", args=(segs[1],))
@@ -99,6 +133,8 @@ def route(path: str) -> Route | None:
 
 def _resource(org: str | None, segs: list[str]) -> Route | None:
     head, n = segs[0], len(segs)
+    if head == "datafiles":
+        return Route("files", org) if n == 1 else None
     if head == "telescopes":
         if n == 1:
             return Route("telescopes", org)
@@ -113,6 +149,13 @@ def _resource(org: str | None, segs: list[str]) -> Route | None:
         if n == 4:
             return Route("datafile", org, (segs[1], segs[3]))
     return None
+
+
+_AUTH = {
+    ("auth", "token"): Route("token"),
+    ("auth", "key", "verify"): Route("verify"),
+    ("auth", "key", "verify-organisation"): Route("verify_org"),
+}
 
 
 def _decode(segs: list[str]) -> list[str] | None:

@@ -45,6 +45,12 @@ class Seed:
     other_telescope_uuid: str = "7e1e5c0e-5a4d-4b0c-8000-000000000004"
     other_telescope_name: str = "Far Away Astrograph"
     other_telescope_alias: str = "fa1"
+    # Arcsecond.local: a self-hosted install is one organisation, always called "local".
+    local_organisation: str = "local"
+    local_organisation_name: str = "Arcsecond.local"
+    local_role: str = "owner"
+    local_telescope_uuid: str = "7e1e5c0e-5a4d-4b0c-8000-000000000005"
+    local_telescope_name: str = "Local Dobsonian"
 
     def describe(self) -> list[str]:
         """Lines for the CLI to print when the sandbox starts (it prints the URL itself)."""
@@ -58,6 +64,10 @@ class Seed:
             f"uuid {self.telescope_uuid}) in {self.organisation}",
             f"telescope: {self.spectro_telescope_name} (no alias, "
             f"uuid {self.spectro_telescope_uuid}) in {self.organisation}",
+            f"organisation: {self.local_organisation} ({self.local_organisation_name}), "
+            f"role: {self.local_role}",
+            f"telescope: {self.local_telescope_name} (no alias, "
+            f"uuid {self.local_telescope_uuid}) in {self.local_organisation}",
             f"personal telescope: {self.personal_telescope_name} "
             f"(alias {self.personal_telescope_alias}, uuid {self.personal_telescope_uuid})",
             f"other users (same password): {self.member_username} "
@@ -80,6 +90,7 @@ class Seed:
         return [
             (self.organisation, self.organisation_name),
             (self.other_organisation, self.other_organisation_name),
+            (self.local_organisation, self.local_organisation_name),
         ]
 
     def memberships(self) -> list[tuple[str, str, str]]:
@@ -89,6 +100,8 @@ class Seed:
             (self.member_username, self.organisation, "member"),
             (self.member_username, self.other_organisation, "admin"),
             (self.guest_username, self.organisation, "guest"),
+            (self.username, self.local_organisation, self.local_role),
+            (self.member_username, self.local_organisation, "member"),
         ]
 
     def telescopes(self) -> list[dict[str, object]]:
@@ -108,4 +121,44 @@ class Seed:
             {"uuid": self.other_telescope_uuid, "name": self.other_telescope_name,
              "alias": self.other_telescope_alias, "org": self.other_organisation,
              "owner": None, "coordinates": None, "observing_site": None},
+            # Nine hours east of Greenwich: its local nights differ visibly from UTC ones.
+            {"uuid": self.local_telescope_uuid, "name": self.local_telescope_name,
+             "alias": "", "org": self.local_organisation, "owner": None,
+             "coordinates": {"longitude": 135.0, "latitude": 35.0, "height": 100.0},
+             "observing_site": None},
         ]
+
+
+def banner_lines(seed: Seed, url: str, dialect: str, api_prefix: str) -> list[str]:
+    """What a person needs to point a client at a running sandbox, one labelled fact a line."""
+    lines = [
+        f"API URL: {url}",
+        f"dialect: {dialect}",
+        f"page: {url}/",
+        f"username: {seed.username}",
+        f"e-mail: {seed.email}",
+        f"password: {seed.password}",
+        f"upload key: {seed.upload_key}",
+        f"access key: {seed.api_key}",
+    ]
+    roles = {sub: role for user, sub, role in seed.memberships() if user == seed.username}
+    names = dict(seed.organisations())
+    for subdomain, role in roles.items():
+        lines.append(f"organisation: {subdomain} ({names[subdomain]}), role: {role}")
+    for t in seed.telescopes():
+        alias = f" (alias {t['alias']})" if t["alias"] else ""
+        if t["owner"] == seed.username:
+            lines.append(f"personal telescope: {t['name']} {t['uuid']}{alias}")
+        elif t["org"] in roles:
+            lines.append(f"organisation telescope ({t['org']}): {t['name']} {t['uuid']}{alias}")
+    lines += [
+        f"other user: {seed.member_username}, upload key {seed.member_key} "
+        f"(member of {seed.organisation} and {seed.local_organisation}, "
+        f"admin of {seed.other_organisation})",
+        f"other user: {seed.guest_username}, upload key {seed.guest_key} "
+        f"(guest of {seed.organisation})",
+    ]
+    if dialect != "2021":
+        lines.append(f"Arcsecond.local style: {url}{api_prefix} with organisation "
+                     f"{seed.local_organisation}")
+    return lines

@@ -11,7 +11,8 @@ from .admin import Admin
 from .app import App
 from .faults import Faults
 from .objects import inventory
-from .seed import Seed
+from .routes import API_PREFIX, DIALECTS
+from .seed import Seed, banner_lines
 from .server import make_threaded_server
 from .store import Store
 
@@ -21,10 +22,15 @@ class Sandbox:
 
     ``port=0`` picks a free port (see ``url`` once started). ``faults`` may be changed at
     any time; every request reads it. Key revocations last until the sandbox stops.
+    ``dialect`` picks the API generation served: "2021", "2026", or "both" (every route
+    of both, the default). Raises ValueError for another dialect.
     """
 
     def __init__(self, data_dir: str | Path, host: str = "127.0.0.1", port: int = 0,
-                 page_size: int = 50):
+                 page_size: int = 50, dialect: str = "both"):
+        if dialect not in DIALECTS:
+            raise ValueError(f"Unknown dialect {dialect!r}: use one of {', '.join(DIALECTS)}.")
+        self.dialect = dialect
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
@@ -52,7 +58,7 @@ class Sandbox:
                       clear_requests=self.clear_requests)
         app = App(store=self._store, faults=self._faults,
                   page_size=self.page_size, revoked=self._revoked, record=self._record,
-                  stopping=self._stopping, admin=admin)
+                  stopping=self._stopping, admin=admin, dialect=self.dialect)
         try:
             self._server = make_threaded_server(self.host, self.port, app)
         except BaseException:
@@ -151,6 +157,19 @@ class Sandbox:
         if self._store is None:
             raise RuntimeError("the sandbox is not running")
         return inventory(self._store, kind, self.url)
+
+    def datafiles(self, dataset: str | None = None) -> list[dict]:
+        """The stored datafiles (of one dataset if given), as ``objects("datafiles")``;
+        each also has ``is_raw`` and ``tags``. Raises RuntimeError when not running."""
+        rows = self.objects("datafiles")
+        return [r for r in rows if dataset is None or r["dataset"] == dataset]
+
+    def banner(self) -> list[str]:
+        """The lines to print when the sandbox starts: one fact per line, with its label.
+
+        Call it once started: the URL names the port actually bound.
+        """
+        return banner_lines(self.seed, self.url, self.dialect, API_PREFIX)
 
     # --- keys and the request log ---------------------------------------------------------
 

@@ -19,63 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+from . import schema
+from .schema import API_FIELDS, COLUMNS, FILTERS, KINDS
 from .seed import Seed
 
-KINDS = ("nightlogs", "observations", "calibrations", "datasets")
-
-# The fields each kind answers in the API (in this order) and accepts as exact filters.
-API_FIELDS: dict[str, tuple[str, ...]] = {
-    "nightlogs": ("uuid", "date", "telescope"),
-    "observations": ("uuid", "name", "target_name", "night_log"),
-    "calibrations": ("uuid", "name", "night_log"),
-    "datasets": ("uuid", "name", "observation", "calibration"),
-}
-FILTERS: dict[str, tuple[str, ...]] = {
-    "nightlogs": ("date", "telescope"),
-    "observations": ("night_log", "name", "target_name"),
-    "calibrations": ("night_log", "name"),
-    "datasets": ("name", "observation", "calibration"),
-}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY, username TEXT UNIQUE NOT NULL, email TEXT NOT NULL,
-    password TEXT NOT NULL, upload_key TEXT NOT NULL, api_key TEXT NOT NULL,
-    joined TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS organisations (
-    id INTEGER PRIMARY KEY, subdomain TEXT UNIQUE NOT NULL, name TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS memberships (
-    id INTEGER PRIMARY KEY, username TEXT NOT NULL, subdomain TEXT NOT NULL,
-    role TEXT NOT NULL, joined TEXT NOT NULL, UNIQUE (username, subdomain));
-CREATE TABLE IF NOT EXISTS telescopes (
-    uuid TEXT PRIMARY KEY, name TEXT NOT NULL, alias TEXT NOT NULL, org TEXT, owner TEXT,
-    coordinates TEXT, observing_site TEXT);
-CREATE TABLE IF NOT EXISTS tokens (
-    token TEXT PRIMARY KEY, username TEXT NOT NULL, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS nightlogs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT UNIQUE NOT NULL, org TEXT,
-    owner TEXT NOT NULL, created TEXT NOT NULL, date TEXT NOT NULL, telescope TEXT);
-CREATE TABLE IF NOT EXISTS observations (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT UNIQUE NOT NULL, org TEXT,
-    owner TEXT NOT NULL, created TEXT NOT NULL, name TEXT NOT NULL,
-    target_name TEXT NOT NULL, night_log TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS calibrations (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT UNIQUE NOT NULL, org TEXT,
-    owner TEXT NOT NULL, created TEXT NOT NULL, name TEXT NOT NULL,
-    night_log TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS datasets (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT UNIQUE NOT NULL, org TEXT,
-    owner TEXT NOT NULL, created TEXT NOT NULL, name TEXT NOT NULL,
-    observation TEXT, calibration TEXT);
-CREATE TABLE IF NOT EXISTS datafiles (
-    pk INTEGER PRIMARY KEY AUTOINCREMENT, dataset TEXT NOT NULL, filename TEXT NOT NULL,
-    org TEXT, owner TEXT NOT NULL, created TEXT NOT NULL, modified TEXT NOT NULL,
-    size INTEGER NOT NULL, sha256 TEXT NOT NULL, UNIQUE (dataset, filename));
-CREATE INDEX IF NOT EXISTS nightlogs_date ON nightlogs (date);
-CREATE INDEX IF NOT EXISTS observations_night_log ON observations (night_log);
-CREATE INDEX IF NOT EXISTS calibrations_night_log ON calibrations (night_log);
-CREATE INDEX IF NOT EXISTS datasets_name ON datasets (name);
-"""
+__all__ = ["API_FIELDS", "KINDS", "Space", "Store", "now"]
 
 # A space is where an object lives: (organisation subdomain, username). For an
 # organisation every member shares the space, so only the subdomain counts; for a
@@ -106,7 +54,7 @@ class Store:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        schema.create(self._db)
         self._seed(seed)
 
     def close(self) -> None:
@@ -249,7 +197,7 @@ class Store:
     def create(self, kind: str, space: Space, values: dict[str, object]) -> dict:
         org, owner = space
         row = {"uuid": str(uuidlib.uuid4()), "org": org, "owner": owner, "created": now()}
-        row.update({k: values.get(k) for k in API_FIELDS[kind] if k != "uuid"})
+        row.update({k: values.get(k) for k in COLUMNS[kind]})
         columns = ", ".join(row)
         marks = ", ".join("?" * len(row))
         self._q(f"INSERT INTO {kind} ({columns}) VALUES ({marks})", list(row.values()))
@@ -263,8 +211,39 @@ class Store:
 
     def get(self, kind: str, space: Space, uuid: str) -> dict | None:
         where, args = self._where_space(space)
-        rows = self._q(f"SELECT * FROM {kind} WHERE uuid = ? AND {where}", [uuid, *args])
+        rows = self._q(f"{_select(kind)} WHERE uuid = ? AND {where}", [uuid, *args])
         return dict(rows[0]) if rows else None
+
+    def first_or_create(self, kind: str, space: Space, match: dict[str, object],
+                        extra: dict[str, object] | None = None) -> dict:
+        """The oldest object of ``kind`` whose columns equal ``match``, else a new one
+        with ``match`` and ``extra``.
+
+        Atomic (under the store's lock), so two uploads organised at the same moment
+        share one night log rather than creating two.
+        """
+        where, args = self._where_space(space)
+        for name, value in match.items():
+            where += f" AND {name} IS ?"
+            args.append(value)
+        with self._lock:
+            rows = self._q(f"SELECT uuid FROM {kind} WHERE {where} ORDER BY seq LIMIT 1", args)
+            if rows:
+                return self.get(kind, space, rows[0]["uuid"]) or {}
+            return self.create(kind, space, {**match, **(extra or {})})
+
+    def link_dataset(self, uuid: str, column: str, parent: str) -> bool:
+        """Attach a dataset that has no observation or calibration yet; False if it had.
+
+        Raises ValueError for a column other than observation or calibration.
+        """
+        if column not in ("observation", "calibration"):
+            raise ValueError(column)
+        with self._lock:
+            cursor = self._db.execute(
+                f"UPDATE datasets SET {column} = ? WHERE uuid = ?"
+                " AND observation IS NULL AND calibration IS NULL", (parent, uuid))
+            return cursor.rowcount == 1
 
     def find(
         self, kind: str, space: Space, filters: dict[str, str], offset: int, limit: int
@@ -278,7 +257,7 @@ class Store:
             count = self._db.execute(f"SELECT count(*) FROM {kind} WHERE {where}",
                                      args).fetchone()[0]
             rows = self._db.execute(
-                f"SELECT * FROM {kind} WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
+                f"{_select(kind)} WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
                 [*args, limit, offset],
             ).fetchall()
         return count, [dict(r) for r in rows]
@@ -303,8 +282,25 @@ class Store:
             ).fetchall()
         return count, [dict(r) for r in rows]
 
+    def datafiles_in(self, space: Space, dataset: str | None, offset: int, limit: int
+                     ) -> tuple[int, list[dict]]:
+        """The datafiles of a space (of one of its datasets if ``dataset``), oldest first."""
+        where, args = self._where_space(space)
+        if dataset is not None:
+            where += " AND dataset = ?"
+            args.append(dataset)
+        with self._lock:
+            count = self._db.execute(f"SELECT count(*) FROM datafiles WHERE {where}",
+                                     args).fetchone()[0]
+            rows = self._db.execute(
+                f"SELECT * FROM datafiles WHERE {where} ORDER BY pk LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            ).fetchall()
+        return count, [dict(r) for r in rows]
+
     def add_datafile(
-        self, dataset: dict, filename: str, received: Path, size: int, sha256: str
+        self, dataset: dict, filename: str, received: Path, size: int, sha256: str,
+        is_raw: bool = True, tags: tuple[str, ...] = (),
     ) -> dict | None:
         """Move the received file in place and record it; None if the name is taken."""
         with self._lock:
@@ -316,9 +312,9 @@ class Store:
             stamp = now()
             self._q(
                 "INSERT INTO datafiles (dataset, filename, org, owner, created, modified,"
-                " size, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " size, sha256, is_raw, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (dataset["uuid"], filename, dataset["org"], dataset["owner"], stamp, stamp,
-                 size, sha256),
+                 size, sha256, int(is_raw), json.dumps(list(tags))),
             )
             return self.datafile(dataset["uuid"], filename)
 
@@ -350,7 +346,14 @@ class Store:
                     for r in self._q("SELECT * FROM telescopes ORDER BY uuid")]
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")
-        return [dict(r) for r in self._q(f"SELECT * FROM {kind} ORDER BY seq")]
+        return [dict(r) for r in self._q(f"{_select(kind)} ORDER BY seq")]
+
+
+def _select(kind: str) -> str:
+    if kind == "datasets":
+        return ("SELECT *, (SELECT count(*) FROM datafiles WHERE datafiles.dataset ="
+                " datasets.uuid) AS data_files_count FROM datasets")
+    return f"SELECT * FROM {kind}"
 
 
 def _telescope(row: sqlite3.Row) -> dict:
