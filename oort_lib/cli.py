@@ -14,7 +14,8 @@ Usage:
   oort-sync logs [-n LINES] [options]
   oort-sync report [--output=FILE] [options]
   oort-sync schedule (--cron | --systemd) [options]
-  oort-sync sandbox [--host=HOST] [--port=PORT] [--data=DIR] [--page-size=N] [options]
+  oort-sync sandbox [--host=HOST] [--port=PORT] [--data=DIR] [--page-size=N]
+                    [--dialect=GEN] [options]
   oort-sync (-h | --help | --version)
 
 Commands:
@@ -62,6 +63,8 @@ Options:
   --port=PORT          Sandbox port, 0 for any free one [default: 8765].
   --data=DIR           Sandbox storage [default: ./oort-sandbox].
   --page-size=N        Sandbox list page size [default: 50].
+  --dialect=GEN        API generation the sandbox speaks: 2021, 2026 or both
+                       [default: both].
   --home=DIR           Keep config and state under DIR (also $OORT_SYNC_HOME).
   --log-level=LEVEL    DEBUG, INFO, WARNING or ERROR for the log file [default: INFO].
   --json-log           Write the log file as JSON lines.
@@ -354,10 +357,11 @@ def _run(args, paths, settings) -> int:
 
 
 def _status(args, paths, settings) -> int:
+    from . import credentials
     from .render import status_lines
     from .status import status
 
-    data = status(paths, settings)
+    data = status(paths, settings, credentials.load(paths.credentials_file))
     if args["--json"]:
         _say(json.dumps(data, indent=2))
     else:
@@ -396,9 +400,12 @@ def _sandbox(args) -> int:
     page_size = _number(args, "--page-size", default=50)
     if not page_size:
         raise UsageError("--page-size must be at least 1.")
+    dialect = args["--dialect"]
+    if dialect not in ("2021", "2026", "both"):
+        raise UsageError(f"--dialect={dialect}: use 2021, 2026 or both.")
     sandbox = Sandbox(os.path.abspath(args["--data"]), host=args["--host"], port=port,
-                      page_size=page_size).start()
-    _say(f"Sandbox serving {sandbox.url}/ (stop with Ctrl-C)", *sandbox.seed.describe())
+                      page_size=page_size, dialect=dialect).start()
+    _say(f"Sandbox serving {sandbox.url}/ (stop with Ctrl-C)", *sandbox.banner())
     if not sandbox.is_loopback:
         _say(f"Warning: listening on {args['--host']}, reachable from other machines.", err=True)
     try:

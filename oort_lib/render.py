@@ -135,6 +135,11 @@ def status_lines(data: dict) -> list[str]:
             where += f", telescope {folder['telescope_name']}"
         lines.append("")
         lines.append(f"{folder['path']}{where}")
+        dest = folder.get("destination") or {}
+        if dest:
+            generation = folder.get("generation") or "detected at the next run"
+            lines.append(f"  server {dest['api']} as {dest['account'] or 'an upload key'}, "
+                         f"API generation {generation}")
         lines.append(
             f"  uploaded {counts['uploaded']} ({human_bytes(folder['bytes_uploaded'])}), "
             f"pending {counts['pending']}, deferred {counts['deferred']}, "

@@ -10,14 +10,24 @@ import time
 
 from . import manifest as mf
 from .config import Paths, Settings
+from .credentials import Credentials
+from .destination import Destination, destination
 from .lock import current_holder
 
 SCHEMA_VERSION = 1
 
 
-def status(paths: Paths, settings: Settings) -> dict:
-    """Raises ManifestError when the manifest is damaged."""
+def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -> dict:
+    """Per folder: where its files go (destination, API generation) and how many of
+    them are there. Uploads recorded for another destination count as pending here.
+
+    Raises ManifestError when the manifest is damaged.
+    """
     holder = current_holder(paths.lock_file)
+    account = creds.username if creds else None
+    generation = settings.api_dialect if settings.api_dialect != "auto" else None
+    if creds and creds.generation and (creds.api or "").rstrip("/") == settings.api:
+        generation = generation or creds.generation
     result: dict = {
         "schema": SCHEMA_VERSION,
         "generated_at": _iso(time.time()),
@@ -30,7 +40,8 @@ def status(paths: Paths, settings: Settings) -> dict:
     }
     if holder is not None:
         result["running"] = {"pid": holder.pid, "since": _iso(holder.since)}
-    with mf.Manifest(paths.manifest_file, create=False) as manifest:
+    with mf.Manifest(paths.manifest_file, create=False, origin=(settings.api, account)
+                     ) as manifest:
         runs = manifest.last_runs(1)
         if runs:
             result["last_run"] = run_record(runs[0])
@@ -46,20 +57,27 @@ def status(paths: Paths, settings: Settings) -> dict:
                 "telescope": folder.telescope,
                 "telescope_name": folder.telescope_name,
                 "timezone": folder.timezone,
+                "destination": Destination(settings.api, account or "",
+                                           folder.organisation or "")._asdict(),
+                "generation": generation,
                 "counts": {s: 0 for s in mf.STATUSES},
                 "bytes_uploaded": 0,
                 "reasons": [],
             }
+            here = destination(settings.api, account, folder.organisation)
             for row in manifest.rows(
-                "SELECT status, COUNT(*) AS n, SUM(CASE WHEN status = 'uploaded' "
-                "THEN uploaded_size ELSE 0 END) AS b FROM files WHERE root = ? GROUP BY status",
-                (folder.path,),
+                "SELECT CASE WHEN status = 'uploaded' AND destination IS NOT ? THEN 'pending' "
+                "ELSE status END AS state, COUNT(*) AS n, SUM(CASE WHEN status = 'uploaded' "
+                "AND destination IS ? THEN uploaded_size ELSE 0 END) AS b FROM files "
+                "WHERE root = ? GROUP BY state",
+                (here, here, folder.path),
             ):
-                entry["counts"][row["status"]] = row["n"]
+                entry["counts"][row["state"]] += row["n"]
                 entry["bytes_uploaded"] += row["b"] or 0
             entry["reasons"] = manifest.rows(
                 "SELECT status, reason, COUNT(*) AS files FROM files WHERE root = ? "
-                "AND status IN ('failed', 'skipped', 'deferred') GROUP BY status, reason "
+                "AND (status IN ('failed', 'skipped', 'deferred') OR (status = 'uploaded' "
+                "AND reason LIKE '%not verified%')) GROUP BY status, reason "
                 "ORDER BY status, files DESC",
                 (folder.path,),
             )

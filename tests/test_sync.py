@@ -192,12 +192,22 @@ def test_key_never_leaks(cli, home, logged_in, sandbox, tree):
     assert "f" * 32 not in bad.err + bad.out
 
 
-def test_login_with_key_on_stdin(cli, home, sandbox, monkeypatch):
+def test_login_with_key_on_stdin_2021(cli, home, tmp_path, monkeypatch):
+    """A 2021 server accepts a key alone (checked by an authenticated read)."""
     import io
 
+    from oort_lib.sandbox import Sandbox
+
+    with Sandbox(tmp_path / "sb2021", dialect="2021") as sandbox:
+        sandbox.start()
+        _login_with_key_on_stdin(cli, home, sandbox, monkeypatch, io)
+
+
+def _login_with_key_on_stdin(cli, home, sandbox, monkeypatch, io):
     monkeypatch.setattr("sys.stdin", io.StringIO(sandbox.seed.upload_key + "\n"))
     result = cli("login", f"--api={sandbox.url}", "--key-stdin")
     assert result.code == 0, result.err
+    assert "API generation 2021" in result.out
     assert sandbox.seed.upload_key not in result.out
     assert cfg.load_settings(home).api == sandbox.url
     monkeypatch.setattr("sys.stdin", io.StringIO("0" * 32 + "\n"))

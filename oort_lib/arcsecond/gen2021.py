@@ -64,6 +64,11 @@ class Gen2021(Remote):
                 return str(matches[0]["uuid"])  # the oldest: the server lists by creation
             try:
                 created = self.client.create(org, kind, body)
+            except PermanentError as exc:
+                if exc.status == 405:  # readable, not writable: a 2026 server
+                    raise WrongGeneration(f"POST {kind}/: not allowed on this server (it "
+                                          "builds them itself: 2026 generation).", 405) from None
+                raise
             except TransientError as exc:
                 # The create may have worked even though its answer was lost: look again
                 # rather than creating blindly a second time.
