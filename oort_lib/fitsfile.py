@@ -24,9 +24,12 @@ def open_fits(path: str) -> tuple[IO[bytes], bool]:
         magic = raw.read(3)
         raw.seek(0)
         if magic[:2] == b"\x1f\x8b":
-            return gzip.GzipFile(fileobj=raw, mode="rb"), True
+            unzipped = gzip.GzipFile(fileobj=raw, mode="rb")
+            # GzipFile closes a file it opened itself, not one handed to it: make it so.
+            unzipped.myfileobj = raw
+            return unzipped, True
         if magic == b"BZh":
-            return bz2.BZ2File(raw, mode="rb"), True
+            return _Closing(bz2.BZ2File(raw, mode="rb"), raw), True
     except BaseException:
         raw.close()
         raise
@@ -83,3 +86,29 @@ def data_size(header: Any) -> int:
     if size < 0:
         raise ValueError("negative data size")
     return -(-size // BLOCK) * BLOCK
+
+
+class _Closing:
+    """A decompressing stream that also closes the file under it."""
+
+    def __init__(self, stream: Any, raw: IO[bytes]):
+        self._stream = stream
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._stream.seek(offset, whence)
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._raw.close()
+
+    def __enter__(self) -> _Closing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
