@@ -70,6 +70,7 @@ class Folder(NamedTuple):
     telescope: str | None = None  # UUID
     telescope_name: str | None = None
     timezone: str | None = None
+    classify: str = "folder"  # calibrations by "folder" name or by "header" frame type
 
     @property
     def name(self) -> str:
@@ -106,7 +107,8 @@ _NUMBERS = {
     "log_max_bytes": (int, 10_000, 10**10),
     "log_backups": (int, 0, 100),
 }
-_FOLDER_KEYS = {"path", "organisation", "telescope", "telescope_name", "timezone"}
+_FOLDER_KEYS = {"path", "organisation", "telescope", "telescope_name", "timezone", "classify"}
+_CLASSIFY = ("folder", "header")
 
 
 def _line_of(text: str, section: str, key: str | None) -> int:
@@ -186,6 +188,10 @@ def load_settings(paths: Paths) -> Settings:
             raise ConfigError(f"{_where(path, text, section, key)}: unknown setting {key!r}.")
         if not items.get("path"):
             raise ConfigError(f"{_where(path, text, section)}: [{section}] has no path.")
+        classify = (items.get("classify") or "folder").strip().lower()
+        if classify not in _CLASSIFY:
+            raise ConfigError(f"{_where(path, text, section, 'classify')}: classify = "
+                              f"{items['classify']!r} must be folder or header.")
         folders.append(
             Folder(
                 path=items["path"],
@@ -193,6 +199,7 @@ def load_settings(paths: Paths) -> Settings:
                 telescope=items.get("telescope") or None,
                 telescope_name=items.get("telescope_name") or None,
                 timezone=items.get("timezone") or None,
+                classify=classify,
             )
         )
     return Settings(folders=tuple(folders), **values)
@@ -212,6 +219,8 @@ def save_settings(paths: Paths, settings: Settings) -> None:
         for key in ("organisation", "telescope", "telescope_name", "timezone"):
             if getattr(folder, key):
                 section[key] = getattr(folder, key)
+        if folder.classify != "folder":
+            section["classify"] = folder.classify
         parser[f"folder {number}"] = section
     paths.config_dir.mkdir(parents=True, exist_ok=True)
     tmp = paths.config_file.with_suffix(".ini.tmp")
