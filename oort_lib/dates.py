@@ -6,8 +6,8 @@ values, ambiguous day/month orders, free text) gives ``None``.
 
 Accepted:
 
-- ISO 8601 extended form: ``YYYY-MM-DD``, optionally followed by ``T`` (or ``t`` or one
-  space) and ``hh:mm[:ss[.fff...]]`` with any number of fractional digits, optionally
+- ISO 8601 extended form: ``YYYY-MM-DD``, optionally followed by ``T`` (or ``t``, one
+  space, or a space and ``T`` as Orion Camera Studio writes) and ``hh:mm[:ss[.fff...]]`` with any number of fractional digits, optionally
   followed by ``Z`` (UTC) or an offset ``+hh:mm``, ``+hhmm`` or ``+hh``.
 - The legacy FITS form ``dd/mm/yy``, which the FITS standard defines for 1900-1999 only,
   and its four-digit-year form ``dd/mm/yyyy`` (day first, as in the FITS form).
@@ -52,7 +52,10 @@ _TIME = r"""
     (?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?)?
 """
 _ISO = re.compile(
-    r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?:[Tt ]" + _TIME + r")?", re.VERBOSE
+    r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?P<sep>[Tt ]|[ ][Tt])?(?(sep)"
+    + _TIME
+    + r")",
+    re.VERBOSE,
 )
 _TIME_ONLY = re.compile(_TIME, re.VERBOSE)
 _LEGACY = re.compile(r"(?P<day>\d{2})/(?P<month>\d{2})/(?P<year>\d{2}|\d{4})")
@@ -114,6 +117,10 @@ def _parse(value: object) -> tuple[datetime, bool] | None:
                 return None  # ISO's "end of day" means the next day: too clever to trust
             _time_parts(match)  # the same range checks as a TIME-OBS value
             text = _padded(text, match)
+            if match["sep"] != "T":
+                # " T" (Orion Camera Studio), "t" and " " all mean "T" to isoparse.
+                start, end = match.span("sep")
+                text = text[:start] + "T" + text[end:]
             parsed = isoparse(text.replace(",", "."))
             if parsed.tzinfo is not None:
                 parsed = parsed.replace(tzinfo=timezone(parsed.utcoffset()))

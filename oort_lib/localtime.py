@@ -107,8 +107,9 @@ def local_time(
                 )
         return LocalTime(local, TIMEZONE, f"time zone {timezone} (folder setting)", warnings)
     if date_loc is not None:
-        return LocalTime(date_loc.replace(tzinfo=None), DATE_LOC,
-                         "DATE-LOC (local time written by the capture program)")  # fmt: skip
+        wall = date_loc.replace(tzinfo=None)
+        return LocalTime(wall, DATE_LOC, "DATE-LOC (local time written by the capture program)",
+                         _offset_warnings(wall, when))  # fmt: skip
     if longitude is not None:
         side = "E" if longitude >= 0 else "W"
         where = f" ({longitude_source})" if longitude_source else ""
@@ -119,6 +120,28 @@ def local_time(
         )
     # The wall clock as written, its offset ignored: the Oort docs' rule.
     return LocalTime(when.replace(tzinfo=None), ASSUMED, _ADVICE)
+
+
+def _offset_warnings(wall: datetime, when: datetime) -> tuple[str, ...]:
+    """A warning when DATE-LOC minus the (UTC) header time is no time zone offset."""
+    offset = wall - _as_utc(when).replace(tzinfo=None)
+    quarter = timedelta(minutes=15)
+    # Zone offsets are whole quarters of an hour within -12 h .. +14 h.
+    off_grid = abs(offset - round(offset / quarter) * quarter)
+    if timedelta(hours=-12, minutes=-5) <= offset <= timedelta(hours=14, minutes=5) and (
+        off_grid <= CLOCK_TOLERANCE
+    ):
+        return ()
+    return (
+        f"DATE-LOC {wall.isoformat(sep=' ')} is {_hours(offset)} from the header's UTC time: "
+        "not a time zone offset; the capture computer's clock or time zone may be wrong",
+    )
+
+
+def _hours(delta: timedelta) -> str:
+    minutes = round(delta.total_seconds() / 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60}h{abs(minutes) % 60:02d}"
 
 
 _SEXAGESIMAL = re.compile(
