@@ -7,8 +7,9 @@ values, ambiguous day/month orders, free text) gives ``None``.
 Accepted:
 
 - ISO 8601 extended form: ``YYYY-MM-DD``, optionally followed by ``T`` (or ``t``, one
-  space, or a space and ``T`` as Orion Camera Studio writes) and ``hh:mm[:ss[.fff...]]`` with any number of fractional digits, optionally
-  followed by ``Z`` (UTC) or an offset ``+hh:mm``, ``+hhmm`` or ``+hh``.
+  space, or a space and ``T`` as Orion Camera Studio writes) and ``hh:mm[:ss[.fff...]]``
+  with any number of fractional digits, optionally followed by ``Z`` (UTC) or an offset
+  ``+hh:mm``, ``+hhmm`` or ``+hh``.
 - The legacy FITS form ``dd/mm/yy``, which the FITS standard defines for 1900-1999 only,
   and its four-digit-year form ``dd/mm/yyyy`` (day first, as in the FITS form).
 - Single-digit minutes and seconds after a two-digit hour (``02:45:1.875``, written by
