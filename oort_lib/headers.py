@@ -60,7 +60,7 @@ _NO_XISF_DATE = f"{_NO_FITS_DATE} and no {XISF_TIME_PROPERTY} property"
 
 # TIMESYS values that are UTC for a night's purpose (UT1 is within 0.9 s of UTC).
 _UTC_SYSTEMS = frozenset({"UTC", "UT", "UT1", "GMT", "Z", "UTC(NIST)", "UTC(USNO)"})
-# Converted with astropy.time; GPS is TAI - 19 s.
+# Converted with astropy.time (GPS through TAI).
 _ASTROPY_SCALES = {"TT": "tt", "TDT": "tt", "ET": "tt", "TAI": "tai", "IAT": "tai",
                    "GPS": "tai", "TDB": "tdb", "TCG": "tcg", "TCB": "tcb"}  # fmt: skip
 
@@ -229,10 +229,10 @@ def _in_utc(found: _Found, system: str | None) -> tuple[datetime, str | None]:
     scale = _ASTROPY_SCALES.get(system)
     if scale is None:
         return when, None  # LOCAL or unknown: as written
-    converted = _convert_scale(when.replace(tzinfo=None), scale)
+    naive = when.replace(tzinfo=None)
     if system == "GPS":
-        converted -= timedelta(seconds=19)
-    return converted, system
+        naive += timedelta(seconds=19)  # GPS = TAI - 19 s
+    return _convert_scale(naive, scale), system
 
 
 def _convert_scale(when: datetime, scale: str) -> datetime:

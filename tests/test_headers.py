@@ -23,6 +23,7 @@ from oort_lib.scan import Entry, Skipped, walk
 UTC = timezone.utc
 DATE = "2021-03-04T21:15:03"
 WHEN = datetime(2021, 3, 4, 21, 15, 3)
+NO_DATE = "no DATE-OBS, DATE_OBS, MJD-OBS, JD or DATE keyword"
 
 
 def read(path: Path) -> HeaderInfo:
@@ -195,7 +196,7 @@ def test_fz_with_an_extra_extension(tmp_path):
 def test_junk_after_the_last_hdu_is_not_corruption(tmp_path):
     path = write_fits(tmp_path / "a.fits", {"OBJECT": "M42"})
     path.write_bytes(path.read_bytes() + b"\0" * BLOCK + b"appended by a careless tool")
-    assert read(path) == HeaderInfo(None, "M42", "no DATE-OBS, DATE_OBS, MJD-OBS, JD or DATE keyword")
+    assert read(path) == HeaderInfo(None, "M42", NO_DATE)
 
 
 # --- targets and missing dates -----------------------------------------------------------
@@ -212,7 +213,7 @@ def test_object(tmp_path, header, target):
 
 def test_no_date(tmp_path):
     info = read(write_fits(tmp_path / "GRO_J1655-40.FITS", {"OBJECT": "GRO J1655-40"}))
-    assert info == HeaderInfo(None, "GRO J1655-40", "no DATE-OBS, DATE_OBS, MJD-OBS, JD or DATE keyword")
+    assert info == HeaderInfo(None, "GRO J1655-40", NO_DATE)
 
 
 @pytest.mark.parametrize(
