@@ -10,8 +10,7 @@ half a second, which a run with nothing new to read must never pay.
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -27,7 +26,7 @@ from .dates import (
     plausible,
 )
 from .errors import FileProblem
-from .fitsfile import CARD, data_size, open_fits, read_header_bytes
+from .fitsfile import fits_hdus, silence
 from .localtime import longitude_from_geocentric, parse_longitude
 from .scan import display_name
 
@@ -50,10 +49,6 @@ XISF_LONGITUDE_PROPERTY = "Observation:Location:Longitude"
 # Headers of this many HDUs at most are read (a .fz keeps its header in HDU 1, archives
 # their DATE-OBS in extension 1 or 2): bounded work even for a file of a thousand HDUs.
 _MAX_HDUS = 10
-
-# Header bytes outside printable ASCII (a UTF-8 or Latin-1 OBJECT written by careless
-# software) make astropy refuse the whole card; one '?' per byte keeps the 80 columns.
-_PRINTABLE = bytes(b if 0x20 <= b <= 0x7E else 0x3F for b in range(256))
 
 _NO_FITS_DATE = "no DATE-OBS, DATE_OBS, MJD-OBS, JD or DATE keyword"
 _NO_XISF_DATE = f"{_NO_FITS_DATE} and no {XISF_TIME_PROPERTY} property"
@@ -242,7 +237,7 @@ def _convert_scale(when: datetime, scale: str) -> datetime:
 
     # Leap seconds come with the installed erfa/astropy; never fetch tables from the net.
     iers.conf.auto_download = False
-    _silence(Warning)
+    silence(Warning)
     utc = Time(when, scale=scale).utc.to_datetime()
     return utc.replace(tzinfo=timezone.utc)
 
@@ -335,71 +330,9 @@ def _info(hdus: list[Getter], extra: list[_Found] | None = None,
 # --- FITS ---------------------------------------------------------------------------------
 
 
-def _fits_header_class() -> Any:
-    from astropy.io.fits import Header
-    from astropy.utils.exceptions import AstropyWarning
-
-    _silence(AstropyWarning)
-    return Header
-
-
-def _silence(category: type[Warning]) -> None:
-    """Ignore astropy's warnings process-wide.
-
-    ``warnings.catch_warnings`` swaps the global filter list and races when headers are
-    read from several threads; one filter, re-added if a test harness reset the list,
-    does not.
-    """
-    if not any(f[0] == "ignore" and f[2] is category for f in warnings.filters):
-        warnings.filterwarnings("ignore", category=category)
-
-
-def _fits_hdus(path: str) -> Iterator[tuple[Getter, bool]]:
-    """A keyword getter and "compressed stream?" for each HDU; raises ValueError/OSError."""
-    header_class = _fits_header_class()
-    stream, compressed = open_fits(path)
-    with stream:
-        for index in range(_MAX_HDUS):
-            raw = read_header_bytes(stream, first=index == 0)
-            if raw is None:
-                return
-            raw = raw.translate(_PRINTABLE)
-            header = header_class.fromstring(raw)
-            yield _fits_get(header, raw), compressed
-            if index + 1 < _MAX_HDUS:
-                stream.seek(data_size(header), os.SEEK_CUR)
-
-
-def _fits_get(header: Any, raw: bytes) -> Callable[[str], str | None]:
-    def get(keyword: str) -> str | None:
-        try:
-            return _text(header.get(keyword))
-        except Exception:
-            # astropy refuses a card it cannot parse (VerifyError), such as an unquoted
-            # DATE-OBS = 2021-03-04T21:15:03 some writers produce; read its raw text.
-            return _raw_value(raw, keyword)
-
-    return get
-
-
-def _raw_value(raw: bytes, keyword: str) -> str | None:
-    """The text after ``KEYWORD =`` in the raw header, without its comment, or None."""
-    name = keyword.encode("ascii").ljust(8)
-    for at in range(0, len(raw), CARD):
-        card = raw[at : at + CARD]
-        if card[:8] == name and card[8:10] == b"= ":
-            text = card[10:].decode("ascii")
-            if text.lstrip().startswith("'"):
-                text = text.lstrip()[1:].split("'", 1)[0]
-            else:
-                text = text.split("/", 1)[0]
-            return text.strip() or None
-    return None
-
-
 def _read_fits(path: str, shown: str) -> HeaderInfo:
     getters: list[Getter] = []
-    hdus = _fits_hdus(path)
+    hdus = fits_hdus(path, _MAX_HDUS, _text)
     try:
         for get, compressed in hdus:
             getters.append(get)
