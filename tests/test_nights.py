@@ -392,3 +392,23 @@ def test_every_real_file_is_dated_or_skipped_with_a_reason(tmp_path):
     bias = next(i for i in plan.items if i.relpath == "PANOPTES/Bias/tiny.fits")
     assert bias.kind == "calibration"  # no IMAGETYP: the folder rule
 
+
+
+def test_reading_and_deciding_never_depend_on_the_machine_time_zone(tmp_path, monkeypatch):
+    import time
+
+    files = [nina(tmp_path / "a.fits", "2021-03-04T12:30:00", "2021-03-04T23:30:00"),
+             write_fits(tmp_path / "b.fits", {"DATE-OBS": "2021-03-05T03:00:30",
+                                              "TIMESYS": "TT"}),
+             write_fits(tmp_path / "c.fits", {"MJD-OBS": 59278.125, "SITELONG": -70})]  # fmt: skip
+    answers = set()
+    for machine in ("UTC", "Australia/Sydney", "America/Santiago", "Pacific/Kiritimati"):
+        monkeypatch.setenv("TZ", machine)
+        time.tzset()
+        answers.add(tuple(
+            (d.night, d.local.when) for d in (
+                decided(path, tmp_path, **zone)[1] for path in files
+                for zone in ({}, {"timezone": "Asia/Tokyo"}))))  # fmt: skip
+    monkeypatch.undo()
+    time.tzset()
+    assert len(answers) == 1
