@@ -6,10 +6,11 @@ Usage:
   oort-sync logout [options]
   oort-sync telescopes [-o SUBDOMAIN] [options]
   oort-sync watch FOLDER... [-o SUBDOMAIN] [-t TELESCOPE] [--timezone=TZ] [--reduced]
-                  [--tags=TAGS] [-y] [options]
+                  [--tags=TAGS] [--classify=MODE] [-y] [options]
   oort-sync unwatch FOLDER... [options]
   oort-sync run [--dry-run] [FOLDER...] [--jobs=N] [--min-age=SECONDS] [--retry-failed]
                 [--rebuild-manifest] [--ping-url=URL] [-q | -v] [--json] [options]
+  oort-sync explain FILE... [--json] [options]
   oort-sync status [--json] [options]
   oort-sync logs [-n LINES] [options]
   oort-sync report [--output=FILE] [options]
@@ -25,6 +26,7 @@ Commands:
   watch      Add folders to sync (checked locally and on the server first).
   unwatch    Stop syncing folders (what was uploaded stays uploaded).
   run        One batch run: walk, compare with the manifest, upload what is new.
+  explain    What the rules decide for files (date, local time, night, type) and why.
   status     Files uploaded/pending/deferred/failed/skipped per folder, last run, lock.
   logs       Print the end of the log file.
   report     Write a self-contained HTML report of what the manifest knows.
@@ -44,6 +46,8 @@ Options:
   --timezone=TZ        Header dates are UTC, converted to this IANA zone for the night.
   --reduced            The folder holds reduced data (sent with is_raw = False).
   --tags=TAGS          Comma-separated labels sent with each file (2026 servers).
+  --classify=MODE      Calibration or observation by "folder" name (default) or by
+                       the "header" frame type (IMAGETYP/FRAME/OBSTYPE), else folder.
   -y, --yes            Do not ask for confirmation.
   --dry-run            Show the plan; no network, no manifest writes.
   --jobs=N             Parallel uploads (default: jobs in the config, else 4).
@@ -271,7 +275,8 @@ def _watch(args, paths, settings) -> int:
                                telescope=args["--telescope"], timezone=args["--timezone"],
                                client=client, generation=generation,
                                reduced=bool(args["--reduced"]),
-                               tags=cfg.parse_tags(args["--tags"]))
+                               tags=cfg.parse_tags(args["--tags"]),
+                               classify=args["--classify"])
     _say(*proposal.summary())
     if not args["--yes"]:
         if not sys.stdin.isatty():
@@ -315,7 +320,7 @@ def _run(args, paths, settings) -> int:
         if args["--json"]:
             _say(json.dumps(plan.to_dict(), indent=2))
         else:
-            _say(*plan_lines(plan))
+            _say(*plan_lines(plan, verbose=args["--verbose"]))
         return EXIT_OK
     creds = credentials.require(paths.credentials_file)
     warning = credentials.permission_warning(paths.credentials_file)
@@ -366,6 +371,20 @@ def _status(args, paths, settings) -> int:
         _say(json.dumps(data, indent=2))
     else:
         _say(*status_lines(data))
+    return EXIT_OK
+
+
+def _explain(args, paths, settings) -> int:
+    from . import manifest as mf
+    from .explain import explain, explain_lines
+
+    with mf.Manifest(paths.manifest_file, create=False) as manifest:
+        reports = [explain(path, settings, manifest) for path in args["FILE"]]
+    if args["--json"]:
+        _say(json.dumps(reports, indent=2))
+    else:
+        for number, report in enumerate(reports):
+            _say(*([""] if number else []), *explain_lines(report))
     return EXIT_OK
 
 
@@ -497,6 +516,7 @@ COMMANDS = {
     "watch": _watch,
     "unwatch": _unwatch,
     "run": _run,
+    "explain": _explain,
     "status": _status,
     "logs": _logs,
     "report": _report,

@@ -72,6 +72,7 @@ class Folder(NamedTuple):
     timezone: str | None = None
     reduced: bool = False  # reduced products (is_raw = False in the 2026 generation)
     tags: tuple[str, ...] = ()  # labels sent with each file (2026 generation)
+    classify: str = "folder"  # calibrations by "folder" name or by "header" frame type
 
     @property
     def name(self) -> str:
@@ -111,8 +112,9 @@ _NUMBERS = {
     "log_backups": (int, 0, 100),
 }
 _FOLDER_KEYS = {"path", "organisation", "telescope", "telescope_name", "timezone", "reduced",
-                "tags"}
+                "tags", "classify"}
 DIALECTS = ("auto", "2021", "2026")
+_CLASSIFY = ("folder", "header")
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off", ""}
 
@@ -225,6 +227,10 @@ def load_settings(paths: Paths) -> Settings:
             tags = parse_tags(items.get("tags"))
         except ConfigError as exc:
             raise ConfigError(f"{_where(path, text, section, 'tags')}: {exc.message}") from None
+        classify = (items.get("classify") or "folder").strip().lower()
+        if classify not in _CLASSIFY:
+            raise ConfigError(f"{_where(path, text, section, 'classify')}: classify = "
+                              f"{items['classify']!r} must be folder or header.")
         folders.append(
             Folder(
                 path=items["path"],
@@ -235,6 +241,7 @@ def load_settings(paths: Paths) -> Settings:
                 reduced=_flag(items.get("reduced", ""), _where(path, text, section, "reduced"),
                               "reduced"),
                 tags=tags,
+                classify=classify,
             )
         )
     return Settings(folders=tuple(folders), **values)
@@ -258,6 +265,8 @@ def save_settings(paths: Paths, settings: Settings) -> None:
             section["reduced"] = "true"
         if folder.tags:
             section["tags"] = ",".join(folder.tags)
+        if folder.classify != "folder":
+            section["classify"] = folder.classify
         parser[f"folder {number}"] = section
     paths.config_dir.mkdir(parents=True, exist_ok=True)
     tmp = paths.config_file.with_suffix(".ini.tmp")

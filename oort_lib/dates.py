@@ -6,10 +6,18 @@ values, ambiguous day/month orders, free text) gives ``None``.
 
 Accepted:
 
-- ISO 8601 extended form: ``YYYY-MM-DD``, optionally followed by ``T`` (or ``t`` or one
-  space) and ``hh:mm[:ss[.fff...]]`` with any number of fractional digits, optionally
-  followed by ``Z`` (UTC) or an offset ``+hh:mm``, ``+hhmm`` or ``+hh``.
-- The legacy FITS form ``dd/mm/yy``, which the FITS standard defines for 1900-1999 only.
+- ISO 8601 extended form: ``YYYY-MM-DD``, optionally followed by ``T`` (or ``t``, one
+  space, or a space and ``T`` as Orion Camera Studio writes) and ``hh:mm[:ss[.fff...]]``
+  with any number of fractional digits, optionally followed by ``Z`` (UTC) or an offset
+  ``+hh:mm``, ``+hhmm`` or ``+hh``.
+- The legacy FITS form ``dd/mm/yy``, which the FITS standard defines for 1900-1999 only,
+  and its four-digit-year form ``dd/mm/yyyy`` (day first, as in the FITS form).
+- Single-digit minutes and seconds after a two-digit hour (``02:45:1.875``, written by
+  IRAF): unambiguous, unlike a single-digit hour, month or day.
+
+Julian dates (``MJD-OBS``, ``JD``) are numbers, converted by ``from_mjd`` / ``from_jd``.
+A date whose year is outside 1900-2100 is not an observation date (``0001-01-01`` is what
+a capture program without a clock writes); ``plausible`` tells, and header readers use it.
 
 A small explicit grammar decides which texts are dates at all; python-dateutil's strict
 ISO parser (``isoparse``) then builds the value. The grammar keeps out the forms that
@@ -23,18 +31,35 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["combine_date_time", "is_date_only", "parse_header_date"]
+__all__ = [
+    "FIRST_YEAR",
+    "LAST_YEAR",
+    "combine_date_time",
+    "from_jd",
+    "from_mjd",
+    "is_date_only",
+    "parse_header_date",
+    "plausible",
+]
+
+FIRST_YEAR = 1900
+LAST_YEAR = 2100
+_MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
+_JD_MINUS_MJD = 2400000.5
 
 _TIME = r"""
-    (?P<hour>\d{2}):(?P<minute>\d{2})
-    (?::(?P<second>\d{2})(?:[.,](?P<fraction>\d+))?)?
+    (?P<hour>\d{2}):(?P<minute>\d{1,2})
+    (?::(?P<second>\d{1,2})(?:[.,](?P<fraction>\d+))?)?
     (?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?)?
 """
 _ISO = re.compile(
-    r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?:[Tt ]" + _TIME + r")?", re.VERBOSE
+    r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})(?P<sep>[Tt ]|[ ][Tt])?(?(sep)"
+    + _TIME
+    + r")",
+    re.VERBOSE,
 )
 _TIME_ONLY = re.compile(_TIME, re.VERBOSE)
-_LEGACY = re.compile(r"(?P<day>\d{2})/(?P<month>\d{2})/(?P<year>\d{2})")
+_LEGACY = re.compile(r"(?P<day>\d{2})/(?P<month>\d{2})/(?P<year>\d{2}|\d{4})")
 
 _QUOTES_AND_SPACES = " \t'\""
 
@@ -92,23 +117,85 @@ def _parse(value: object) -> tuple[datetime, bool] | None:
             if match["hour"] == "24":
                 return None  # ISO's "end of day" means the next day: too clever to trust
             _time_parts(match)  # the same range checks as a TIME-OBS value
-            if match["second"] == "60":
-                # A leap second is a real instant that datetime cannot hold; its night is
-                # unaffected.
-                end = match.end("fraction") if match["fraction"] else match.end("second")
-                text = text[: match.start("second")] + "59.999999" + text[end:]
+            text = _padded(text, match)
+            if match["sep"] != "T":
+                # " T" (Orion Camera Studio), "t" and " " all mean "T" to isoparse.
+                start, end = match.span("sep")
+                text = text[:start] + "T" + text[end:]
             parsed = isoparse(text.replace(",", "."))
             if parsed.tzinfo is not None:
                 parsed = parsed.replace(tzinfo=timezone(parsed.utcoffset()))
             return parsed, True
         match = _LEGACY.fullmatch(text)
         if match is not None:
-            year = 1900 + int(match["year"])
+            year = int(match["year"])
+            year += 1900 if len(match["year"]) == 2 else 0
             return datetime(year, int(match["month"]), int(match["day"])), False
     except ValueError:
         # Month 13, February 30, hour 25, offset +25:00: a real-looking but impossible value.
         return None
     return None
+
+
+def _padded(text: str, match: re.Match[str]) -> str:
+    """``text`` with single-digit minutes and seconds padded and a leap second folded, the
+    form isoparse reads."""
+    parts = []
+    last = 0
+    for group in ("minute", "second"):
+        if match[group] is None:
+            continue
+        start, end = match.span(group)
+        value = match[group].zfill(2)
+        if group == "second" and value == "60":
+            # A leap second is a real instant that datetime cannot hold; its night is
+            # unaffected.
+            value = "59.999999"
+            end = match.end("fraction") if match["fraction"] else end
+        parts.append(text[last:start] + value)
+        last = end
+    return "".join(parts) + text[last:]
+
+
+def plausible(when: datetime | None) -> bool:
+    """True if ``when`` is a date an observation can have (a year in 1900-2100)."""
+    return when is not None and FIRST_YEAR <= when.year <= LAST_YEAR
+
+
+def from_mjd(value: object) -> datetime | None:
+    """The aware UTC datetime of a Modified Julian Date (a number or numeric text), or None
+    when it is not a number or falls outside 1900-2100. Never raises."""
+    number = _number(value)
+    if number is None:
+        return None
+    # Check the range on the number first: timedelta overflows on absurd values.
+    if not 15020 <= number <= 88070:  # 1900-01-01 .. 2100-12-31
+        return None
+    when = _MJD_EPOCH + timedelta(days=number)
+    return when if plausible(when) else None
+
+
+def from_jd(value: object) -> datetime | None:
+    """The aware UTC datetime of a Julian Date, as ``from_mjd``. Never raises."""
+    number = _number(value)
+    return None if number is None else from_mjd(number - _JD_MINUS_MJD)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        text = _clean(value)
+        if not text:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    # NaN and infinities compare false with every bound; refuse them here.
+    return number if number == number and abs(number) < 1e12 else None
 
 
 def parse_header_date(value: str) -> datetime | None:

@@ -79,6 +79,7 @@ class WatchProposal:
     generation: str | None = None
     api: str | None = None
     notes: list[str] = field(default_factory=list)
+    classify: str = "folder"
 
     def summary(self) -> list[str]:
         lines = [f"Account: {self.account}"]
@@ -98,7 +99,16 @@ class WatchProposal:
             lines.append("Telescope: none")
         lines.append(
             "Night boundary: local noon, header dates "
-            + (f"in UTC converted to {self.timezone}" if self.timezone else "taken as local time")
+            + (f"in UTC converted to {self.timezone}" if self.timezone else
+               "placed by DATE-LOC or the site longitude when the header has one, else taken "
+               "as local time (N.I.N.A., Ekos, SharpCap and MaxIm DL write UTC: if yours "
+               "does, add --timezone=ZONE)")
+        )
+        lines.append(
+            "Calibrations: "
+            + ("by the header's IMAGETYP/FRAME/OBSTYPE, else by folder name"
+               if self.classify == "header"
+               else "by folder name (bias, dark, flat, calib)")
         )
         lines.extend(f"Folder: {f.path}" for f in self.folders)
         if self.folders and self.folders[0].reduced:
@@ -121,6 +131,7 @@ def propose(
     generation: str | None = None,
     reduced: bool = False,
     tags: tuple[str, ...] = (),
+    classify: str | None = None,
 ) -> WatchProposal:
     """Check everything about new watched folders, locally then on the server.
 
@@ -129,8 +140,12 @@ def propose(
     telescope and the membership is checked by the server's verify-organisation.
     Raises ConfigError (bad folder, nesting, zone, unknown organisation or telescope,
     missing telescope: the message lists the organisation's telescopes) or AuthError
-    (not logged in, not a member, guest role).
+    (not logged in, not a member, guest role). `classify` is "folder" (default) or
+    "header" (ConfigError otherwise).
     """
+    classify = classify or "folder"
+    if classify not in ("folder", "header"):
+        raise ConfigError(f"--classify={classify}: use folder or header.")
     full = [normalise(p) for p in paths]
     check_nesting(full, [f.path for f in settings.folders])
     timezone = check_timezone(timezone)
@@ -142,7 +157,8 @@ def propose(
             account += f" (key from {creds.source})"
     proposal = WatchProposal(folders=[], account=account, organisation=organisation,
                              timezone=timezone, generation=generation,
-                             api=client.base if client is not None else None)
+                             api=client.base if client is not None else None,
+                             classify=classify)
     telescope_uuid = telescope_name = None
     if organisation or telescope:
         if creds is None and client is not None:
@@ -184,7 +200,7 @@ def propose(
     proposal.folders = [
         Folder(path=p, organisation=organisation, telescope=telescope_uuid,
                telescope_name=telescope_name, timezone=timezone, reduced=reduced,
-               tags=tuple(tags))
+               tags=tuple(tags), classify=classify)
         for p in full
     ]
     return proposal

@@ -10,47 +10,89 @@ half a second, which a run with nothing new to read must never pay.
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
 
-from .dates import combine_date_time, is_date_only, parse_header_date
+from .dates import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    combine_date_time,
+    from_jd,
+    from_mjd,
+    is_date_only,
+    parse_header_date,
+    plausible,
+)
 from .errors import FileProblem
-from .fitsfile import CARD, data_size, open_fits, read_header_bytes
+from .fitsfile import fits_hdus, silence
+from .localtime import longitude_from_geocentric, parse_longitude
 from .scan import display_name
 
 __all__ = ["HeaderInfo", "read_header"]
 
-DATE_KEYWORDS = ("DATE-OBS", "DATE_OBS", "DATE")
-# Only these may hold a date-only value completed by a time keyword: DATE is the date the
-# file was written, unrelated to the time of the observation.
+# In order of trust. DATE is the date the file was written: only a fallback, so that an
+# extension's DATE-OBS (HST, archives) beats the primary's DATE.
+OBS_KEYWORDS = ("DATE-OBS", "DATE_OBS", "MJD-OBS", "JD")
+DATE_KEYWORDS = (*OBS_KEYWORDS, "DATE")
+# Only these may hold a date-only value completed by a time keyword.
 OBS_DATE_KEYWORDS = ("DATE-OBS", "DATE_OBS")
 TIME_KEYWORDS = ("TIME-OBS", "UT", "UTSTART")
+JULIAN = {"MJD-OBS": from_mjd, "JD": from_jd}
+LONGITUDE_KEYWORDS = ("SITELONG", "OBSGEO-L", "LONG-OBS")
+FRAME_KEYWORDS = ("IMAGETYP", "FRAME", "OBSTYPE")
 XISF_TIME_PROPERTY = "Observation:Time:Start"
 XISF_OBJECT_PROPERTY = "Observation:Object:Name"
+XISF_LONGITUDE_PROPERTY = "Observation:Location:Longitude"
 
-# Stop looking for an HDU with a date after this many: beyond, it is not an image file.
-_MAX_HDUS = 256
-# An XISF header declared larger than this is damaged (real ones are a few KB to a few MB).
-_MAX_XISF_HEADER = 64 * 1024 * 1024
+# Headers of this many HDUs at most are read (a .fz keeps its header in HDU 1, archives
+# their DATE-OBS in extension 1 or 2): bounded work even for a file of a thousand HDUs.
+_MAX_HDUS = 10
 
-# Header bytes outside printable ASCII (a UTF-8 or Latin-1 OBJECT written by careless
-# software) make astropy refuse the whole card; one '?' per byte keeps the 80 columns.
-_PRINTABLE = bytes(b if 0x20 <= b <= 0x7E else 0x3F for b in range(256))
-
-_NO_FITS_DATE = "no DATE-OBS, DATE_OBS or DATE keyword"
+_NO_FITS_DATE = "no DATE-OBS, DATE_OBS, MJD-OBS, JD or DATE keyword"
 _NO_XISF_DATE = f"{_NO_FITS_DATE} and no {XISF_TIME_PROPERTY} property"
+
+# TIMESYS values that are UTC for a night's purpose (UT1 is within 0.9 s of UTC).
+_UTC_SYSTEMS = frozenset({"UTC", "UT", "UT1", "GMT", "Z", "UTC(NIST)", "UTC(USNO)"})
+# Converted with astropy.time (GPS through TAI).
+_ASTROPY_SCALES = {"TT": "tt", "TDT": "tt", "ET": "tt", "TAI": "tai", "IAT": "tai",
+                   "GPS": "tai", "TDB": "tdb", "TCG": "tcg", "TCB": "tcb"}  # fmt: skip
+
+Getter = Callable[[str], Any]
 
 
 @dataclass(frozen=True)
 class HeaderInfo:
-    """What a header says: the date (naive or aware), the target, why there is no date."""
+    """What a header says about when, where and what.
+
+    ``date`` is the header time (naive when the header gives no zone; aware UTC when it
+    says UTC through a ``Z``, an offset, a Julian date or TIMESYS). The fields after
+    ``date_problem`` say where each fact came from, for `explain` and the manifest.
+    """
 
     date: datetime | None
     target: str | None
     date_problem: str | None = None
+    date_keyword: str | None = None  # "DATE-OBS", "DATE-OBS + TIME-OBS", "MJD-OBS"...
+    date_hdu: int | None = None  # None for an XISF property
+    date_raw: str | None = None  # the value(s) as written
+    timesys: str | None = None  # TIMESYS when it was not UTC and the time was converted
+    date_loc: datetime | None = None
+    longitude: float | None = None  # degrees east
+    longitude_keyword: str | None = None
+    frame_type: str | None = None
+    frame_keyword: str | None = None
+    target_hdu: int | None = None
+    notes: tuple[str, ...] = ()  # keywords passed over, and why
+
+    @property
+    def date_source(self) -> str | None:
+        """'DATE-OBS in HDU 1' (or the XISF property), or None without a date."""
+        if self.date is None or self.date_keyword is None:
+            return None
+        where = f" in HDU {self.date_hdu}" if self.date_hdu is not None else ""
+        return f"{self.date_keyword}{where}"
 
 
 def read_header(path: str) -> HeaderInfo:
@@ -90,7 +132,7 @@ def _text(value: Any) -> str | None:
     """A keyword value as text, or None when blank or not a plain value."""
     if isinstance(value, str):
         text = value.strip()
-    elif isinstance(value, (int, float)):
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
         text = str(value)
     else:
         # astropy's Undefined (a card with no value) and the like.
@@ -98,218 +140,231 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _pick_date(get: Callable[[str], str | None]) -> tuple[datetime | None, str | None] | None:
-    """(date, problem) from one HDU's keywords, or None if it has no date keyword at all.
+class _Found(NamedTuple):
+    when: datetime | None
+    keyword: str
+    raw: str
+    problem: str | None  # why ``when`` is None
+    blocking: bool = False  # an unreadable value: DATE must not silently replace it
 
-    The first date keyword present decides: a present but unparsable DATE-OBS is reported,
-    not silently replaced by DATE (the date the file was written, possibly days later).
+
+def _one_keyword(keyword: str, value: str, get: Getter) -> _Found:
+    """What one date keyword of one HDU gives; never raises."""
+    if keyword in JULIAN:
+        when = JULIAN[keyword](value)
+        if when is None:
+            return _Found(None, keyword, value, f"{keyword} '{value}' is not a Julian date "
+                          "in 1900-2100")  # fmt: skip
+        return _Found(when, keyword, value, None)
+    if keyword in OBS_DATE_KEYWORDS and is_date_only(value):
+        for time_keyword in TIME_KEYWORDS:
+            time_value = get(time_keyword)
+            if time_value is None:
+                continue
+            combined = combine_date_time(value, time_value)
+            label, raw = f"{keyword} + {time_keyword}", f"{value} {time_value}"
+            if combined is None:
+                return _Found(None, label, raw, f"{keyword} '{value}' with {time_keyword} "
+                              f"'{time_value}' is not a valid date and time", True)  # fmt: skip
+            return _checked(_Found(combined, label, raw, None))
+    parsed = parse_header_date(value)
+    if parsed is None:
+        return _Found(None, keyword, value, f"{keyword} '{value}' is not a valid date", True)
+    return _checked(_Found(parsed, keyword, value, None))
+
+
+def _checked(found: _Found) -> _Found:
+    if plausible(found.when):
+        return found
+    # 0001-01-01 and the like: a capture program without a clock. No date for this
+    # keyword, not an error: a less trusted keyword may still date the file.
+    return found._replace(when=None, problem=f"{found.keyword} '{found.raw}' has a year "
+                          f"outside {FIRST_YEAR}-{LAST_YEAR}")  # fmt: skip
+
+
+def _pick_date(
+    hdus: list[Getter], extra: list[_Found] = ()  # type: ignore[assignment]
+) -> tuple[_Found | None, int | None, list[_Found]]:
+    """The most trusted usable date: (found, HDU index or None, what was passed over).
+
+    Observation keywords first (in OBS_KEYWORDS order, each over every HDU), then the
+    ``extra`` dates (XISF properties), and DATE last, only when no observation keyword
+    was present but unreadable: a present but unparsable DATE-OBS is reported, not
+    silently replaced by the file-writing date.
     """
+    passed: list[_Found] = []
     for keyword in DATE_KEYWORDS:
-        value = get(keyword)
-        if value is None:
-            continue
-        if keyword in OBS_DATE_KEYWORDS and is_date_only(value):
-            for time_keyword in TIME_KEYWORDS:
-                time_value = get(time_keyword)
-                if time_value is None:
-                    continue
-                combined = combine_date_time(value, time_value)
-                if combined is None:
-                    return None, (
-                        f"{keyword} '{value}' with {time_keyword} '{time_value}' "
-                        "is not a valid date and time"
-                    )
-                return combined, None
-        parsed = parse_header_date(value)
-        if parsed is None:
-            return None, f"{keyword} '{value}' is not a valid date"
-        return parsed, None
-    return None
+        if keyword == "DATE":
+            for found in extra:
+                if found.when is not None:
+                    return found, None, passed
+                passed.append(found)
+            if any(f.blocking for f in passed):
+                break
+        for index, get in enumerate(hdus):
+            value = get(keyword)
+            if value is None:
+                continue
+            found = _one_keyword(keyword, value, get)
+            if found.when is not None:
+                return found, index, passed
+            passed.append(found)
+    return None, None, passed
+
+
+def _in_utc(found: _Found, system: str | None) -> tuple[datetime, str | None]:
+    """The date in UTC according to TIMESYS (and the system, when converted)."""
+    when = found.when
+    assert when is not None  # only called for a found date
+    system = system.upper() if system else None
+    if system is None or (when.tzinfo is not None and found.keyword not in JULIAN):
+        return when, None  # no TIMESYS, or an explicit Z or offset that says it all
+    if system in _UTC_SYSTEMS:
+        return when.replace(tzinfo=timezone.utc), None
+    scale = _ASTROPY_SCALES.get(system)
+    if scale is None:
+        return when, None  # LOCAL or unknown: as written
+    naive = when.replace(tzinfo=None)
+    if system == "GPS":
+        naive += timedelta(seconds=19)  # GPS = TAI - 19 s
+    return _convert_scale(naive, scale), system
+
+
+def _convert_scale(when: datetime, scale: str) -> datetime:
+    """``when`` on time scale ``scale`` as an aware UTC datetime (astropy.time, offline)."""
+    from astropy.time import Time
+    from astropy.utils import iers
+
+    # Leap seconds come with the installed erfa/astropy; never fetch tables from the net.
+    iers.conf.auto_download = False
+    silence(Warning)
+    utc = Time(when, scale=scale).utc.to_datetime()
+    return utc.replace(tzinfo=timezone.utc)
+
+
+def _first(hdus: list[Getter], keywords: tuple[str, ...], prefer: int | None = None):
+    """(value, keyword, HDU index) of the first of ``keywords`` present, looking in HDU
+    ``prefer`` first, or (None, None, None)."""
+    for index in _order(len(hdus), prefer):
+        for keyword in keywords:
+            value = hdus[index](keyword)
+            if value is not None:
+                return value, keyword, index
+    return None, None, None
+
+
+def _longitude(hdus: list[Getter], prefer: int | None) -> tuple[float | None, str | None]:
+    for index in _order(len(hdus), prefer):
+        get = hdus[index]
+        for keyword in LONGITUDE_KEYWORDS:
+            value = get(keyword)
+            if value is None:
+                continue
+            degrees = parse_longitude(_number_or_text(value))
+            if degrees is not None:
+                return degrees, f"{keyword} = {value}"
+        degrees = longitude_from_geocentric(get("OBSGEO-X"), get("OBSGEO-Y"))
+        if degrees is not None:
+            return degrees, "OBSGEO-X/Y"
+    return None, None
+
+
+def _order(count: int, prefer: int | None) -> list[int]:
+    order = list(range(count))
+    if prefer is not None and prefer in order:
+        order.remove(prefer)
+        order.insert(0, prefer)
+    return order
+
+
+def _number_or_text(value: str) -> float | str:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def _info(hdus: list[Getter], extra: list[_Found] | None = None,
+          extra_target: str | None = None, no_date: str = _NO_FITS_DATE) -> HeaderInfo:
+    """Everything the header says, from the getters of its HDUs (primary first).
+
+    ``extra`` are XISF property dates, tried after the FITS observation keywords but
+    before DATE; ``extra_target`` an XISF object name, used when no OBJECT is present.
+    """
+    found, index, passed = _pick_date(hdus, extra or [])
+    notes = tuple(p.problem for p in passed if p.problem)
+    when = timesys = None
+    if found is not None:
+        # TIMESYS of the HDU that gave the date, else the primary's (archives keep it there).
+        system = hdus[index]("TIMESYS") if index is not None else None
+        if system is None and hdus:
+            system = hdus[0]("TIMESYS")
+        when, timesys = _in_utc(found, system)
+    # The primary's OBJECT; else the one of the HDU that gave the date; else any.
+    target, _kw, target_hdu = _first(hdus, ("OBJECT",), 0 if hdus and hdus[0]("OBJECT")
+                                     else index)  # fmt: skip
+    if target is None and extra_target:
+        target, target_hdu = extra_target, None
+    date_loc_value, _kw, _hdu = _first(hdus, ("DATE-LOC",), index)
+    date_loc = parse_header_date(date_loc_value) if date_loc_value else None
+    longitude, longitude_keyword = _longitude(hdus, index)
+    frame_value, frame_keyword, _hdu = _first(hdus, FRAME_KEYWORDS, index)
+    return HeaderInfo(
+        date=when,
+        target=target,
+        date_problem=None if when is not None else (notes[0] if notes else no_date),
+        date_keyword=found.keyword if found else None,
+        date_hdu=index,
+        date_raw=found.raw if found else None,
+        timesys=timesys,
+        date_loc=date_loc if plausible(date_loc) else None,
+        longitude=longitude,
+        longitude_keyword=longitude_keyword,
+        frame_type=frame_value,
+        frame_keyword=frame_keyword,
+        target_hdu=target_hdu,
+        notes=notes,
+    )
 
 
 # --- FITS ---------------------------------------------------------------------------------
 
 
-def _fits_header_class() -> Any:
-    from astropy.io.fits import Header
-    from astropy.utils.exceptions import AstropyWarning
-
-    _silence(AstropyWarning)
-    return Header
-
-
-def _silence(category: type[Warning]) -> None:
-    """Ignore astropy's warnings process-wide.
-
-    ``warnings.catch_warnings`` swaps the global filter list and races when headers are
-    read from several threads; one filter, re-added if a test harness reset the list,
-    does not.
-    """
-    if not any(f[0] == "ignore" and f[2] is category for f in warnings.filters):
-        warnings.filterwarnings("ignore", category=category)
-
-
-def _fits_hdus(path: str) -> Iterator[tuple[Callable[[str], str | None], bool]]:
-    """A keyword getter and "compressed stream?" for each HDU; raises ValueError/OSError."""
-    header_class = _fits_header_class()
-    stream, compressed = open_fits(path)
-    with stream:
-        for index in range(_MAX_HDUS):
-            raw = read_header_bytes(stream, first=index == 0)
-            if raw is None:
-                return
-            raw = raw.translate(_PRINTABLE)
-            header = header_class.fromstring(raw)
-            yield _fits_get(header, raw), compressed
-            stream.seek(data_size(header), os.SEEK_CUR)
-
-
-def _fits_get(header: Any, raw: bytes) -> Callable[[str], str | None]:
-    def get(keyword: str) -> str | None:
-        try:
-            return _text(header.get(keyword))
-        except Exception:
-            # astropy refuses a card it cannot parse (VerifyError), such as an unquoted
-            # DATE-OBS = 2021-03-04T21:15:03 some writers produce; read its raw text.
-            return _raw_value(raw, keyword)
-
-    return get
-
-
-def _raw_value(raw: bytes, keyword: str) -> str | None:
-    """The text after ``KEYWORD =`` in the raw header, without its comment, or None."""
-    name = keyword.encode("ascii").ljust(8)
-    for at in range(0, len(raw), CARD):
-        card = raw[at : at + CARD]
-        if card[:8] == name and card[8:10] == b"= ":
-            text = card[10:].decode("ascii")
-            if text.lstrip().startswith("'"):
-                text = text.lstrip()[1:].split("'", 1)[0]
-            else:
-                text = text.split("/", 1)[0]
-            return text.strip() or None
-    return None
-
-
 def _read_fits(path: str, shown: str) -> HeaderInfo:
-    date: datetime | None = None
-    problem: str | None = None
-    target: str | None = None
-    found = False
-    hdus = _fits_hdus(path)
+    getters: list[Getter] = []
+    hdus = fits_hdus(path, _MAX_HDUS, _text)
     try:
         for get, compressed in hdus:
-            if target is None:
-                target = get("OBJECT")
-            if not found:
-                picked = _pick_date(get)
-                if picked is not None:
-                    found = True
-                    date, problem = picked
-            # Past the date, keep looking for OBJECT only where skipping data is a cheap
-            # seek: finding it in a compressed stream would decompress the whole file.
-            if found and (target is not None or compressed):
+            getters.append(get)
+            # DATE-OBS is the most trusted keyword: past it, look further only for a
+            # missing OBJECT, and only where skipping data is a cheap seek (finding it in
+            # a compressed stream would decompress the whole file).
+            if get("DATE-OBS") is not None and (getters[0]("OBJECT") is not None
+                                                or get("OBJECT") is not None or compressed):
                 break
     except Exception as exc:
         # astropy, gzip, bz2 and zlib each have their own errors for a damaged file
         # (ValueError, VerifyError, EOFError, BadGzipFile, zlib.error...); all mean the same.
         if isinstance(exc, OSError) and exc.errno is not None:
             raise
-        if not found:
+        if not any(get(k) is not None for get in getters for k in DATE_KEYWORDS):
             reason = str(exc) or type(exc).__name__
             why = f"truncated or corrupt FITS header ({reason})"
             raise FileProblem(f"{shown}: {why}", why) from exc
-        # Damage after the HDU that gave the date only cost us a later OBJECT.
+        # Damage after the HDUs that hold a date only cost us later keywords.
     finally:
         hdus.close()
-    if not found:
-        problem = _NO_FITS_DATE
-    return HeaderInfo(date=date, target=target, date_problem=problem)
+    return _info(getters)
 
 
 # --- XISF ---------------------------------------------------------------------------------
 
-_xisf_reader: Any = None
-
-
-def _xisf_class() -> Any:
-    """An XISF reader that decodes only what a header lookup needs.
-
-    The xisf package eagerly decodes every property (reading the data blocks of vectors
-    and matrices), prints a line for property types it does not know, and raises on pixel
-    formats it cannot read (Int16, complex...). None of that matters for finding a date,
-    so those steps are made lazy and tolerant here.
-    """
-    global _xisf_reader
-    if _xisf_reader is not None:
-        return _xisf_reader
-    from xisf import XISF
-
-    class HeaderOnlyXISF(XISF):  # type: ignore[misc, valid-type]
-        def _process_property(self, p_et: Any) -> dict:
-            attrib = dict(p_et.attrib)
-            if attrib.get("type") == "String" and "location" not in attrib:
-                attrib["value"] = p_et.text or ""
-            # TimePoint keeps its value attribute as text; other types are not needed.
-            return attrib
-
-        @staticmethod
-        def _parse_sampleFormat(s: str) -> Any:
-            return s
-
-        @staticmethod
-        def _parse_location(location: str) -> Any:
-            return location
-
-        @staticmethod
-        def _parse_geometry(geometry: str) -> Any:
-            return geometry
-
-    _xisf_reader = HeaderOnlyXISF
-    return _xisf_reader
-
-
-def _check_xisf_preamble(path: str) -> None:
-    """Raise ValueError unless ``path`` starts like a monolithic XISF file.
-
-    The xisf package reads as many bytes as the header length field says; a damaged
-    length would make it read a whole multi-GB file into memory.
-    """
-    with open(path, "rb") as f:
-        preamble = f.read(16)
-        size = os.fstat(f.fileno()).st_size
-    if not preamble:
-        raise ValueError("empty file")
-    if len(preamble) < 16 and b"XISF0100".startswith(preamble[:8]):
-        raise ValueError("the file ends inside the preamble")
-    if not preamble.startswith(b"XISF0100"):
-        raise ValueError("no XISF0100 signature: not a monolithic XISF file")
-    length = int.from_bytes(preamble[8:12], "little")
-    if length > size - 16 or length > _MAX_XISF_HEADER:
-        raise ValueError(f"header length {length} does not fit in the file")
-
-
-def _xisf_value(entries: Any) -> str | None:
-    """The first value of a FITSKeywords list, as text."""
-    if isinstance(entries, list) and entries and isinstance(entries[0], dict):
-        return _text(entries[0].get("value"))
-    return None
-
-
-def _property_value(properties: Any, name: str) -> str | None:
-    if isinstance(properties, dict):
-        prop = properties.get(name)
-        if isinstance(prop, dict):
-            return _text(prop.get("value"))
-    return None
-
 
 def _read_xisf(path: str, shown: str) -> HeaderInfo:
+    from .xisffile import keyword_value, property_value, read_metadata
+
     try:
-        _check_xisf_preamble(path)
-        reader = _xisf_class()(path)
-        images = reader.get_images_metadata() or []
-        file_meta = reader.get_file_metadata() or {}
+        images, file_meta = read_metadata(path)
     except Exception as exc:
         # The xisf package lets anything escape on bad XML (ParseError, KeyError, TypeError).
         if isinstance(exc, OSError) and exc.errno is not None:
@@ -320,28 +375,29 @@ def _read_xisf(path: str, shown: str) -> HeaderInfo:
 
     keyword_sets = [image.get("FITSKeywords") or {} for image in images]
     property_sets = [image.get("XISFProperties") or {} for image in images] + [file_meta]
-
-    targets = [_xisf_value(keywords.get("OBJECT")) for keywords in keyword_sets]
-    targets += [_property_value(props, XISF_OBJECT_PROPERTY) for props in property_sets]
-    target = next((t for t in targets if t), None)
-
-    problem = None
-    for keywords in keyword_sets:
-        picked = _pick_date(lambda k, kw=keywords: _xisf_value(kw.get(k)))
-        if picked is None:
-            continue
-        date, problem = picked
-        if date is not None:
-            return HeaderInfo(date=date, target=target)
-        # An unparsable keyword is reported unless the XISF property gives a real date.
-        break
+    getters: list[Getter] = [
+        lambda k, kw=keywords: _text(keyword_value(kw.get(k))) for keywords in keyword_sets
+    ]
+    extra = []
     for properties in property_sets:
-        value = _property_value(properties, XISF_TIME_PROPERTY)
+        value = _text(property_value(properties, XISF_TIME_PROPERTY))
         if value is None:
             continue
-        date = parse_header_date(value)
-        if date is not None:
-            return HeaderInfo(date=date, target=target)
-        problem = problem or f"{XISF_TIME_PROPERTY} '{value}' is not a valid date"
-        break
-    return HeaderInfo(date=None, target=target, date_problem=problem or _NO_XISF_DATE)
+        when = parse_header_date(value)
+        if when is None:
+            extra.append(_Found(None, XISF_TIME_PROPERTY, value,
+                                f"{XISF_TIME_PROPERTY} '{value}' is not a valid date"))
+        else:
+            extra.append(_checked(_Found(when, XISF_TIME_PROPERTY, value, None)))
+    targets = (_text(property_value(p, XISF_OBJECT_PROPERTY)) for p in property_sets)
+    info = _info(getters, extra, next((t for t in targets if t), None), _NO_XISF_DATE)
+    if info.longitude is None:
+        for properties in property_sets:
+            value = property_value(properties, XISF_LONGITUDE_PROPERTY)
+            degrees = parse_longitude(_number_or_text(value) if isinstance(value, str)
+                                      else value)  # fmt: skip
+            if degrees is not None:
+                info = replace(info, longitude=degrees,
+                               longitude_keyword=f"{XISF_LONGITUDE_PROPERTY} = {value}")
+                break
+    return info

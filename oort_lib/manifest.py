@@ -99,10 +99,33 @@ def _m0002_destination(db, origin: tuple[str, str | None] | None = None) -> None
         )
 
 
+# The header facts a file's night and kind are decided from, kept so that a file whose
+# upload is retried is planned again without re-reading its header (see plan.py).
+NIGHT_SOURCE_COLUMNS = {
+    "date_source": str,  # "DATE-OBS in HDU 1", "MJD-OBS in HDU 0", ...
+    "date_raw": str,  # the value as written
+    "date_loc": str,  # DATE-LOC, ISO
+    "site_longitude": float,  # degrees east
+    "longitude_source": str,  # "SITELONG = 151.2"
+    "frame_type": str,  # IMAGETYP/FRAME/OBSTYPE value
+    "frame_keyword": str,
+    "time_source": str,  # what gave the local time (localtime.LocalTime.source)
+}
+
+
+def _m0003_night_sources(db) -> None:
+    # Independent of the other migrations: only adds what is missing.
+    have = set(db["files"].columns_dict)
+    for name, kind in NIGHT_SOURCE_COLUMNS.items():
+        if name not in have:
+            db["files"].add_column(name, kind)
+
+
 # Append only: a migration, once released, is never edited or renamed.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", _m0001_initial),
     ("0002_destination", _m0002_destination),
+    ("0003_night_sources", _m0003_night_sources),
 ]
 
 
@@ -122,6 +145,14 @@ class Known(NamedTuple):
     target: str | None
     uploaded_hash: str | None
     destination: str | None
+    # Added by 0003_night_sources; None in rows planned before it (see plan._plan_file).
+    date_source: str | None = None
+    date_raw: str | None = None
+    date_loc: str | None = None
+    site_longitude: float | None = None
+    longitude_source: str | None = None
+    frame_type: str | None = None
+    frame_keyword: str | None = None
 
 
 _KNOWN_COLUMNS = ", ".join(Known._fields)

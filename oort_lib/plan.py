@@ -11,11 +11,11 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import NamedTuple
 
 from . import manifest as mf
 from .config import Folder
+from .decision import FACTS, decide, header_facts
 from .errors import FileProblem
 from .scan import Entry, Skipped, walk
 
@@ -40,6 +40,9 @@ class Item(NamedTuple):
     attempts: int = 0
     destination: str | None = None  # destination.destination() of the folder
 
+    date_source: str | None = None  # "DATE-OBS in HDU 1": the keyword that dated it
+    time_source: str | None = None  # what gave the local time (localtime.LocalTime.source)
+    facts: tuple = ()  # (manifest column, value) of the header facts the night came from
 
     @property
     def filename(self) -> str:
@@ -70,6 +73,9 @@ class Item(NamedTuple):
             # Not replacing means nothing of this file is known to be at this
             # destination: forget what another destination received.
             **({} if self.replace else {"uploaded_hash": None}),
+            "date_source": self.date_source,
+            "time_source": self.time_source,
+            **dict(self.facts),
         }
 
     @property
@@ -131,6 +137,8 @@ class Plan:
                     "files": len(items),
                     "bytes": sum(i.size for i in items),
                     "paths": [i.relpath for i in items],
+                    "dated_by": [i.date_source for i in items],
+                    "local_time_from": [i.time_source for i in items],
                     "replacements": sum(1 for i in items if i.replace),
                 }
             )
@@ -306,16 +314,17 @@ def _inspect_all(plan: Plan, todo: list) -> dict[str, tuple | FileProblem]:
 def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspected,
                dest: str | None = None) -> None:
     """Turn what is known of one file (manifest, or `inspected`) into an item or a skip."""
-    from . import rules
-
     if same is not None and same.header_date:
+        # The manifest keeps what the header said: a retried file is not read again.
+        # Rows from before 0003_night_sources have no facts: the date alone decides.
         digest, header_date, target = same.hash, same.header_date, same.target
+        facts = {key: getattr(same, key) for key in FACTS}
     else:
         if isinstance(inspected, FileProblem):
             plan.skipped.append((folder.path, entry.relpath, inspected.reason))
             rows.append(_skip_row(entry, inspected.reason))
             return
-        digest, header_date, target, problem, _read = inspected
+        digest, header_date, target, problem, _read, facts = inspected
         # Only a file uploaded before was hashed now: to tell a real change from a touch.
         # A new file is hashed by its upload, which reads it anyway.
         uploaded_before = old is not None and bool(old.uploaded_hash)
@@ -332,8 +341,7 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspec
             plan.skipped.append((folder.path, entry.relpath, reason))
             rows.append(dict(_skip_row(entry, reason), hash=digest))
             return
-    kind, dataset = rules.classify(entry.relpath, folder.name)
-    night = rules.night_date(datetime.fromisoformat(header_date), folder.timezone).isoformat()
+    decided = decide(entry.relpath, folder, header_date, facts)
     item = Item(
         folder=folder,
         path=entry.path,
@@ -343,23 +351,25 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspec
         hash=digest,
         header_date=header_date,
         # Interned: thousands of files of a folder share one copy of these strings.
-        night=sys.intern(night),
-        kind=kind,
-        dataset=sys.intern(dataset),
-        target=sys.intern(rules.target_name(target, dataset)),
+        night=sys.intern(decided.night),
+        kind=decided.kind,
+        dataset=sys.intern(decided.dataset),
+        target=sys.intern(decided.target(target)),
         replace=bool(old is not None and old.uploaded_hash and old.uploaded_hash != digest),
         attempts=old.attempts if old is not None else 0,
         destination=dest,
+        date_source=facts.get("date_source"),
+        time_source=decided.local.source,
+        facts=tuple((k, v) for k, v in facts.items() if k != "date_source"),
     )
     plan.items.append(item)
 
 
 def _inspect(
     entry: Entry, with_hash: bool
-) -> tuple[str | None, str | None, str | None, str | None, int]:
-    """(hash or None, ISO header date or None, OBJECT, why there is no date, bytes hashed).
-
-    Raises FileProblem.
+) -> tuple[str | None, str | None, str | None, str | None, int, dict]:
+    """(hash or None, ISO header date or None, OBJECT, why there is no date, bytes hashed,
+    header facts). Raises FileProblem.
     """
     from .headers import read_header
 
@@ -372,4 +382,4 @@ def _inspect(
             raise FileProblem("changed while it was being read; it will be retried next run")
     info = read_header(entry.path)
     date = info.date.isoformat() if info.date is not None else None
-    return digest, date, info.target, info.date_problem, count
+    return digest, date, info.target, info.date_problem, count, header_facts(info)

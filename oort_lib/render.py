@@ -15,8 +15,9 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def plan_lines(plan) -> list[str]:
-    """The dry-run plan: night log > observation/calibration > dataset, then the rest."""
+def plan_lines(plan, verbose: bool = False) -> list[str]:
+    """The dry-run plan: night log > observation/calibration > dataset (with ``verbose``,
+    each file and the keyword that dated it), then the rest."""
     data = plan.to_dict()
     totals = data["totals"]
     lines = [
@@ -43,6 +44,19 @@ def plan_lines(plan) -> list[str]:
                     f"    Dataset {entry['dataset']}: {plural(entry['files'], 'file')}, "
                     f"{human_bytes(entry['bytes'])}{replaced}"
                 )
+                if verbose:
+                    lines.extend(
+                        f"      {path}  (dated by {source or 'the manifest'}, local time "
+                        f"from {local or 'the date'})"
+                        for path, source, local in zip(
+                            entry["paths"], entry["dated_by"], entry["local_time_from"]
+                        )
+                    )
+    assumed = sum(i.time_source == "assumed local" for i in plan.items)
+    if assumed:
+        lines.extend(["", f"Note: {plural(assumed, 'file')} without a time zone, DATE-LOC or "
+                      "site longitude: header times taken as local time. If the capture "
+                      "program writes UTC, watch the folder again with --timezone=ZONE."])
     if data["missing_folders"]:
         lines.append("")
         lines.extend(f"Missing folder: {m['reason']}" for m in data["missing_folders"])
@@ -145,6 +159,12 @@ def status_lines(data: dict) -> list[str]:
             f"pending {counts['pending']}, deferred {counts['deferred']}, "
             f"failed {counts['failed']}, skipped {counts['skipped']}"
         )
+        if folder.get("assumed_local_time"):
+            lines.append(
+                f"  note: {plural(folder['assumed_local_time'], 'file')} dated with header "
+                "times taken as local time (no time zone, DATE-LOC or site longitude); "
+                "if the capture program writes UTC, watch the folder with --timezone=ZONE"
+            )
         for reason in folder["reasons"]:
             count = plural(reason["files"], "file")
             lines.append(f"    {reason['status']}: {reason['reason']} ({count})")

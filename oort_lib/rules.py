@@ -6,6 +6,7 @@ the dry run and the report alike.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
 from functools import lru_cache
@@ -13,11 +14,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "CALIBRATION_KEYWORDS",
+    "CLASSIFY_MODES",
     "classify",
+    "decide_kind",
+    "frame_kind",
     "dataset_name",
     "is_calibration",
     "night_date",
     "target_name",
+    "zone",
 ]
 
 CALIBRATION_KEYWORDS = ("bias", "dark", "flat", "calib")
@@ -26,7 +31,7 @@ _ONE_DAY = timedelta(days=1)
 
 
 @lru_cache(maxsize=32)
-def _zone(name: str) -> ZoneInfo:
+def zone(name: str) -> ZoneInfo:
     """The zone called ``name``; raises ValueError if there is no such IANA zone."""
     try:
         return ZoneInfo(name)
@@ -46,10 +51,9 @@ def night_date(when: datetime, timezone: str | None = None) -> date:
     if timezone is None:
         local = when
     else:
-        zone = _zone(timezone)
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt_timezone.utc)
-        local = when.astimezone(zone)
+        local = when.astimezone(zone(timezone))
     # Comparing the hour (not subtracting 12 h from an aware value) keeps the rule on the
     # wall clock even on the days a DST change makes the morning 11 or 13 hours long.
     day = local.date()
@@ -83,3 +87,67 @@ def classify(relpath: str, root_name: str) -> tuple[str, str]:
     folder = relpath.rpartition("/")[0]
     kind = "calibration" if is_calibration(folder) else "observation"
     return kind, dataset_name(folder, root_name)
+
+
+# --- calibration or observation from the header's frame type ------------------------------
+
+CLASSIFY_MODES = ("folder", "header")
+
+# Spellings of N.I.N.A. ("LIGHT", "FLAT", "DARKFLAT"), MaxIm DL ("Light Frame", "Flat
+# Field", "Bias Frame"), SGP, Ekos/INDI ("Light", "Bias"), ASIAIR, PixInsight ("Master
+# Dark") and the archives ("OBJECT", "zero", "SKYFLAT", "DOMEFLAT", "arc", "comp").
+# Compared without case, spaces, dashes or underscores; a word inside ("masterflat",
+# "flatfield", "darkflat") is enough for the calibration words, which no light frame uses.
+_CALIBRATION_WORDS = ("bias", "zero", "offset", "dark", "flat", "calib", "twilight")
+_CALIBRATION_NAMES = frozenset(
+    {"arc", "arcs", "comp", "comparison", "lamp", "arclamp", "wavecal", "wave"}
+)
+_OBSERVATION_NAMES = frozenset(
+    {"light", "lightframe", "lights", "object", "obj", "science", "sci", "target",
+     "masterlight", "std", "standard"}
+)  # fmt: skip
+_NOT_LETTERS = re.compile(r"[^a-z]")
+
+
+def frame_kind(frame_type: str | None) -> str | None:
+    """"calibration", "observation", or None when the frame type says neither."""
+    if not isinstance(frame_type, str):
+        return None
+    word = _NOT_LETTERS.sub("", frame_type.lower())
+    if not word:
+        return None
+    if word in _CALIBRATION_NAMES or any(w in word for w in _CALIBRATION_WORDS):
+        return "calibration"
+    if word in _OBSERVATION_NAMES:
+        return "observation"
+    return None
+
+
+def decide_kind(
+    relpath: str, mode: str = "folder", frame_type: str | None = None,
+    frame_keyword: str | None = None,
+) -> tuple[str, str]:
+    """("calibration" | "observation", why) of the file at ``relpath``.
+
+    ``mode`` "folder" (the Oort docs' rule) looks at the folder names only; "header" takes
+    the frame type (IMAGETYP, FRAME or OBSTYPE, named by ``frame_keyword``) and falls back
+    to the folder names when it says nothing usable. Raises ValueError for another mode.
+    """
+    if mode not in CLASSIFY_MODES:
+        raise ValueError(f"unknown classification mode {mode!r} (use folder or header)")
+    folder = relpath.rpartition("/")[0]
+    if mode == "header":
+        kind = frame_kind(frame_type)
+        if kind is not None:
+            return kind, f"header: {frame_keyword or 'frame type'} = '{frame_type}'"
+    lowered = folder.lower()
+    word = next((k for k in CALIBRATION_KEYWORDS if k in lowered), None)
+    if word is not None:
+        kind, why = "calibration", f"folder '{folder}' contains '{word}'"
+    else:
+        kind, why = "observation", "no folder name contains bias, dark, flat or calib"
+    if mode == "header":
+        said = (f"{frame_keyword} = '{frame_type}' names no frame type" if frame_type
+                else "no IMAGETYP, FRAME or OBSTYPE in the header")  # fmt: skip
+        why = f"{said}; {why}"
+    return kind, why

@@ -81,6 +81,11 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
                 "ORDER BY status, files DESC",
                 (folder.path,),
             )
+            # Said once per folder, not per file: see localtime (the Oort docs' assumption).
+            entry["assumed_local_time"] = manifest.rows(
+                "SELECT COUNT(*) AS n FROM files WHERE root = ? AND time_source = ?",
+                (folder.path, "assumed local"),
+            )[0]["n"]
             for key, value in entry["counts"].items():
                 result["totals"][key] += value
             result["totals"]["bytes_uploaded"] += entry["bytes_uploaded"]

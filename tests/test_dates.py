@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oort_lib.dates import combine_date_time, is_date_only, parse_header_date
+from oort_lib.dates import (
+    combine_date_time,
+    from_jd,
+    from_mjd,
+    is_date_only,
+    parse_header_date,
+    plausible,
+)
 
 UTC = timezone.utc
 
@@ -49,6 +56,14 @@ def tz(hours: int, minutes: int = 0) -> timezone:
         ("15/10/98", datetime(1998, 10, 15)),
         ("01/02/03", datetime(1903, 2, 1)),
         ("31/12/99", datetime(1999, 12, 31)),
+        # ... and dd/mm/yyyy, day first as in the FITS form.
+        ("03/04/2021", datetime(2021, 4, 3)),
+        ("28/01/2002", datetime(2002, 1, 28)),
+        # IRAF writes single-digit seconds: unambiguous, accepted.
+        ("2002-01-28T02:45:1.875", datetime(2002, 1, 28, 2, 45, 1, 875000)),
+        ("2002-01-28T02:45:1", datetime(2002, 1, 28, 2, 45, 1)),
+        ("2002-01-28T02:5:01", datetime(2002, 1, 28, 2, 5, 1)),
+        ("2016-12-31T23:59:60", datetime(2016, 12, 31, 23, 59, 59, 999999)),
     ],
 )
 def test_accepted(text, expected):
@@ -74,7 +89,9 @@ def test_accepted(text, expected):
         "2021-03-04T12:00:00+25:00",
         "2021-03-04T12:00:00+05:75",
         "0000-01-01",
-        "03/04/2021",  # day/month order unknowable
+        "13/25/2021",  # neither order is a date
+        "2/3/2021",  # single-digit day and month
+        "03/04/202",
         "2021/03/04",
         "04/03/21 21:00",
         "32/01/98",
@@ -145,7 +162,8 @@ def test_combine(date_value, time_value, expected):
     [
         ("2021-03-04", "25:00:00"),
         ("2021-03-04", "12:61:00"),
-        ("2021-03-04", "9:15:03"),
+        ("2021-03-04", "9:15:03"),  # a single-digit hour: refused, as in dates
+        ("2021-03-04", "21:1:"),
         ("2021-03-04", "21.2583"),
         ("2021-03-04", ""),
         ("2021-03-04", "noon"),
@@ -206,11 +224,27 @@ def test_legacy_form_round_trips(day):
     assert parse_header_date(text) == datetime(day.year, day.month, day.day)
 
 
-@given(st.dates(), st.sampled_from(["{d}/{m}/{Y}", "{m}/{d}/{Y}", "{Y}/{m}/{d}", "{d}.{m}.{Y}"]))
+@given(st.dates(min_value=datetime(1000, 1, 1).date()))
+def test_four_digit_legacy_form_round_trips(day):
+    text = f"{day.day:02d}/{day.month:02d}/{day.year:04d}"
+    assert parse_header_date(text) == datetime(day.year, day.month, day.day)
+
+
+@given(st.dates(), st.sampled_from(["{Y}/{m}/{d}", "{d}.{m}.{Y}", "{m}-{d}-{Y}"]))
 def test_other_day_month_orders_are_never_guessed(day, fmt):
     # Formatted by hand: strftime does not pad years below 1000 to four digits.
     text = fmt.format(d=f"{day.day:02d}", m=f"{day.month:02d}", Y=f"{day.year:04d}")
     assert parse_header_date(text) is None
+
+
+@given(st.dates())
+def test_month_first_is_only_ever_read_day_first(day):
+    text = f"{day.month:02d}/{day.day:02d}/{day.year:04d}"
+    parsed = parse_header_date(text)
+    if day.day > 12:
+        assert parsed is None  # month 13 or more: refused, never swapped
+    else:
+        assert parsed == datetime(day.year, day.day, day.month)
 
 
 @given(st.text())
@@ -231,3 +265,49 @@ def test_combined_equals_the_iso_value(when, digits):
     expected = parse_header_date(when.date().isoformat() + "T" + time_text)
     assert expected is not None
     assert combine_date_time(when.date().isoformat(), time_text) == expected
+
+
+# --- Julian dates and plausible years -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (59277.5, datetime(2021, 3, 4, 12, tzinfo=UTC)),
+        ("59277.5", datetime(2021, 3, 4, 12, tzinfo=UTC)),
+        ("'51000.25'", datetime(1998, 7, 6, 6, tzinfo=UTC)),
+        (15020, datetime(1900, 1, 1, tzinfo=UTC)),
+    ],
+)
+def test_mjd(value, expected):
+    assert from_mjd(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value", [0, -1, 1e300, float("nan"), float("inf"), "soon", "", None, True, 99999.0]
+)
+def test_mjd_refused_never_raises(value):
+    assert from_mjd(value) is None
+
+
+def test_jd():
+    assert from_jd(2459278.0) == datetime(2021, 3, 4, 12, tzinfo=UTC)
+    assert from_jd("0") is None
+    assert from_jd("x") is None
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [(datetime(1, 1, 1), False), (datetime(1899, 12, 31, 23), False),
+     (datetime(1900, 1, 1), True), (datetime(2100, 12, 31), True),
+     (datetime(2101, 1, 1), False), (None, False)],
+)  # fmt: skip
+def test_plausible(when, expected):
+    assert plausible(when) is expected
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True) | st.text() | st.integers())
+def test_julian_dates_never_raise(value):
+    for convert in (from_mjd, from_jd):
+        result = convert(value)
+        assert result is None or plausible(result)

@@ -112,7 +112,7 @@ def test_status_json_schema(cli, logged_in, sandbox, tmp_path):
     assert folder["bytes_uploaded"] == sum(
         f["size"] for f in sandbox.objects("datafiles"))
     assert {r["reason"] for r in folder["reasons"]} == {
-        "not FITS or XISF", "no date found (no DATE-OBS, DATE_OBS or DATE keyword)"}
+        "not FITS or XISF", "no date found (no DATE-OBS, DATE_OBS, MJD-OBS, JD or DATE keyword)"}
     assert data["totals"]["uploaded"] == 13
 
 

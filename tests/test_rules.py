@@ -12,6 +12,8 @@ from oort_lib.rules import (
     CALIBRATION_KEYWORDS,
     classify,
     dataset_name,
+    decide_kind,
+    frame_kind,
     is_calibration,
     night_date,
     target_name,
@@ -196,3 +198,67 @@ def test_zone_night_uses_the_local_wall_clock(when, zone):
     # The same instant written with another offset gives the same night.
     shifted = local.astimezone(timezone(timedelta(hours=7)))
     assert night_date(shifted, zone) == night_date(when, zone)
+
+
+# --- calibration or observation from the header's frame type ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame_type", "kind"),
+    [
+        # N.I.N.A.
+        ("LIGHT", "observation"), ("FLAT", "calibration"), ("DARK", "calibration"),
+        ("BIAS", "calibration"), ("DARKFLAT", "calibration"),
+        # MaxIm DL, SGP
+        ("Light Frame", "observation"), ("Flat Field", "calibration"),
+        ("Bias Frame", "calibration"), ("Dark Frame", "calibration"),
+        ("Tricolor Image", None),
+        # Ekos / INDI, ASIAIR
+        ("Light", "observation"), ("Flat", "calibration"), ("Dark", "calibration"),
+        ("Bias", "calibration"),
+        # PixInsight masters
+        ("Master Dark", "calibration"), ("MasterFlat", "calibration"),
+        # archives and IRAF
+        ("OBJECT", "observation"), ("object", "observation"), ("zero", "calibration"),
+        ("SKYFLAT", "calibration"), ("DOMEFLAT", "calibration"), ("sky flat", "calibration"),
+        ("dome_flat", "calibration"), ("OFFSET", "calibration"), ("science", "observation"),
+        ("SCIENCE", "observation"), ("arc", "calibration"), ("COMP", "calibration"),
+        ("dark-flat", "calibration"), ("flat dark", "calibration"),
+        # nothing usable
+        ("", None), ("  ", None), ("FOCUS", None), ("unknown", None), (None, None), (3, None),
+    ],
+)  # fmt: skip
+def test_frame_kind(frame_type, kind):
+    assert frame_kind(frame_type) == kind
+
+
+def test_decide_kind_folder_mode_ignores_the_header():
+    assert decide_kind("M42/Flat_001.fit", "folder", "Flat", "IMAGETYP") == (
+        "observation", "no folder name contains bias, dark, flat or calib")
+    kind, why = decide_kind("Flats/U/u1.fit", "folder", "Light", "IMAGETYP")
+    assert kind == "calibration" and why == "folder 'Flats/U' contains 'flat'"
+
+
+def test_decide_kind_header_mode():
+    # ASIAIR keeps flats next to lights.
+    assert decide_kind("M42/Flat_001.fit", "header", "Flat", "IMAGETYP") == (
+        "calibration", "header: IMAGETYP = 'Flat'")
+    assert decide_kind("Flats/x.fit", "header", "Light Frame", "IMAGETYP")[0] == "observation"
+    # No frame type, or one that says nothing: the folder rule.
+    kind, why = decide_kind("Darks/d1.fit", "header", None, None)
+    assert kind == "calibration" and why.startswith("no IMAGETYP, FRAME or OBSTYPE")
+    kind, why = decide_kind("M42/f.fit", "header", "Focus", "FRAME")
+    assert kind == "observation" and why.startswith("FRAME = 'Focus' names no frame type")
+
+
+def test_decide_kind_refuses_an_unknown_mode():
+    with pytest.raises(ValueError, match="unknown classification mode"):
+        decide_kind("a.fit", "guess")
+
+
+@given(st.text(), st.sampled_from(["folder", "header"]), st.none() | st.text())
+def test_decide_kind_never_raises_for_any_header(relpath, mode, frame_type):
+    kind, why = decide_kind(relpath, mode, frame_type, "IMAGETYP")
+    assert kind in ("calibration", "observation") and why
+    if mode == "folder" or frame_kind(frame_type) is None:
+        assert kind == classify(relpath, "root")[0]
