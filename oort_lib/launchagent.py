@@ -23,10 +23,11 @@ AGENT_FILE = f"{AGENT_DIR}/{LABEL}.plist"
 _PATH = ("/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin")
 
 
-def agent(home: str | None, log_dir: Path) -> dict:
+def agent(home: str | None, log_dir: Path, argv: list[str] | None = None) -> dict:
     """The LaunchAgent as a dict (what plistlib writes): oort-sync `run -q` every 5 minutes,
-    at load too, at low priority, with launchd's stdout/stderr in ``log_dir``."""
-    argv = command(home)
+    at load too, at low priority, with launchd's stdout/stderr in ``log_dir``. ``argv``
+    replaces this installation's command (contrib/'s example names a typical one)."""
+    argv = argv or command(home)
     path = ":".join(dict.fromkeys([os.path.dirname(argv[0]), *_PATH]))
     log = str(Path(log_dir).expanduser().absolute() / "launchd.log")
     return {
@@ -56,9 +57,9 @@ def _comment(text: str) -> str:
     return "<!--\n" + text.rstrip("-") + "\n-->\n"
 
 
-def recipe(home: str | None, log_dir: Path) -> str:
+def recipe(home: str | None, log_dir: Path, argv: list[str] | None = None) -> str:
     """The plist for this installation, with the commands that install it in a comment."""
-    body = plistlib.dumps(agent(home, log_dir), sort_keys=False).decode("utf-8")
+    body = plistlib.dumps(agent(home, log_dir, argv), sort_keys=False).decode("utf-8")
     log = Path(log_dir).expanduser().absolute()
     interpreter = os.path.realpath(sys.executable)
     notes = "\n".join([

@@ -10,6 +10,7 @@ user is logged on (no password is stored); running it logged off is the user's c
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,20 +24,22 @@ NAMESPACE = "http://schemas.microsoft.com/windows/2004/02/mit/task"
 INSTALL = f"schtasks /Create /TN {TASK_NAME} /XML {TASK_FILE} /F"
 
 
-def action(home: str | None) -> tuple[str, list[str]]:
-    """(program, arguments) of the task: pythonw.exe and `-m oort_lib run -q [--home=DIR]`."""
+def action(home: str | None, program: str | None = None) -> tuple[str, list[str]]:
+    """(program, arguments) of the task: pythonw.exe and `-m oort_lib run -q [--home=DIR]`.
+    ``program`` replaces this installation's pythonw.exe (contrib/'s example names one)."""
     # pythonw.exe sits beside python.exe in every Windows install and virtualenv (pipx's
     # included); a console script (oort-sync.exe) would open a console window each tick.
-    program = str(Path(sys.executable).absolute().with_name("pythonw.exe"))
+    program = program or os.path.join(os.path.dirname(os.path.abspath(sys.executable)),
+                                      "pythonw.exe")
     arguments = ["-m", "oort_lib", "run", "-q"]
     if home:
         arguments.append(f"--home={Path(home).expanduser().absolute()}")
     return program, arguments
 
 
-def task_xml(home: str | None) -> str:
+def task_xml(home: str | None, program: str | None = None) -> str:
     """The task definition (Task Scheduler schema 1.2, what Windows 7 and later import)."""
-    program, arguments = action(home)
+    program, arguments = action(home, program)
     # list2cmdline quotes the way the C runtime of pythonw.exe will split the line again.
     args = subprocess.list2cmdline(arguments)
     return f"""\
