@@ -107,6 +107,9 @@ def _number(args: dict, name: str, kind=int, default=None):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from .host import tolerant_console
+
+    tolerant_console()
     try:
         args = docopt(__doc__, argv=argv, version=f"oort-sync {__version__}")
     except DocoptExit:

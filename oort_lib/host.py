@@ -200,6 +200,24 @@ def is_inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
+# --- the console ---------------------------------------------------------------------------
+
+
+def tolerant_console() -> None:
+    """On Windows, output redirected to a file or a pipe is encoded in the ANSI code page
+    (cp1252...), which cannot hold every file name: escape what it cannot hold rather
+    than fail the command. Elsewhere nothing changes. Raises nothing."""
+    if system() != WINDOWS:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
 # --- locks and signals ---------------------------------------------------------------------
 
 

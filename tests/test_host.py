@@ -264,6 +264,19 @@ def test_log_rotation_survives_a_reader_holding_the_file(monkeypatch, tmp_path, 
     assert log_file.read_text().strip().endswith("next run")
 
 
+def test_windows_redirected_output_escapes_what_the_code_page_cannot_hold(on_windows,
+                                                                          monkeypatch):
+    import io
+
+    raw = io.BytesIO()
+    redirected = io.TextIOWrapper(raw, encoding="cp1252")  # `oort-sync ... > file` there
+    monkeypatch.setattr(sys, "stdout", redirected)
+    host.tolerant_console()
+    print("M31 \u00e9toile \u2605.fits")
+    redirected.flush()
+    assert raw.getvalue() == "M31 \u00e9toile \\u2605.fits\n".encode("cp1252")
+
+
 def test_oort_lib_uses_only_open_flags_windows_has():
     windows_flags = {"O_RDONLY", "O_WRONLY", "O_RDWR", "O_APPEND", "O_CREAT", "O_EXCL",
                      "O_TRUNC", "O_BINARY", "O_NOINHERIT", "O_TEMPORARY", "O_TEXT"}
