@@ -14,7 +14,7 @@ Usage:
   oort-sync status [--json] [options]
   oort-sync logs [-n LINES] [options]
   oort-sync report [--output=FILE] [options]
-  oort-sync schedule (--cron | --systemd) [options]
+  oort-sync schedule (--cron | --systemd | --launchd | --windows) [options]
   oort-sync sandbox [--host=HOST] [--port=PORT] [--data=DIR] [--page-size=N]
                     [--dialect=GEN] [options]
   oort-sync (-h | --help | --version)
@@ -30,7 +30,7 @@ Commands:
   status     Files uploaded/pending/deferred/failed/skipped per folder, last run, lock.
   logs       Print the end of the log file.
   report     Write a self-contained HTML report of what the manifest knows.
-  schedule   Print a cron line or systemd user units for this installation.
+  schedule   Print a cron line, systemd units, a launchd agent or a Windows task.
   sandbox    Serve a local Arcsecond-compatible server to try oort-sync without an account.
 
 Options:
@@ -63,6 +63,8 @@ Options:
   --output=FILE        Where to write the report [default: oort-sync-report.html].
   --cron               A crontab entry.
   --systemd            A systemd user service and timer.
+  --launchd            A macOS LaunchAgent (plist).
+  --windows            A Windows Task Scheduler task (XML for schtasks).
   --host=HOST          Sandbox address [default: 127.0.0.1].
   --port=PORT          Sandbox port, 0 for any free one [default: 8765].
   --data=DIR           Sandbox storage [default: ./oort-sandbox].
@@ -122,6 +124,9 @@ def _number(args: dict, name: str, kind=int, default=None):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from .host import tolerant_console
+
+    tolerant_console()
     try:
         args = docopt(__doc__, argv=argv, version=f"oort-sync {__version__}")
     except DocoptExit:
@@ -408,7 +413,16 @@ def _schedule(args, paths, settings) -> int:
     from .schedule import cron_recipe, systemd_recipe
 
     home = args["--home"] or os.environ.get("OORT_SYNC_HOME")
-    _say(cron_recipe(home) if args["--cron"] else systemd_recipe(home))
+    if args["--launchd"]:
+        from .launchagent import recipe
+
+        _say(recipe(home, paths.log_file.parent))
+    elif args["--windows"]:
+        from .scheduled_task import task_xml
+
+        _say(task_xml(home))
+    else:
+        _say(cron_recipe(home) if args["--cron"] else systemd_recipe(home))
     return EXIT_OK
 
 

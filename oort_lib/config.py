@@ -27,6 +27,7 @@ class Paths(NamedTuple):
 
     config_dir: Path
     state_dir: Path
+    log_dir: Path | None = None  # None: the log sits in the state dir
 
     @property
     def config_file(self) -> Path:
@@ -46,20 +47,21 @@ class Paths(NamedTuple):
 
     @property
     def log_file(self) -> Path:
-        return self.state_dir / "oort-sync.log"
+        return (self.log_dir or self.state_dir) / "oort-sync.log"
 
 
 def resolve_paths(home: str | None = None, environ: os._Environ | dict | None = None) -> Paths:
-    """Paths from --home, else OORT_SYNC_HOME, else the XDG base directories."""
+    """Paths from --home, else OORT_SYNC_HOME, else the platform's own folders (host.py:
+    XDG on Linux, ~/Library on macOS, %APPDATA% and %LOCALAPPDATA% on Windows)."""
     env = os.environ if environ is None else environ
     home = home or env.get("OORT_SYNC_HOME")
     if home:
         base = Path(home).expanduser().absolute()
         return Paths(base / "config", base / "state")
-    user_home = Path(env.get("HOME") or Path.home())
-    config = env.get("XDG_CONFIG_HOME") or str(user_home / ".config")
-    state = env.get("XDG_STATE_HOME") or str(user_home / ".local" / "state")
-    return Paths(Path(config) / APP, Path(state) / APP)
+    from .host import user_dirs
+
+    dirs = user_dirs(APP, env)
+    return Paths(dirs.config, dirs.state, None if dirs.logs == dirs.state else dirs.logs)
 
 
 class Folder(NamedTuple):
@@ -286,10 +288,12 @@ def select_folders(folders: Iterable[Folder], only: Iterable[str] = ()) -> list[
     only = list(only)
     if not only:
         return folders
-    by_path = {f.path: f for f in folders}
+    from .host import path_key
+
+    by_path = {path_key(f.path): f for f in folders}
     chosen = []
     for name in only:
-        full = os.path.realpath(os.path.expanduser(name))
+        full = path_key(os.path.realpath(os.path.expanduser(name)))
         if full not in by_path:
             raise ConfigError(f"{name} is not a watched folder (see `oort-sync status`).")
         chosen.append(by_path[full])

@@ -1,11 +1,11 @@
-"""The stored upload key: a 0600 JSON file, overridden by the environment."""
+"""The stored upload key: an owner-only JSON file (mode 0600 on POSIX, see host.py),
+overridden by the environment."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import stat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -60,7 +60,8 @@ def check_key(key: str, where: str) -> str:
 
 
 def save(path: Path, creds: Credentials) -> None:
-    """Write the credentials with mode 0600 from the first byte (no window where others read)."""
+    """Write the credentials readable by their owner only from the first byte (no window
+    where others read): mode 0600 on POSIX, an owner-only ACL on Windows (host.py)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -69,9 +70,9 @@ def save(path: Path, creds: Credentials) -> None:
         pass
     data = creds._asdict()
     data.pop("source")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        os.fchmod(handle.fileno(), 0o600)  # the umask cannot loosen what fchmod sets
+    from .host import create_secret
+
+    with os.fdopen(create_secret(tmp), "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2)
         handle.flush()
         os.fsync(handle.fileno())
@@ -108,16 +109,9 @@ def delete(path: Path) -> bool:
 
 def permission_warning(path: Path) -> str | None:
     """A warning when the credentials file can be read by others, else None."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return (
-            f"{path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
-            f"run `chmod 600 {path}`."
-        )
-    return None
+    from .host import secret_warning
+
+    return secret_warning(path)
 
 
 def load(path: Path, environ: dict | os._Environ | None = None) -> Credentials | None:

@@ -44,17 +44,16 @@ def check_timezone(name: str | None) -> str | None:
     return name
 
 
-def _inside(child: str, parent: str) -> bool:
-    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
-
-
 def check_nesting(new: Iterable[str], existing: Iterable[str]) -> None:
     """Raises ConfigError when folders repeat, or one would contain another."""
+    from .host import is_inside as _inside
+    from .host import path_key
+
     new = list(new)
     seen = list(existing)
     for path in new:
         for other in seen:
-            if path == other:
+            if path_key(path) == path_key(other):
                 raise ConfigError(f"{path} is already watched.")
             if _inside(path, other):
                 raise ConfigError(f"{path} is inside the watched folder {other}; "
@@ -270,14 +269,15 @@ def remove(settings: Settings, paths: Iterable[str]) -> tuple[Settings, list[str
     Raises ConfigError when a name is not watched. The manifest rows are kept: watching
     the folder again later re-uploads nothing.
     """
-    watched = {f.path: f for f in settings.folders}
+    from .host import path_key
+
+    watched = {path_key(f.path): f for f in settings.folders}
     removed = []
     for name in paths:
         candidates = {os.path.realpath(os.path.expanduser(name)),
                       os.path.abspath(os.path.expanduser(name))}
-        match = next((c for c in candidates if c in watched), None)
+        match = next((path_key(c) for c in candidates if path_key(c) in watched), None)
         if match is None:
             raise ConfigError(f"{name} is not a watched folder.")
-        removed.append(match)
-        watched.pop(match)
+        removed.append(watched.pop(match).path)
     return with_folders(settings, tuple(watched.values())), removed

@@ -1,4 +1,5 @@
-"""A graceful stop of a run on SIGTERM (systemd, kill) or SIGINT (Ctrl-C)."""
+"""A graceful stop of a run on SIGTERM (systemd, kill), SIGINT (Ctrl-C) or, on Windows,
+SIGBREAK (Ctrl-Break)."""
 
 from __future__ import annotations
 
@@ -28,14 +29,17 @@ class GracefulStop:
             self.abort.set()
             return
         self.signal_name = signal.Signals(signum).name
-        self.exit_code = EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
+        # Ctrl-Break is Windows' other Ctrl-C: a person at the console, like SIGINT.
+        self.exit_code = EXIT_SIGTERM if signum == signal.SIGTERM else EXIT_SIGINT
         self.stop.set()
         timer = threading.Timer(self.GRACE, self.abort.set)
         timer.daemon = True
         timer.start()
 
     def __enter__(self) -> GracefulStop:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        from .host import interrupt_signals
+
+        for signum in interrupt_signals():
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
 

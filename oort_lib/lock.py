@@ -103,7 +103,9 @@ class RunLock:
     def __init__(self, lock_path: Path):
         self.path = Path(lock_path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        kind = _FlockLock if os.name == "posix" else _PortableLock
+        from .host import has_flock
+
+        kind = _FlockLock if has_flock() else _PortableLock
         self._lock = kind(str(self.path))
 
     def acquire(self) -> RunLock:

@@ -15,7 +15,26 @@ _KEY = re.compile(r"(Key|Token)\s+[A-Za-z0-9_\-]{8,}")
 
 
 class _LogFile(logging.handlers.RotatingFileHandler):
-    """The handler setup() attaches (told apart from any a host program adds)."""
+    """The handler setup() attaches (told apart from any a host program adds).
+
+    Its rotation survives a reader holding the file: Windows refuses to rename a file
+    another process has open (an editor, `Get-Content -Wait`, an antivirus scan), and the
+    standard handler would then print a traceback for every later line and lose it.
+    Here the run keeps writing to the current file and the next run rotates it.
+    """
+
+    _stuck = False
+
+    def shouldRollover(self, record: logging.LogRecord) -> int:
+        return 0 if self._stuck else super().shouldRollover(record)
+
+    def doRollover(self) -> None:
+        try:
+            super().doRollover()
+        except OSError:
+            self._stuck = True  # one try per run: the file grows a little past max_bytes
+            if self.stream is None and not self.delay:
+                self.stream = self._open()
 
 
 class _Redact(logging.Filter):

@@ -98,8 +98,11 @@ class _Access:
     __slots__ = ("uid", "gids")
 
     def __init__(self) -> None:
-        self.uid = os.geteuid()
-        self.gids = {os.getegid(), *os.getgroups()}
+        from .host import effective_ids
+
+        # None on Windows: no mode bits and an os.access that ignores ACLs, so nothing to
+        # check before opening; a file the ACLs deny fails when read, and is reported then.
+        self.uid, self.gids = effective_ids() or (None, set())
 
     def readable(self, path: str, st: os.stat_result) -> bool:
         if self.uid == 0:
@@ -143,15 +146,18 @@ def walk(root: str) -> Iterator[Entry | Skipped]:
         # than a walk that looks like an empty folder.
         os.scandir(root).close()
     except OSError as exc:
+        from .host import unreadable_folder_hint
+
         raise FileProblem(
             f"{display_name(root)}: watched folder cannot be read ({_reason(exc)})"
+            + unreadable_folder_hint(exc)
         ) from exc
 
     real_root = os.path.realpath(root)
     inside_prefix = real_root if real_root.endswith(os.sep) else real_root + os.sep
     access = _Access()
     # Root reads everything: skip even the method call on the hot path.
-    check_access = access.uid != 0
+    check_access = access.uid not in (0, None)
     visited: set[tuple[int, int]] = set()
     # (path, relpath prefix ending in '/', identity to claim) of folders still to walk.
     # Real folders go on `stack`; symlinked ones wait in `deferred` until every real
@@ -201,6 +207,8 @@ def walk(root: str) -> Iterator[Entry | Skipped]:
                     st = entry.stat()
                 elif entry.is_dir(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
+                    if not st.st_ino:  # Windows: DirEntry.stat() leaves st_ino/st_dev at 0
+                        st = os.stat(path, follow_symlinks=False)
                     subfolders.append((path, relpath + "/", (st.st_dev, st.st_ino)))
                     continue
                 else:
@@ -233,6 +241,8 @@ def _symlink(
     path = entry.path
     try:
         st = entry.stat()
+        if not st.st_ino:  # Windows: DirEntry.stat() leaves st_ino/st_dev at 0
+            st = os.stat(path)
     except FileNotFoundError:
         return Skipped(path, relpath, BROKEN_SYMLINK)
     except OSError as exc:

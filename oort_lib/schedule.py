@@ -1,4 +1,5 @@
-"""`oort-sync schedule`: a crontab entry or systemd user units for this installation.
+"""`oort-sync schedule`: a crontab entry or systemd user units for this installation
+(launchagent.py and scheduled_task.py hold the macOS and Windows recipes).
 
 oort-sync is a batch job, so scheduling is the operator's cron or systemd; these recipes
 fill in the real paths (the executable, the home, --home) so they work when pasted as
@@ -23,7 +24,11 @@ def command(home: str | None = None) -> list[str]:
     """argv of `oort-sync run -q` for this installation, every path absolute."""
     # The entry script beside this interpreter runs this very installation; one found on
     # PATH first could belong to another virtualenv or version.
-    entry = Path(sys.prefix) / "bin" / "oort-sync"
+    from .host import WINDOWS, system
+
+    windows = system() == WINDOWS
+    entry = Path(sys.prefix) / ("Scripts" if windows else "bin") / (
+        "oort-sync.exe" if windows else "oort-sync")
     found = shutil.which("oort-sync")
     if entry.is_file() and os.access(entry, os.X_OK):
         argv = [str(entry)]
