@@ -80,6 +80,7 @@ Options:
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -90,10 +91,10 @@ from docopt import DocoptExit, docopt
 from . import __version__
 from . import config as cfg
 from .errors import (
-    EXIT_FILES_FAILED,
     EXIT_LOCKED,
     EXIT_OK,
     EXIT_SIGINT,
+    EXIT_SOFTWARE,
     EXIT_USAGE,
     LockHeld,
     NotFound,
@@ -109,16 +110,25 @@ def _say(*lines: str, err: bool = False) -> None:
     stream.flush()
 
 
-def _number(args: dict, name: str, kind=int, default=None):
+def _number(args: dict, name: str, kind=int, default=None, high: float = 10**7):
+    """The option as a number between 0 and `high`. Raises UsageError for anything else
+    (text, nan, infinity, negative, too large)."""
+    import math
+
     value = args.get(name)
     if value is None:
         return default
     try:
         number = kind(value)
-    except ValueError:
-        raise UsageError(f"{name}={value}: not a number.") from None
+    except (ValueError, OverflowError):
+        raise UsageError(f"{name}={value}: not a{'' if kind is int else ' finite'} "
+                         f"{'whole ' if kind is int else ''}number.") from None
+    if not math.isfinite(number):
+        raise UsageError(f"{name}={value}: not a finite number.")
     if number < 0:
         raise UsageError(f"{name}={value}: must not be negative.")
+    if number > high:
+        raise UsageError(f"{name}={value}: must be at most {high:,}.")
     return number
 
 
@@ -138,9 +148,29 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
+    from . import logfile
+
+    command = next((name for name in (*COMMANDS, "sandbox") if args.get(name)), "oort-sync")
+    try:
+        return _guarded(args, command)
+    finally:
+        logfile.close()  # only now: the failure path below writes to it
+
+
+def _guarded(args: dict, command: str) -> int:
+    """The one failure path: a plain line on stderr and a documented exit code for every
+    error; for a bug, the traceback in the log (which is still open) and exit code 70."""
+    from . import logfile
+
+    log = logging.getLogger("oort_sync")
     try:
         return _dispatch(args)
+    except BrokenPipeError:
+        _quiet_stdout()  # `oort-sync logs | head`: the reader has all it wanted
+        return EXIT_OK
     except OortError as exc:
+        log.log(logging.INFO if isinstance(exc, LockHeld) else logging.ERROR,
+                "%s: %s (exit %s)", command, exc.message, exc.exit_code)
         _say(f"oort-sync: {exc.message}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -148,36 +178,63 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SIGINT
     except OSError as exc:
         # The state or config folder itself: not writable, disk full, read-only mount.
+        log.error("%s: %s", command, exc)
         where = f"{exc.filename}: " if exc.filename else ""
-        _say(f"oort-sync: {where}{exc.strerror or exc}. Check that this folder is writable "
-             "and the disk is not full.", err=True)
+        if exc.errno == errno.ENOSPC:
+            _say(f"oort-sync: {where}the disk is full ({exc.strerror}). Free some space; "
+                 "what was recorded before is intact.", err=True)
+        else:
+            _say(f"oort-sync: {where}{exc.strerror or exc}. Check that this folder is "
+                 "writable and the disk is not full.", err=True)
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - a cron job must say what happened, briefly
-        logging.getLogger("oort_sync").exception("internal error")
-        _say(f"oort-sync: internal error ({type(exc).__name__}: {exc}). Nothing was lost; "
-             "details are in the log (`oort-sync logs`). Please report it.", err=True)
-        return EXIT_FILES_FAILED
+        log.critical("internal error in `oort-sync %s`", command, exc_info=True)
+        where, failed = logfile.current(), logfile.write_failure()
+        if where is None or failed is not None:
+            details = f"the log could not be written ({failed or 'no log file'})"
+        else:
+            details = f"the traceback is in {where} (`oort-sync logs`)"
+        _say(f"oort-sync: internal error in `{command}` ({type(exc).__name__}); {details}. "
+             "Please report it.", err=True)
+        return EXIT_SOFTWARE
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so the flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _open_log(paths: cfg.Paths, args: dict, settings: cfg.Settings | None = None) -> None:
+    """The log file, for every command: a failure of any of them must reach it. Nothing
+    is written (the file not even created) unless something is logged."""
+    from . import logfile
+
+    level = getattr(logging, str(args["--log-level"]).upper(), None)
+    if not isinstance(level, int):
+        raise UsageError(f"--log-level={args['--log-level']}: use DEBUG, INFO, WARNING or ERROR.")
+    settings = settings or cfg.Settings()
+    try:
+        logfile.setup(paths.log_file, level=level, max_bytes=settings.log_max_bytes,
+                      backups=settings.log_backups, json_lines=args["--json-log"])
+    except OSError:
+        pass  # a state folder that cannot be made: the command says so itself, if it needs it
 
 
 def _dispatch(args: dict) -> int:
     paths = cfg.resolve_paths(args["--home"])
+    _open_log(paths, args)
     if args["sandbox"]:
         return _sandbox(args)
     settings = cfg.load_settings(paths)
-    level = getattr(logging, str(args["--log-level"]).upper(), None)
-    if not isinstance(level, int):
-        raise UsageError(f"--log-level={args['--log-level']}: use DEBUG, INFO, WARNING or ERROR.")
+    if (settings.log_max_bytes, settings.log_backups) != (cfg.Settings().log_max_bytes,
+                                                           cfg.Settings().log_backups):
+        _open_log(paths, args, settings)  # the rotation the config asks for
     command = next(name for name in COMMANDS if args[name])
-    if command != "run" or args["--dry-run"]:
-        return COMMANDS[command](args, paths, settings)
-    from . import logfile
-
-    logfile.setup(paths.log_file, level=level, max_bytes=settings.log_max_bytes,
-                  backups=settings.log_backups, json_lines=args["--json-log"])
-    try:
-        return COMMANDS[command](args, paths, settings)
-    finally:
-        logfile.close()
+    return COMMANDS[command](args, paths, settings)
 
 
 def _client(settings: cfg.Settings, key: str | None = None, api: str | None = None,
@@ -314,7 +371,7 @@ def _run(args, paths, settings) -> int:
         aside = mf.rebuild(paths.manifest_file)
         if aside:
             _say(f"The old manifest is kept as {aside}; starting a new one.", err=True)
-    jobs = _number(args, "--jobs")
+    jobs = _number(args, "--jobs", high=64)
     if jobs == 0:
         raise UsageError("--jobs must be at least 1.")
     min_age = _number(args, "--min-age", float)
@@ -383,7 +440,7 @@ def _explain(args, paths, settings) -> int:
     from . import manifest as mf
     from .explain import explain, explain_lines
 
-    with mf.Manifest(paths.manifest_file, create=False) as manifest:
+    with mf.Manifest(paths.manifest_file, create=False, readonly=True) as manifest:
         reports = [explain(path, settings, manifest) for path in args["FILE"]]
     if args["--json"]:
         _say(json.dumps(reports, indent=2))
@@ -396,7 +453,7 @@ def _explain(args, paths, settings) -> int:
 def _logs(args, paths, settings) -> int:
     from .logfile import tail
 
-    lines = tail(paths.log_file, _number(args, "-n", default=50))
+    lines = tail(paths.log_file, _number(args, "-n", default=50, high=1_000_000))
     _say(*(lines or [f"(no log yet at {paths.log_file})"]))
     return EXIT_OK
 
@@ -429,8 +486,8 @@ def _schedule(args, paths, settings) -> int:
 def _sandbox(args) -> int:
     from .sandbox import Sandbox
 
-    port = _number(args, "--port", default=8765)
-    page_size = _number(args, "--page-size", default=50)
+    port = _number(args, "--port", default=8765, high=65535)
+    page_size = _number(args, "--page-size", default=50, high=10_000)
     if not page_size:
         raise UsageError("--page-size must be at least 1.")
     dialect = args["--dialect"]

@@ -13,6 +13,7 @@ EXIT_FILES_FAILED = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_UNREACHABLE = 4
+EXIT_SOFTWARE = 70  # EX_SOFTWARE of sysexits.h: a bug of oort-sync, traceback in the log
 EXIT_LOCKED = 75
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
@@ -23,7 +24,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_USAGE: "usage or configuration error",
     EXIT_AUTH: "authentication or permission refused (bad or revoked key, not a member)",
     EXIT_UNREACHABLE: "the server stayed unreachable after retries; nothing more was attempted",
-    EXIT_LOCKED: "another run holds the lock",
+    EXIT_SOFTWARE: "internal error (a bug): one line on stderr, the traceback in the log",
+    EXIT_LOCKED: "another run holds the lock, or another program keeps the manifest busy",
     EXIT_SIGINT: "interrupted by SIGINT (in-flight files are retried next run)",
     EXIT_SIGTERM: "interrupted by SIGTERM (in-flight files are retried next run)",
 }
@@ -61,6 +63,12 @@ class ManifestError(OortError):
     """The manifest database is unreadable or damaged."""
 
     exit_code = EXIT_USAGE
+
+
+class ManifestBusy(OortError):
+    """Another program (an `sqlite3` shell, a backup) keeps the manifest locked."""
+
+    exit_code = EXIT_LOCKED
 
 
 class LockHeld(OortError):

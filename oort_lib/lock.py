@@ -137,10 +137,27 @@ class RunLock:
 
 
 def current_holder(lock_path: Path) -> Holder | None:
-    """Who runs now, or None when no run holds the lock (probes without waiting)."""
+    """Who runs now, or None when no run holds the lock.
+
+    On POSIX this never touches the lock: taking it, even for a moment, to look made a
+    run starting at that moment exit 75. A run writes the holder file right after it
+    locks and removes it before it unlocks; a killed run leaves it behind, so it is
+    believed only while the lock is seen held (/proc/locks on Linux) or, where that
+    cannot be seen, while its process is alive.
+    """
     lock_path = Path(lock_path)
     if not lock_path.exists():
         return None
+    from .host import has_flock
+
+    if has_flock():
+        holder = _read_holder(lock_path)
+        if holder.pid is None:
+            return None
+        held = _flock_seen(lock_path)
+        if held is None:
+            held = _alive(holder.pid)
+        return holder if held else None
     probe = RunLock(lock_path)
     try:
         probe.acquire()
@@ -149,3 +166,28 @@ def current_holder(lock_path: Path) -> Holder | None:
     # We took it only to look: give it back without touching the holder file we wrote.
     probe.release()
     return None
+
+
+def _flock_seen(lock_path: Path) -> bool | None:
+    """Whether the kernel lists a flock on the lock file (Linux), None if it cannot tell."""
+    try:
+        inode = os.stat(lock_path).st_ino
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            table = locks.read()
+    except OSError:
+        return None
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) > 5 and "FLOCK" in fields and fields[5].endswith(f":{inode}"):
+            return True
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # POSIX only (on Windows this would end the process)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, belongs to someone else
+    return True

@@ -12,6 +12,9 @@ from pathlib import Path
 LOGGER = "oort_sync"
 # Defence in depth: whatever a message holds, a key-looking header value never lands.
 _KEY = re.compile(r"(Key|Token)\s+[A-Za-z0-9_\-]{8,}")
+# A file name may hold a line break or an escape sequence: in a text log it would forge a
+# line (or a terminal's colours) for whoever reads it. Shown escaped instead.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class _LogFile(logging.handlers.RotatingFileHandler):
@@ -24,6 +27,22 @@ class _LogFile(logging.handlers.RotatingFileHandler):
     """
 
     _stuck = False
+    failed: OSError | None = None  # the first write that failed (disk full...), if any
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # The standard handler prints a traceback on stderr for every line it cannot
+        # write ("--- Logging error ---"): a full disk would bury the one useful line.
+        import sys
+
+        exc = sys.exc_info()[1]
+        if type(self).failed is None and isinstance(exc, OSError):
+            type(self).failed = exc
+
+    def _open(self):
+        # Made with the first line, not at setup: a command that logs nothing (status,
+        # watch) must not create the state folder.
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
 
     def shouldRollover(self, record: logging.LogRecord) -> int:
         return 0 if self._stuck else super().shouldRollover(record)
@@ -45,6 +64,17 @@ class _Redact(logging.Filter):
         return True
 
 
+class _Escape(logging.Filter):
+    """Control characters of the message written as \\xNN (text logs only)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _CONTROL.search(message):
+            record.msg = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)
+            record.args = ()
+        return True
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(
@@ -61,14 +91,16 @@ def setup(log_file: Path, *, level: int = logging.INFO, max_bytes: int = 1_000_0
           backups: int = 3, json_lines: bool = False) -> logging.Handler:
     """Attach a rotating file handler to the oort_sync logger (disk use stays bounded:
     at most max_bytes * (backups + 1))."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger(LOGGER)
     close(logger)  # one log file at a time, even when main() runs twice in a process
     handler = _LogFile(
-        log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True
+        log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True,
+        errors="backslashreplace",  # a non-UTF-8 file name must not lose the line
     )
     handler.setLevel(level)
     handler.addFilter(_Redact())
+    if not json_lines:
+        handler.addFilter(_Escape())
     handler.setFormatter(
         _JsonFormatter() if json_lines
         else logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
@@ -76,6 +108,19 @@ def setup(log_file: Path, *, level: int = logging.INFO, max_bytes: int = 1_000_0
     logger.setLevel(level)
     logger.addHandler(handler)
     return handler
+
+
+def current() -> Path | None:
+    """The log file setup() attached, if any (for "details are in ...")."""
+    for handler in logging.getLogger(LOGGER).handlers:
+        if isinstance(handler, _LogFile):
+            return Path(handler.baseFilename)
+    return None
+
+
+def write_failure() -> OSError | None:
+    """The first error met writing the log in this process (a full disk...), if any."""
+    return _LogFile.failed
 
 
 def close(logger: logging.Logger | None = None) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import ManifestError
+from .errors import ManifestBusy, ManifestError
 
 # Statuses of a file row.
 UPLOADED = "uploaded"
@@ -163,37 +163,95 @@ _DAMAGED = (
 )
 
 
+# How long a write waits for another program (an `sqlite3` shell, a backup) holding the
+# manifest before the run gives up with exit code 75: brief, the next tick tries again.
+BUSY_WAIT = 10.0
+
+
+def problem(path: Path, exc: sqlite3.Error) -> ManifestError | ManifestBusy:
+    """The error a person can act on for an SQLite failure: busy, disk full, not
+    writable, or (only then) damaged."""
+    text = str(exc).lower()
+    # Primary result codes (sqlite3.SQLITE_* names exist only from Python 3.11).
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    busy, locked, full, readonly, cantopen, perm = 5, 6, 13, 8, 14, 3
+    if "locked" in text or "busy" in text or code in (busy, locked):
+        from .lock import current_holder
+
+        holder = current_holder(path.parent / "run.lock")
+        if holder is not None and holder.pid != os.getpid():
+            who = f"the run of {holder.describe()}"
+        else:
+            who = "another program (an sqlite3 shell, a backup?)"
+        return ManifestBusy(f"{path}: the manifest is kept busy by {who} for more than "
+                            f"{BUSY_WAIT:g} s; this run exits and the next one will go on.")
+    if "disk is full" in text or code == full:
+        return ManifestError(f"{path}: the disk is full ({exc}). Free some space; what the "
+                             "manifest recorded so far is intact.")
+    if "readonly" in text or "read-only" in text or "unable to open" in text or code in (
+            readonly, cantopen, perm):
+        return ManifestError(f"{path}: cannot write the manifest ({exc}); check that its "
+                             "folder is writable and mounted read-write.")
+    if isinstance(exc, sqlite3.OperationalError) and "malformed" not in text:
+        return ManifestError(f"{path}: cannot use the manifest ({exc}); check that its "
+                             "folder is writable and the disk is not full.")
+    return ManifestError(_DAMAGED.format(path=path, error=exc))
+
+
 class Manifest:
     """One open manifest database. Each write is its own short transaction."""
 
     def __init__(self, path: Path, *, create: bool = True,
-                 origin: tuple[str, str | None] | None = None):
+                 origin: tuple[str, str | None] | None = None, readonly: bool = False):
         """Open (and migrate) the manifest. `origin` (api, username) is where the
         uploads recorded before destinations existed went (migration 0002).
 
-        Raises ManifestError when the file is damaged or not a database.
+        `readonly` (status, report, explain): opened with SQLite's mode=ro, so a reader
+        never takes a write lock a run could meet; a manifest of an older schema is
+        migrated in a private copy in memory, the file left as it is.
+
+        Raises ManifestError when the file is damaged, not a database, or written by a
+        newer oort-sync; ManifestBusy when another program keeps it locked.
         """
         self.path = Path(path)
         self.origin = origin
         # Upload workers share this connection; sqlite3 does not serialise a
         # BEGIN..COMMIT pair across threads by itself.
         self.lock = threading.RLock()
-        if not create and not self.path.exists():
-            self.conn = sqlite3.connect(":memory:", isolation_level=None)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=30
-            )
+        self.conn = None
         try:
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL keeps WAL commits durable across process crashes (not power loss),
-            # and a commit per uploaded file stays cheap.
-            self.conn.execute("PRAGMA synchronous=NORMAL")
+            if (not create or readonly) and not self.path.exists():
+                self.conn = sqlite3.connect(":memory:", isolation_level=None)
+            elif readonly:
+                self.conn = self._private_copy()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(str(self.path), isolation_level=None,
+                                            check_same_thread=False, timeout=BUSY_WAIT)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL keeps WAL commits durable across process crashes (not power
+                # loss), and a commit per uploaded file stays cheap.
+                self.conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            self.conn.close()
-            raise ManifestError(_DAMAGED.format(path=self.path, error=exc)) from None
+        except sqlite3.Error as exc:
+            if self.conn is not None:
+                self.conn.close()
+            raise problem(self.path, exc) from None
+
+    def _private_copy(self) -> sqlite3.Connection:
+        """The file opened read-only; copied into memory when its schema is older (its
+        migrations run on the copy only)."""
+        uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_WAIT)
+        self.conn = conn
+        self._check_version()
+        if {name for name, _ in MIGRATIONS} <= set(self.applied_migrations()):
+            return conn
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.backup(memory)
+        conn.close()
+        return memory
 
     def close(self) -> None:
         self.conn.close()
@@ -204,14 +262,9 @@ class Manifest:
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close()
         # A damaged file often opens fine and fails at the first page read: whatever
-        # query meets the damage, the user gets the same explanation and way out.
-        if exc_type is sqlite3.DatabaseError:
-            raise ManifestError(_DAMAGED.format(path=self.path, error=exc)) from None
-        if exc_type is sqlite3.OperationalError and "locked" not in str(exc):
-            raise ManifestError(
-                f"{self.path}: cannot use the manifest ({exc}); check that its folder is "
-                "writable and the disk is not full."
-            ) from None
+        # query meets the damage (or a full disk, or a lock), one explanation and way out.
+        if exc_type is not None and issubclass(exc_type, sqlite3.Error):
+            raise problem(self.path, exc) from None
 
     # --- schema ----------------------------------------------------------------------
 
@@ -222,7 +275,18 @@ class Manifest:
             return []
         return [row[0] for row in rows]
 
+    def _check_version(self) -> None:
+        """Raises ManifestError when a newer oort-sync applied migrations this one does
+        not know: its rows may mean what this version cannot tell."""
+        unknown = sorted(set(self.applied_migrations()) - {name for name, _ in MIGRATIONS})
+        if unknown:
+            raise ManifestError(
+                f"{self.path}: the manifest was written by a newer oort-sync (schema "
+                f"{unknown[-1]}); upgrade oort-sync (`pipx upgrade oort-sync`). The file "
+                "is left untouched.")
+
     def _migrate(self) -> None:
+        self._check_version()
         done = set(self.applied_migrations())
         pending = [(name, fn) for name, fn in MIGRATIONS if name not in done]
         if not pending:

@@ -333,7 +333,7 @@ def write_report(paths: Paths, settings: Settings, output: str | Path | None) ->
     if not target.parent.is_dir():
         raise ConfigError(f"Cannot write the report to {target}: the folder {target.parent} "
                           "does not exist.")
-    with mf.Manifest(paths.manifest_file, create=False) as manifest:
+    with mf.Manifest(paths.manifest_file, create=False, readonly=True) as manifest:
         page = render_report(collect(manifest, settings))
     # Same folder as the target, so os.replace is atomic and a reader never sees half a page.
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")

@@ -40,8 +40,8 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
     }
     if holder is not None:
         result["running"] = {"pid": holder.pid, "since": _iso(holder.since)}
-    with mf.Manifest(paths.manifest_file, create=False, origin=(settings.api, account)
-                     ) as manifest:
+    with mf.Manifest(paths.manifest_file, create=False, origin=(settings.api, account),
+                     readonly=True) as manifest:
         runs = manifest.last_runs(1)
         if runs:
             result["last_run"] = run_record(runs[0])

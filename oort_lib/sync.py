@@ -163,7 +163,8 @@ def run(
             # requests costs ~60 ms: only when there is work
             from .arcsecond.client import Client
 
-            client = Client.from_settings(settings, creds.key, pool_size=jobs + 2, stop=abort)
+            client = Client.from_settings(settings, creds.key, pool_size=jobs + 2, stop=abort,
+                                         halt=stop)
             try:
                 _upload_all(client, manifest, settings, creds, result, events, stop, abort,
                             jobs)

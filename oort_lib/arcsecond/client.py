@@ -21,7 +21,6 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from .. import __version__
 from ..config import check_base_url
@@ -37,11 +36,16 @@ from ..errors import (
     TransientError,
 )
 from .body import FileBody
+from .deadline import Deadline, WatchedAdapter
 
 log = logging.getLogger("oort_sync.api")  # a child of the log file's logger
 
 DUPLICATE = "already exists in dataset"  # the one phrase both generations answer
 MAX_PAGES = 10_000  # 500,000 objects at the smallest page size seen: far beyond any list
+# The largest answer read: a page of 500 objects is ~1 MB. Past this, a proxy or a broken
+# server is talking, and holding it all in memory is the failure.
+MAX_ANSWER = 16 << 20
+PING_DEADLINE = 10.0  # seconds, connect + answer: monitoring must never hold a run
 
 KEY_HEADER = "X-Arcsecond-API-Authorization"
 USER_AGENT = f"oort-sync/{__version__} (+https://github.com/arcsecond-io)"
@@ -137,9 +141,13 @@ class Client:
         backoff_max: float = 30.0,
         pool_size: int = 8,
         stop: threading.Event | None = None,
+        halt: threading.Event | None = None,
         allow_http: bool = False,
     ):
-        """Raises ConfigError for a URL that config.check_base_url refuses."""
+        """`stop` cuts every request in flight (uploads too) and ends retries; `halt`
+        cuts the others only (an upload in flight gets the run's grace period).
+
+        Raises ConfigError for a URL that config.check_base_url refuses."""
         self.base = check_base_url(base_url, allow_http=allow_http)
         self.key = key
         self.timeout = (connect_timeout, read_timeout)
@@ -147,12 +155,16 @@ class Client:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.stop = stop or threading.Event()
+        self.halt = halt
+        # Whole answer, not only between two bytes: see deadline.py.
+        self.deadline = connect_timeout + read_timeout
+        self.max_answer = MAX_ANSWER
         self.session = requests.Session()
         self.session.verify = True  # never turned off, whatever the environment says
         self.session.auth = _KeyAuth(key)
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers["Accept"] = "application/json"
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        adapter = WatchedAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         parts = urlsplit(self.base)
@@ -217,6 +229,7 @@ class Client:
             # Only rebase()d links reach here; anything else is a bug, not a request.
             raise PermanentError(f"Refused to send the key to another host ({url}).")
         kwargs["allow_redirects"] = False
+        kwargs["stream"] = True  # the answer is read here, against the deadline and the cap
         body_factory = kwargs.pop("body_factory", None)
         answered = False
         last: Exception | None = None
@@ -225,20 +238,40 @@ class Client:
                 if self.stop.is_set():
                     break
                 self._sleep(attempt, last)
+            body = None
             if body_factory is not None:
                 body = body_factory()
                 kwargs["data"] = body
                 kwargs.setdefault("headers", {})["Content-Type"] = body.content_type
+            watch = self._deadline(body)
+            response = None
             try:
-                response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+                with watch:
+                    response = self.session.request(method, url, timeout=self.timeout,
+                                                    **kwargs)
+                    content = self._read(response, method, path)
             except Aborted:
                 raise
-            except requests.exceptions.ConnectTimeout as exc:
-                last = TransientError(f"{self.base}: connection timed out ({type(exc).__name__})")
-                continue
-            except requests.exceptions.ConnectionError as exc:
-                if _aborted(exc):
-                    raise Aborted() from None
+            except (requests.exceptions.RequestException, OSError) as exc:
+                if watch.cut == "stop" or _aborted(exc):
+                    raise Aborted("the request was cut short by the stop") from None
+                if watch.cut == "deadline":
+                    answered = True
+                    last = TransientError(f"{self.base}: no complete answer within "
+                                          f"{watch.seconds:g} s (the server trickles)")
+                    if not idempotent:
+                        raise last from None
+                    continue
+                if isinstance(exc, requests.exceptions.ConnectTimeout):
+                    last = TransientError(
+                        f"{self.base}: connection timed out ({type(exc).__name__})")
+                    continue
+                if isinstance(exc, requests.exceptions.Timeout):
+                    answered = True
+                    last = TransientError(f"{self.base}: no answer within {self.timeout[1]:g} s")
+                    if not idempotent:
+                        raise last from None
+                    continue
                 sent = _maybe_sent(exc)
                 last = TransientError(f"{self.base}: connection failed ({_short(exc)})")
                 if sent:
@@ -246,30 +279,17 @@ class Client:
                     if not idempotent:
                         raise last from None
                 continue
-            except requests.exceptions.Timeout:
-                answered = True
-                last = TransientError(f"{self.base}: no answer within {self.timeout[1]:g} s")
-                if not idempotent:
-                    raise last from None
-                continue
             finally:
-                if body_factory is not None:
-                    kwargs["data"].close()
+                if response is not None:
+                    response.close()
+                if body is not None:
+                    body.close()
             answered = True
             status = response.status_code
             if 300 <= status < 400:
                 raise _redirected(self.base, method, path, response)
             if status < 400:
-                if not expect_json or status == 204 or not response.content:
-                    return None
-                try:
-                    return response.json()
-                except ValueError:
-                    raise TransientError(
-                        f"{method} {path}: the server answered {status} with a body that "
-                        "is not JSON (a proxy page?)",
-                        status,
-                    ) from None
+                return self._success(response, content, method, path, expect_json)
             message = error_message(response, self.key)
             if status in (429, 500, 502, 503, 504) or status >= 500:
                 last = TransientError(f"{method} {path}: {message}", status)
@@ -288,7 +308,7 @@ class Client:
             if status == 404:
                 raise NotFound(f"{path}: {message}", status)
             # The phrase may sit anywhere in the body, in whatever shape (2026 servers).
-            if DUPLICATE in message or DUPLICATE in response.text[:4096]:
+            if DUPLICATE in message or DUPLICATE in content[:4096].decode("utf-8", "replace"):
                 raise AlreadyExists(message, status)
             raise PermanentError(f"{method} {path}: {message}", status)
         if last is None:
@@ -298,6 +318,51 @@ class Client:
                 f"{self.base} is unreachable after {self.retries + 1} attempts ({last}).",
             )
         raise last
+
+    def _deadline(self, body: FileBody | None) -> Deadline:
+        if body is None:
+            return Deadline(self.deadline, stops=(self.stop, self.halt))
+        # An upload: the clock starts once the body is sent (see Deadline).
+        return Deadline(self.timeout[1], stops=(self.stop,),
+                        starts=lambda: bool(body.complete))
+
+    def _read(self, response: requests.Response, method: str, path: str) -> bytes:
+        """The whole body of an answer, at most max_answer bytes (raises TransientError
+        past that: a huge answer is a proxy or a broken server, not a list)."""
+        chunks, size = [], 0
+        for chunk in response.iter_content(1 << 16):
+            size += len(chunk)
+            if size > self.max_answer:
+                raise TransientError(
+                    f"{method} {path}: the server's answer is larger than "
+                    f"{self.max_answer >> 20} MiB; not read further.", response.status_code)
+            chunks.append(chunk)
+        content = b"".join(chunks)
+        response._content = content  # so .json() and .text work on what was read
+        return content
+
+    def _success(self, response: requests.Response, content: bytes, method: str, path: str,
+                 expect_json: bool):
+        """The decoded answer of a 2xx, or None. A 2xx whose body is an error (some
+        proxies and broken servers answer 200 {"error": ...}) is transient, never taken
+        for a success or for a permanent refusal."""
+        status = response.status_code
+        if status == 204 or not content:
+            return None
+        try:
+            data = response.json()
+        except ValueError:
+            if not expect_json:
+                return None
+            raise TransientError(
+                f"{method} {path}: the server answered {status} with a body that "
+                "is not JSON (a proxy page?)",
+                status,
+            ) from None
+        if _is_error_body(data):
+            raise TransientError(f"{method} {path}: the server answered {status} with an "
+                                 f"error: {error_message(response, self.key)}", status)
+        return data if expect_json else None
 
     def _sleep(self, attempt: int, last: Exception | None) -> None:
         delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
@@ -329,7 +394,8 @@ class Client:
                 items.extend(data)
                 return items
             if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-                raise PermanentError(f"GET {path}: the server's answer is not a list.")
+                # A proxy page or a broken server, not this request's fault: try later.
+                raise TransientError(f"GET {path}: the server's answer is not a list.")
             items.extend(data["results"])
             link = data.get("next")
             if not link:
@@ -400,6 +466,16 @@ def _redirected(base: str, method: str, path: str, response) -> Redirected:
     )
 
 
+_ERROR_KEYS = {"error", "errors", "detail", "message", "status", "code", "non_field_errors"}
+
+
+def _is_error_body(data) -> bool:
+    """A dict that only says something went wrong: an "error" (or "errors") entry and
+    nothing but error-ish fields beside it."""
+    return (isinstance(data, dict) and bool({"error", "errors"} & set(data))
+            and set(data) <= _ERROR_KEYS)
+
+
 def _short(exc: Exception) -> str:
     text = str(exc)
     for marker in ("Errno", "Connection refused", "reset", "aborted", "timed out"):
@@ -430,16 +506,28 @@ def _aborted(exc: BaseException) -> bool:
     return False
 
 
-def ping(url: str, suffix: str = "", timeout: float = 10.0) -> bool:
+def ping(url: str, suffix: str = "", timeout: float = PING_DEADLINE) -> bool:
     """Healthchecks-style ping: URL/start, URL (success) or URL/<exit code>.
 
-    Never raises: monitoring must not be the reason a run fails.
+    `timeout` is the total deadline (connect + whole answer): a slow monitor must not
+    hold the run. Never raises: monitoring must not be the reason a run fails.
     """
     target = url.rstrip("/") + (f"/{suffix}" if suffix else "")
+    watch = Deadline(timeout)
     try:
         check_base_url(target)
-        requests.get(target, timeout=timeout, headers={"User-Agent": USER_AGENT})
+        with requests.Session() as session:
+            session.mount("http://", WatchedAdapter(max_retries=0))
+            session.mount("https://", WatchedAdapter(max_retries=0))
+            with watch:
+                response = session.get(target, timeout=(timeout, timeout), stream=True,
+                                       allow_redirects=False,
+                                       headers={"User-Agent": USER_AGENT})
+                for _ in response.iter_content(1 << 12):
+                    pass  # the answer is not needed; reading it keeps the deadline honest
+                response.close()
         return True
-    except (requests.RequestException, ConfigError) as exc:
-        log.warning("ping %s failed: %s", target.split("?")[0], exc)
+    except (requests.RequestException, OSError, ConfigError) as exc:
+        why = f"no complete answer within {timeout:g} s" if watch.cut else exc
+        log.warning("ping %s failed: %s", target.split("?")[0], why)
         return False

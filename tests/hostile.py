@@ -1,0 +1,149 @@
+"""A hostile (or broken) API server on loopback, for the tests of issue 11.
+
+Every request, whatever its path, gets the answer of the current `mode`:
+
+  redirect      302 to another origin (`evil`, a second loopback server that records
+                whether a key reached it)
+  redirect-307  the same with 307 (what a proxy answers to an upload)
+  trickle       the status line and headers one byte every `delay` seconds, forever
+  trickle-body  headers at once, then the body one byte every `delay` seconds
+  next-loop     a page whose `next` link names itself
+  huge          a 200 list answer of `huge_bytes` bytes (streamed, never built in memory)
+  echo-key      401 whose body echoes the key header it received
+  error-200     200 {"error": ...} (echoing the key too)
+  retry-after   503 with `Retry-After: 86400`
+  ok-empty      200 [] (a server that knows nothing)
+
+It records (method, path, key header) of every request in `seen`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+KEY_HEADER = "X-Arcsecond-API-Authorization"
+MODES = ("redirect", "redirect-307", "trickle", "trickle-body", "next-loop", "huge",
+         "echo-key", "error-200", "retry-after", "ok-empty")
+
+
+class Hostile:
+    def __init__(self, mode: str = "ok-empty", *, delay: float = 2.0,
+                 huge_bytes: int = 20 << 20, evil: Hostile | None = None):
+        self.mode = mode
+        self.delay = delay
+        self.huge_bytes = huge_bytes
+        self.evil = evil
+        self.seen: list[tuple[str, str, str | None]] = []
+        self.closing = threading.Event()
+        hostile = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self):
+                key = self.headers.get(KEY_HEADER)
+                hostile.seen.append((self.command, self.path, key))
+                try:
+                    hostile.answer(self, key)
+                except (BrokenPipeError, ConnectionResetError, OSError):
+                    pass  # the client gave up (or was told to): that is the test
+                self.close_connection = True
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    # --- answers ---------------------------------------------------------------------
+
+    def answer(self, handler: BaseHTTPRequestHandler, key: str | None) -> None:
+        mode = self.mode
+        if mode.startswith("redirect"):
+            target = (self.evil.url if self.evil else "https://evil.example") + handler.path
+            self._send(handler, 307 if mode == "redirect-307" else 302, b"",
+                       {"Location": target})
+        elif mode == "trickle":
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n":
+                if self.closing.wait(self.delay):
+                    return
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+        elif mode == "trickle-body":
+            body = b"[" + b" " * 10_000 + b"]"
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            for index in range(len(body)):
+                handler.wfile.write(body[index:index + 1])
+                handler.wfile.flush()
+                if self.closing.wait(self.delay):
+                    return
+        elif mode == "next-loop":
+            path = handler.path.split("?")[0]
+            self._json(handler, 200, {"count": 2, "next": f"{self.url}{path}?page=2",
+                                      "results": []})
+        elif mode == "huge":
+            item = b'{"uuid": "00000000-0000-0000-0000-000000000000", "name": "x"},'
+            count = self.huge_bytes // len(item)
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(1 + count * len(item) + 2))
+            handler.end_headers()
+            handler.wfile.write(b"[")
+            block = item * 1000
+            for _ in range(count // 1000):
+                handler.wfile.write(block)
+            handler.wfile.write(item * (count % 1000))
+            handler.wfile.write(b"{}]")
+        elif mode == "echo-key":
+            self._json(handler, 401, {"detail": f"Invalid key: {key} is not a key we know"})
+        elif mode == "error-200":
+            self._json(handler, 200, {"error": f"database unavailable while checking {key}"})
+        elif mode == "retry-after":
+            self._json(handler, 503, {"detail": "down for maintenance"},
+                       {"Retry-After": "86400"})
+        else:
+            self._json(handler, 200, [])
+
+    def _json(self, handler, status: int, data, headers: dict | None = None) -> None:
+        self._send(handler, status, json.dumps(data).encode(), headers)
+
+    @staticmethod
+    def _send(handler, status: int, body: bytes, headers: dict | None = None) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Connection", "close")
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def close(self) -> None:
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> Hostile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def wait_for(predicate, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
