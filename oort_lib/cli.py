@@ -388,6 +388,10 @@ def _run(args, paths, settings) -> int:
     warning = credentials.permission_warning(paths.credentials_file)
     if warning:
         _say(f"oort-sync: warning: {warning}", err=True)
+    for name in credentials.blank_variables():
+        used = "the stored credentials" if creds.source == "file" else creds.source
+        _say(f"oort-sync: warning: ${name} holds only blanks and is ignored (the key "
+             f"comes from {used}).", err=True)
     interactive = sys.stderr.isatty() and not args["--quiet"] and not args["--json"]
     events = _Progress(verbose=args["--verbose"]) if interactive else (
         _Verbose() if args["--verbose"] else sync.Events())

@@ -168,7 +168,7 @@ def load_settings(paths: Paths) -> Settings:
     """
     path = paths.config_file
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Notepad saves a BOM first
     except FileNotFoundError:
         return Settings()
     except (OSError, UnicodeDecodeError) as exc:
@@ -229,6 +229,8 @@ def load_settings(paths: Paths) -> Settings:
             tags = parse_tags(items.get("tags"))
         except ConfigError as exc:
             raise ConfigError(f"{_where(path, text, section, 'tags')}: {exc.message}") from None
+        if items.get("timezone"):
+            _check_zone(items["timezone"], _where(path, text, section, "timezone"))
         classify = (items.get("classify") or "folder").strip().lower()
         if classify not in _CLASSIFY:
             raise ConfigError(f"{_where(path, text, section, 'classify')}: classify = "
@@ -247,6 +249,18 @@ def load_settings(paths: Paths) -> Settings:
             )
         )
     return Settings(folders=tuple(folders), **values)
+
+
+def _check_zone(name: str, where: str) -> None:
+    """Raises ConfigError naming the line unless `name` is an IANA time zone: a typo
+    (America/Santigo) must stop with a message at load, not fail every file later."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: timezone = {name}: not an IANA time zone name (e.g. "
+                          "Europe/Paris, America/Santiago, UTC).") from None
 
 
 def save_settings(paths: Paths, settings: Settings) -> None:

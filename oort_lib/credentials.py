@@ -151,6 +151,13 @@ def load(path: Path, environ: dict | os._Environ | None = None) -> Credentials |
     return stored
 
 
+def blank_variables(environ: dict | os._Environ | None = None) -> list[str]:
+    """The key variables set to blanks only (a space, a line break): ignored by load(),
+    worth a warning, as they usually mean a broken unit file or script."""
+    env = os.environ if environ is None else environ
+    return [name for name in ENV_KEYS if env.get(name) and not env[name].strip()]
+
+
 def require(path: Path, environ: dict | os._Environ | None = None) -> Credentials:
     """Like load(), but raises AuthError when nobody is logged in."""
     creds = load(path, environ)

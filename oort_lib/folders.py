@@ -25,6 +25,14 @@ def normalise(path: str) -> str:
         raise ConfigError(f"{path}: not a folder.")
     if not os.access(full, os.R_OK | os.X_OK):
         raise ConfigError(f"{path}: not readable by this user; fix its permissions.")
+    try:
+        full.encode("utf-8")
+    except UnicodeEncodeError:
+        # The config file is UTF-8: a name in another encoding (an old Latin-1 disk)
+        # cannot be written there. Files with such names inside the folder are fine.
+        shown = full.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise ConfigError(f"{shown}: the folder's name is not valid UTF-8; rename it (or "
+                          "watch a folder above it, whose name is).") from None
     return full
 
 

@@ -117,8 +117,12 @@ class RunLock:
             ) from None
         info = _info_path(self.path)
         tmp = info.with_name(info.name + ".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "since": time.time()}))
-        os.replace(tmp, info)
+        try:
+            tmp.write_text(json.dumps({"pid": os.getpid(), "since": time.time()}))
+            os.replace(tmp, info)
+        except OSError:
+            self._lock.release()  # a full disk: the caller says so; the lock is not kept
+            raise
         return self
 
     def release(self) -> None:

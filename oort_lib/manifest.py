@@ -440,7 +440,15 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb):
         try:
-            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            elif self.conn.in_transaction:
+                # SQLite already rolled back after some errors (a full disk): a second
+                # ROLLBACK would fail and hide the error that tells what happened.
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
         finally:
             self.lock.release()
         return False
