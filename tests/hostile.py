@@ -5,6 +5,7 @@ Every request, whatever its path, gets the answer of the current `mode`:
   redirect      302 to another origin (`evil`, a second loopback server that records
                 whether a key reached it)
   redirect-307  the same with 307 (what a proxy answers to an upload)
+  redirect-hold 307 at once, then neither reading the request body nor closing
   trickle       the status line and headers one byte every `delay` seconds, forever
   trickle-body  headers at once, then the body one byte every `delay` seconds
   next-loop     a page whose `next` link names itself
@@ -25,8 +26,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KEY_HEADER = "X-Arcsecond-API-Authorization"
-MODES = ("redirect", "redirect-307", "trickle", "trickle-body", "next-loop", "huge",
-         "echo-key", "error-200", "retry-after", "ok-empty")
+MODES = ("redirect", "redirect-307", "redirect-hold", "trickle", "trickle-body", "next-loop",
+         "huge", "echo-key", "error-200", "retry-after", "ok-empty")
 
 
 class Hostile:
@@ -68,8 +69,12 @@ class Hostile:
         mode = self.mode
         if mode.startswith("redirect"):
             target = (self.evil.url if self.evil else "https://evil.example") + handler.path
-            self._send(handler, 307 if mode == "redirect-307" else 302, b"",
+            self._send(handler, 302 if mode == "redirect" else 307, b"",
                        {"Location": target})
+            if mode == "redirect-hold":
+                # A proxy that answers before reading the upload, and neither reads nor
+                # closes: the client's send blocks.
+                self.closing.wait(60)
         elif mode == "trickle":
             for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n":
                 if self.closing.wait(self.delay):

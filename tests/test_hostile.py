@@ -154,6 +154,22 @@ def test_redirect_names_the_target_and_sends_nothing_there():
         assert evil.seen == [] and len(server.seen) == 1
 
 
+def test_redirect_on_an_upload_is_seen_at_once(tmp_path):
+    """A proxy answering 307 before reading the upload, and then waiting: the send that
+    stalls is ended and the redirect read, not the whole read timeout waited."""
+    from oort_lib.arcsecond.body import FileBody
+
+    big = tmp_path / "big.fits"
+    big.write_bytes(b"\0" * (40 << 20))  # more than the socket buffers hold
+    with Hostile() as evil, Hostile("redirect-hold", evil=evil) as server:
+        client = Client(server.url, KEY, read_timeout=30, retries=2)
+        start = time.monotonic()
+        with pytest.raises(Redirected):
+            client.send_file("/datafiles/", lambda: FileBody(str(big), "big.fits"))
+        assert time.monotonic() - start < 10
+        assert evil.seen == [] and len(server.seen) == 1
+
+
 def test_two_hundred_with_an_error_body_is_transient():
     with Hostile("error-200") as server:
         client = Client(server.url, KEY, retries=0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid as uuidlib
 from collections.abc import Callable
 from urllib.parse import quote
@@ -59,6 +60,7 @@ class FileBody:
         self._stage = 0
         self._progress = progress
         self._abort = abort
+        self.moved = time.monotonic()  # the last time the transport took a block
 
     @property
     def content_type(self) -> str:
@@ -68,6 +70,7 @@ class FileBody:
         # Larger reads than the transport asks for: fewer Python calls per megabyte.
         if self._abort is not None and self._abort.is_set():
             raise Aborted()
+        self.moved = time.monotonic()
         if self._stage == 0:
             self._stage = 1
             return self._head

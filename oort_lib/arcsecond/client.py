@@ -255,6 +255,13 @@ class Client:
             except (requests.exceptions.RequestException, OSError) as exc:
                 if watch.cut == "stop" or _aborted(exc):
                     raise Aborted("the request was cut short by the stop") from None
+                if watch.cut == "early":
+                    answered = True
+                    last = TransientError(f"{method} {path}: the server answered before the "
+                                          "whole file was sent (a redirect or a refusal?)")
+                    if not idempotent:
+                        raise last from None
+                    continue
                 if watch.cut == "deadline":
                     answered = True
                     last = TransientError(f"{self.base}: no complete answer within "
@@ -324,7 +331,8 @@ class Client:
             return Deadline(self.deadline, stops=(self.stop, self.halt))
         # An upload: the clock starts once the body is sent (see Deadline).
         return Deadline(self.timeout[1], stops=(self.stop,),
-                        starts=lambda: bool(body.complete))
+                        starts=lambda: bool(body.complete),
+                        stalled=lambda: time.monotonic() - body.moved)
 
     def _read(self, response: requests.Response, method: str, path: str) -> bytes:
         """The whole body of an answer, at most max_answer bytes (raises TransientError

@@ -13,7 +13,9 @@ sends a request.
 
 from __future__ import annotations
 
+import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +25,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 TICK = 0.1  # how often the watchdog looks: a stop cuts a request within about this
+STALL = 1.0  # seconds an upload's send may stall before an early answer is looked for
 
 _current = threading.local()
 _active: set[Deadline] = set()
@@ -41,10 +44,16 @@ class Deadline:
     """
 
     def __init__(self, seconds: float, *, stops: tuple[threading.Event | None, ...] = (),
-                 starts: Callable[[], bool] | None = None):
+                 starts: Callable[[], bool] | None = None,
+                 stalled: Callable[[], float] | None = None):
         self.seconds = seconds
         self.stops = tuple(s for s in stops if s is not None)
         self.starts = starts
+        # For an upload: seconds since its body last moved. A send that stalls while
+        # the server has already answered (a 307 or a refusal before reading the file)
+        # is ended, so the answer is read now, not after the whole timeout.
+        self.stalled = stalled
+        self.early = False
         self.began: float | None = None
         self.conn = None
         self.cut: str | None = None
@@ -72,6 +81,8 @@ class Deadline:
         elif self.began is None:
             if self.starts():
                 self.began = now
+            elif self.stalled and not self.early and self.stalled() > STALL:
+                self._answered_early()
         elif now - self.began > self.seconds:
             self._cut("deadline")
 
@@ -82,6 +93,27 @@ class Deadline:
             return
         try:
             sock.shutdown(socket.SHUT_RDWR)  # the blocked recv/send returns at once
+        except OSError:
+            pass
+
+
+    def _answered_early(self) -> None:
+        sock = getattr(self.conn, "sock", None)
+        if sock is None:
+            return
+        try:
+            readable = select.select([sock], [], [], 0)[0]
+        except (OSError, ValueError):
+            return
+        if not readable:
+            return  # a slow link, not an answer: the socket timeout judges it
+        self.early = True
+        if isinstance(sock, ssl.SSLSocket):
+            self._cut("early")  # TLS cannot stop sending and still read: give up
+            return
+        try:
+            # The blocked send fails with EPIPE; urllib3 then reads the answer.
+            sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
 
