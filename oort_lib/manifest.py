@@ -244,6 +244,14 @@ class Manifest:
         uri = f"{self.path.absolute().as_uri()}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                timeout=BUSY_WAIT)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # A WAL database on a read-only mount, its -shm gone with the last writer:
+            # SQLite cannot share it, but nobody can write there either.
+            conn.close()
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None,
+                                   check_same_thread=False)
         self.conn = conn
         self._check_version()
         if {name for name, _ in MIGRATIONS} <= set(self.applied_migrations()):

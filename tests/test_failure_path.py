@@ -3,6 +3,7 @@ documented exit code; a bug gets one line, its traceback in the log, and exit co
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -277,3 +278,38 @@ def test_sqlite_full_is_called_full_not_damaged(home):
             manifest.upsert_files("/r", ({"relpath": f"f{n}.fits" * 20, "status": "pending"}
                                          for n in range(5000)))
     assert "disk is full" in info.value.message and "damaged" not in info.value.message
+
+
+def test_read_only_state_folder(cli, home, logged_in, tmp_path, tiny_disk, monkeypatch):
+    """A state folder mounted read-only: a run says so plainly (nothing "damaged"), and
+    status still reads the manifest."""
+    monkeypatch.setenv("OORT_SYNC_HOME", str(tiny_disk / "home"))
+    paths = cfg.resolve_paths()
+    data = tmp_path / "data"
+    night_file(data / "a.fits")
+    logged_in(data)
+    cfg.save_settings(paths, cfg.load_settings(home))
+    credentials_bytes = home.credentials_file.read_bytes()
+    paths.credentials_file.write_bytes(credentials_bytes)
+    os.chmod(paths.credentials_file, 0o600)
+    assert cli("run", "--min-age=0").code == 0
+    night_file(data / "b.fits")
+    made = subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], capture_output=True)
+    assert made.returncode == 0, made.stderr
+    result = cli("run", "--min-age=0")
+    assert result.code == 2, result.err
+    assert "damaged" not in result.err and "Traceback" not in result.err
+    assert "Read-only" in result.err or "read-only" in result.err
+    status = cli("status", "--json")
+    assert status.code == 0, status.err
+    assert json.loads(status.out)["totals"]["uploaded"] == 1
+
+
+def test_non_ascii_key_on_stdin_is_refused_plainly(cli, home, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("ключ-5a4db0c5e7e57ca11ab1e0000c0de\n"))
+    result = cli("login", "--api=http://127.0.0.1:9", "--key-stdin")
+    assert result.code == 3, result.err
+    assert "non-ASCII" in result.err and "ключ" not in result.err
+    assert "Traceback" not in result.err
