@@ -74,9 +74,11 @@ def report(name: str, ours: float, peer_name: str, peer: float, unit="s", target
 class Sandbox:
     """The sandbox as a separate process, as a user would run it."""
 
-    def __init__(self, data: Path):
+    def __init__(self, data: Path, dialect: str = "both"):
         self.data = data
-        self.proc = subprocess.Popen([OORT, "sandbox", "--port=0", f"--data={data}"],
+        shutil.rmtree(data, ignore_errors=True)  # a fresh server, whatever a crash left
+        self.proc = subprocess.Popen([OORT, "sandbox", "--port=0", f"--data={data}",
+                                      f"--dialect={dialect}"],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines = []
         while True:
@@ -96,13 +98,31 @@ class Sandbox:
         self.proc.terminate()
         self.proc.wait(10)
 
+    def admin(self, method: str, path: str, body: dict | None = None):
+        import requests
 
-def home_for(name: str, api: str, key: str, folder: Path, **settings) -> dict:
+        headers = {"X-Arcsecond-API-Authorization": f"Key {self.key}"}
+        answer = requests.request(method, f"{self.url}/_sandbox/{path}/", json=body,
+                                  headers=headers, timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
+
+PERSONAL_TELESCOPE = "7e1e5c0e-5a4d-4b0c-8000-000000000002"  # the sandbox's seeded one
+
+
+def home_for(name: str, api: str, key: str, folder: Path, generation: str = "2021",
+             **settings) -> dict:
+    """An installation logged in to `api` in `generation` (as login would leave it),
+    watching `folder` (with the sandbox's personal telescope in 2026)."""
     home = WORK / "homes" / name
     shutil.rmtree(home, ignore_errors=True)
     paths = cfg.resolve_paths(str(home))
-    cfg.save_settings(paths, cfg.Settings(api=api, folders=(cfg.Folder(str(folder)),), **settings))
-    credentials.save(paths.credentials_file, credentials.Credentials(key=key, api=api))
+    telescope = PERSONAL_TELESCOPE if generation == "2026" else None
+    cfg.save_settings(paths, cfg.Settings(
+        api=api, folders=(cfg.Folder(str(folder), telescope=telescope),), **settings))
+    credentials.save(paths.credentials_file, credentials.Credentials(
+        key=key, api=api, username="astro", generation=generation))
     return dict(os.environ, OORT_SYNC_HOME=str(home))
 
 
@@ -251,12 +271,142 @@ def bench_big_file_memory(size=4 * 1024**3):
     RESULTS.append({"bench": "peak RSS 4 GiB upload", "MB": round(rss / 1024, 1)})
 
 
+def bench_requests(count=2000):
+    """Requests per new file on a first run, counted from the sandbox's request log."""
+    print(f"6. Requests per new file, first run over {count} files", flush=True)
+    tree = WORK / f"requests{count}"
+    if not (tree / ".complete").exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        make_bulk_tree(tree / "data", count)
+        (tree / ".complete").touch()
+    for generation in ("2026", "2021"):
+        sandbox = Sandbox(WORK / f"sandbox-requests-{generation}", dialect=generation)
+        env = home_for(f"requests{generation}", sandbox.url, sandbox.key, tree / "data",
+                       generation=generation, min_age=0)
+        timed([OORT, "run", "--min-age=0", "--jobs=8"], env=env)
+        log = sandbox.admin("GET", "requests")
+        files = len(sandbox.admin("GET", "objects/datafiles"))
+        sandbox.stop()
+        shutil.rmtree(WORK / f"sandbox-requests-{generation}", ignore_errors=True)
+        kinds: dict[str, int] = {}
+        for method, path, _status in log:
+            kind = method + " " + ("datafiles" if "datafiles" in path else
+                                   path.strip("/").split("/")[-1] if method == "POST"
+                                   else path.strip("/").split("/")[0])
+            kinds[kind] = kinds.get(kind, 0) + 1
+        per_file = len(log) / files
+        target = "(target <= 1.02)" if generation == "2026" else "(no target: stated)"
+        print(f"  {generation}: {len(log)} requests for {files} files: {per_file:.3f} per file "
+              f"{target}; {dict(sorted(kinds.items()))}", flush=True)
+        RESULTS.append({"bench": f"requests per new file {generation}", "files": files,
+                        "requests": len(log), "per_file": round(per_file, 3),
+                        "by_kind": kinds})
+
+
+def bench_slow_server(count=2000, latency=0.1):
+    """Small files behind 100 ms answers: the workers keep the link busy."""
+    print(f"7. A slow server: {count} small files, {latency * 1000:.0f} ms added to every "
+          "answer", flush=True)
+    tree = WORK / f"slow{count}"
+    if not (tree / ".complete").exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        make_bulk_tree(tree / "data", count)
+        (tree / ".complete").touch()
+    files = sorted(str(p) for p in (tree / "data").rglob("*.fits"))
+    figures = {}
+    for label, jobs in (("default workers (4)", None), ("one request at a time", 1)):
+        sandbox = Sandbox(WORK / "sandbox-slow", dialect="2026")
+        sandbox.admin("POST", "faults", {"latency": latency})
+        env = home_for(f"slow{jobs}", sandbox.url, sandbox.key, tree / "data",
+                       generation="2026", min_age=0)
+        command = [OORT, "run", "--min-age=0"] + ([f"--jobs={jobs}"] if jobs else [])
+        figures[label] = timed(command, env=env)[0]
+        if jobs is None:
+            dataset = next(d["uuid"] for d in sandbox.admin("GET", "objects/datasets"))
+            header = f"X-Arcsecond-API-Authorization: Key {sandbox.key}"
+            script = WORK / "curl-slow.sh"
+            script.write_text("".join(
+                f"curl -sS -o /dev/null -H '{header}' -F dataset={dataset} -F is_raw=True "
+                f"-F 'file=@{f};filename=curl-{i}.fits' {sandbox.url}/datafiles/\n"
+                for i, f in enumerate(files)))
+            figures["curl loop"] = timed(["sh", str(script)])[0]
+        sandbox.stop()
+        shutil.rmtree(WORK / "sandbox-slow", ignore_errors=True)
+    ours = figures["default workers (4)"]
+    for label in ("one request at a time", "curl loop"):
+        speedup = figures[label] / ours
+        print(f"  oort-sync {ours:.1f} s, {label} {figures[label]:.1f} s: "
+              f"{speedup:.2f}x faster (target >= 3.5x)", flush=True)
+        RESULTS.append({"bench": f"slow server, {count} files vs {label}",
+                        "oort-sync s": round(ours, 2), "peer s": round(figures[label], 2),
+                        "speedup": round(speedup, 2)})
+
+
+def bench_million(count=1_000_000, runs=3):
+    """Nothing to do over a million files, and a first plan over them (memory bounded).
+
+    The tree is built once and kept (OORT_BENCH_DIR). Its manifest is filled the way a
+    completed run records files (every row uploaded, same size, mtime and destination),
+    without sending a million files through the sandbox first.
+    """
+    print(f"8. A decade of data: {count} files", flush=True)
+    tree = WORK / f"million{count}"
+    data, mirror = tree / "data", tree / "mirror"
+    if not (tree / ".complete").exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        started = time.perf_counter()
+        make_bulk_tree(data, count)
+        (tree / ".complete").touch()
+        print(f"  tree built in {time.perf_counter() - started:.0f} s", flush=True)
+    if not mirror.exists():
+        shutil.copytree(data, mirror, copy_function=os.link)
+    api = "http://127.0.0.1:9"  # no server: a no-change run must not need one
+    env = home_for("million-plan", api, "0" * 32, data, min_age=0)
+    seconds, rss = timed([OORT, "run", "--dry-run", "--min-age=0"], env=env)
+    print(f"  first plan (run --dry-run) over {count} new files: {seconds:.1f} s, peak RSS "
+          f"{rss / 1024:.1f} MB (target < 200 MB)", flush=True)
+    RESULTS.append({"bench": f"first plan {count}", "s": round(seconds, 1),
+                    "MB": round(rss / 1024, 1)})
+    env = home_for("million", api, "0" * 32, data, min_age=0)
+    _record_all_uploaded(env, data, api)
+    ours = median_time([OORT, "run"], runs, env=env)
+    rss = timed([OORT, "run"], env=env)[1]
+    rclone = median_time(["rclone", "copy", "--dry-run", "-q", str(data), str(mirror)], runs)
+    report(f"nothing to do, {count} files", ours, "rclone copy --dry-run", rclone,
+           target="(target <= 1.0x)")
+    print(f"  peak RSS, no-change run over {count} files: {rss / 1024:.1f} MB "
+          "(target < 150 MB)", flush=True)
+    RESULTS.append({"bench": f"peak RSS nothing to do {count}", "MB": round(rss / 1024, 1)})
+
+
+def _record_all_uploaded(env: dict, data: Path, api: str) -> None:
+    from oort_lib import manifest as mf
+    from oort_lib.destination import destination
+    from oort_lib.scan import Entry, walk
+
+    paths = cfg.resolve_paths(env["OORT_SYNC_HOME"])
+    where = destination(api, "astro", None)
+    with mf.Manifest(paths.manifest_file, origin=(api, "astro")) as manifest:
+        batch = []
+        for entry in walk(str(data)):
+            if type(entry) is Entry:
+                batch.append({"relpath": entry.relpath, "size": entry.size,
+                              "mtime_ns": entry.mtime_ns, "status": mf.UPLOADED,
+                              "destination": where, "uploaded_size": entry.size})
+            if len(batch) >= 50_000:
+                manifest.upsert_files(str(data), batch)
+                batch = []
+        manifest.upsert_files(str(data), batch)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("names", nargs="*", help="nothing planning big small memory")
+    parser.add_argument("names", nargs="*",
+                        help="nothing planning big small memory requests slow million "
+                             "(million is not in the default set: it builds 1,000,000 files)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs")
     args = parser.parse_args()
-    names = args.names or ["nothing", "planning", "big", "small", "memory"]
+    names = args.names or ["nothing", "planning", "big", "small", "memory", "requests", "slow"]
     WORK.mkdir(exist_ok=True)
     # A pip-installed package runs from compiled bytecode; a checkout under
     # PYTHONDONTWRITEBYTECODE would recompile every module on every run instead.
@@ -280,6 +430,12 @@ def main() -> None:
         bench_upload("small", 200 if quick else 2000, 50_000, 1 if quick else 3, curl_loop=True)
     if "memory" in names:
         bench_big_file_memory(256 * 1024**2 if quick else 4 * 1024**3)
+    if "requests" in names:
+        bench_requests(200 if quick else 2000)
+    if "slow" in names:
+        bench_slow_server(200 if quick else 2000)
+    if "million" in names:
+        bench_million(100_000 if quick else 1_000_000)
     out = WORK / "results.json"
     out.write_text(json.dumps(RESULTS, indent=2))
     print(f"Results in {out}")

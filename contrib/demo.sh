@@ -14,8 +14,9 @@ echo "== 1. Sample data: real FITS and XISF files in $DEMO/data"
 $BIN/python -c "from oort_lib.samples import make_sample_tree; make_sample_tree('$DEMO/data')"
 find "$DEMO/data" -type f | sed "s|$DEMO/data/|   |" | sort
 
-echo "== 2. The sandbox server (an Arcsecond-compatible server on loopback)"
-$BIN/oort-sync sandbox --port=0 --data="$DEMO/sandbox" >"$DEMO/sandbox.out" 2>&1 &
+echo "== 2. The sandbox server (an Arcsecond-compatible server on loopback, speaking"
+echo "   today's API, the 2026 generation; \`--dialect=2021\` serves the Oort docs' one too)"
+$BIN/oort-sync sandbox --port=0 --data="$DEMO/sandbox" --dialect=2026 >"$DEMO/sandbox.out" 2>&1 &
 SANDBOX=$!
 trap 'kill $SANDBOX 2>/dev/null || true' EXIT
 URL=""
@@ -27,23 +28,29 @@ done
 [ -n "$URL" ] || { cat "$DEMO/sandbox.out"; echo "the sandbox did not start"; exit 1; }
 sed 's/^/   /' "$DEMO/sandbox.out"
 KEY=$(sed -n 's/^upload key: *//Ip' "$DEMO/sandbox.out" | head -1)
+USER_NAME=$(sed -n 's/^username: *//p' "$DEMO/sandbox.out" | head -1)
+TELESCOPE=$(sed -n 's/^personal telescope: .* \([0-9a-f-]\{36\}\).*/\1/p' "$DEMO/sandbox.out" | head -1)
 
-echo "== 3. oort-sync login (the sandbox's test key, read from stdin)"
-echo "$KEY" | $BIN/oort-sync login --api="$URL" --key-stdin
+echo "== 3. oort-sync login --username=$USER_NAME --key-stdin (the sandbox's test key)"
+echo "$KEY" | $BIN/oort-sync login --api="$URL" --username="$USER_NAME" --key-stdin
 
-echo "== 4. oort-sync watch $DEMO/data -y"
-$BIN/oort-sync watch "$DEMO/data" -y
+echo "== 4. oort-sync telescopes (today's Arcsecond attaches every dataset to one)"
+$BIN/oort-sync telescopes
 
-echo "== 5. oort-sync run --dry-run --min-age=0 (the plan)"
+echo "== 5. oort-sync watch $DEMO/data -t $TELESCOPE -y"
+$BIN/oort-sync watch "$DEMO/data" -t "$TELESCOPE" -y
+
+echo "== 6. oort-sync run --dry-run --min-age=0 (the plan)"
 $BIN/oort-sync run --dry-run --min-age=0
 
-echo "== 6. oort-sync run --min-age=0 -v (the real sync)"
+echo "== 7. oort-sync run --min-age=0 -v (the real sync: one dataset per folder, one POST per file;"
+echo "   the server builds the night logs, observations and calibrations itself)"
 $BIN/oort-sync run --min-age=0 -v || true
 
-echo "== 7. oort-sync run --min-age=0 -v again: nothing is sent twice"
+echo "== 8. oort-sync run --min-age=0 -v again: nothing is sent twice"
 $BIN/oort-sync run --min-age=0 -v || true
 
-echo "== 8. oort-sync status"
+echo "== 9. oort-sync status"
 $BIN/oort-sync status
 
 cat <<MSG
@@ -51,5 +58,6 @@ cat <<MSG
 Done. To look at the result:
   OORT_SYNC_HOME=$DEMO/home .venv/bin/oort-sync status
   .venv/bin/oort-sync sandbox --data=$DEMO/sandbox   then open the page it prints
+  (its page shows the night logs the server built from the files)
 The demo sandbox ($URL) stops now.
 MSG

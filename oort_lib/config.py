@@ -75,6 +75,9 @@ class Folder(NamedTuple):
     reduced: bool = False  # reduced products (is_raw = False in the 2026 generation)
     tags: tuple[str, ...] = ()  # labels sent with each file (2026 generation)
     classify: str = "folder"  # calibrations by "folder" name or by "header" frame type
+    # The telescope's site (degrees east) as the server gave it at `watch`: the local time
+    # of files whose header has no time zone, DATE-LOC or longitude of its own.
+    longitude: float | None = None
 
     @property
     def name(self) -> str:
@@ -114,7 +117,7 @@ _NUMBERS = {
     "log_backups": (int, 0, 100),
 }
 _FOLDER_KEYS = {"path", "organisation", "telescope", "telescope_name", "timezone", "reduced",
-                "tags", "classify"}
+                "tags", "classify", "longitude"}
 DIALECTS = ("auto", "2021", "2026")
 _CLASSIFY = ("folder", "header")
 _TRUE = {"1", "yes", "true", "on"}
@@ -246,6 +249,8 @@ def load_settings(paths: Paths) -> Settings:
                               "reduced"),
                 tags=tags,
                 classify=classify,
+                longitude=_longitude(items.get("longitude"),
+                                     _where(path, text, section, "longitude")),
             )
         )
     return Settings(folders=tuple(folders), **values)
@@ -261,6 +266,18 @@ def _check_zone(name: str, where: str) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{where}: timezone = {name}: not an IANA time zone name (e.g. "
                           "Europe/Paris, America/Santiago, UTC).") from None
+
+
+def _longitude(raw: str | None, where: str) -> float | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not -180.0 <= value <= 360.0:  # also refuses nan
+        raise ConfigError(f"{where}: longitude = {raw!r}: degrees east, -180 to 360.")
+    return value
 
 
 def save_settings(paths: Paths, settings: Settings) -> None:
@@ -283,6 +300,8 @@ def save_settings(paths: Paths, settings: Settings) -> None:
             section["tags"] = ",".join(folder.tags)
         if folder.classify != "folder":
             section["classify"] = folder.classify
+        if folder.longitude is not None:
+            section["longitude"] = repr(folder.longitude)
         parser[f"folder {number}"] = section
     paths.config_dir.mkdir(parents=True, exist_ok=True)
     tmp = paths.config_file.with_suffix(".ini.tmp")

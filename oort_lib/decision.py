@@ -42,12 +42,17 @@ def decide(relpath: str, folder: Folder, header_date: str, facts: dict) -> Decis
     from . import rules
 
     date_loc = facts.get("date_loc")
+    longitude, source = facts.get("site_longitude"), facts.get("longitude_source")
+    if longitude is None and folder.longitude is not None:
+        # The header has no site: the telescope's coordinates, as the server gave them.
+        longitude = folder.longitude
+        source = f"telescope {folder.telescope_name or folder.telescope} on the server"
     local = local_time(
         datetime.fromisoformat(header_date),
         timezone=folder.timezone,
         date_loc=datetime.fromisoformat(date_loc) if date_loc else None,
-        longitude=facts.get("site_longitude"),
-        longitude_source=facts.get("longitude_source"),
+        longitude=longitude,
+        longitude_source=source,
     )
     kind, why = rules.decide_kind(relpath, folder.classify, facts.get("frame_type"),
                                   facts.get("frame_keyword"))  # fmt: skip

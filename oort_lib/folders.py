@@ -85,6 +85,7 @@ class WatchProposal:
     timezone: str | None = None
     generation: str | None = None
     api: str | None = None
+    longitude: float | None = None  # the telescope's, from the server
     notes: list[str] = field(default_factory=list)
     classify: str = "folder"
 
@@ -102,6 +103,9 @@ class WatchProposal:
             lines.append("Uploads go to the personal account.")
         if self.folders and self.folders[0].telescope:
             lines.append(f"Telescope: {self.telescope_name} ({self.folders[0].telescope})")
+            if self.longitude is not None:
+                lines.append(f"Telescope site: longitude {self.longitude:g}° (local time of "
+                             "headers without a time zone, DATE-LOC or longitude)")
         else:
             lines.append("Telescope: none")
         lines.append(
@@ -201,13 +205,14 @@ def propose(
         if client is not None:
             found = find_telescope(client, organisation, telescope)
             telescope_uuid, telescope_name = str(found["uuid"]), found.get("name")
+            proposal.longitude = site_longitude(found)
         else:
             telescope_uuid = telescope
     proposal.telescope_name = telescope_name
     proposal.folders = [
         Folder(path=p, organisation=organisation, telescope=telescope_uuid,
                telescope_name=telescope_name, timezone=timezone, reduced=reduced,
-               tags=tuple(tags), classify=classify)
+               tags=tuple(tags), classify=classify, longitude=proposal.longitude)
         for p in full
     ]
     return proposal
@@ -235,7 +240,21 @@ def _check_2026(client, creds: Credentials, organisation: str | None, telescope:
             f"Today's Arcsecond attaches every dataset to a telescope: add -t UUID "
             f"(a telescope of {where}).\n" + telescope_listing(client, organisation))
     found = find_telescope(client, organisation, telescope)
+    proposal.longitude = site_longitude(found)
     return str(found["uuid"]), found.get("name")
+
+
+def site_longitude(telescope: dict) -> float | None:
+    """The telescope's longitude (degrees east) from its `coordinates`, if the server
+    gives one (the field's shape is uncertain: an object with `longitude`, or none)."""
+    coordinates = telescope.get("coordinates")
+    if not isinstance(coordinates, dict):
+        return None
+    try:
+        value = float(coordinates.get("longitude"))
+    except (TypeError, ValueError):
+        return None
+    return value if -180.0 <= value <= 360.0 else None
 
 
 def find_telescope(client, organisation: str | None, ident: str) -> dict:

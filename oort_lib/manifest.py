@@ -121,11 +121,22 @@ def _m0003_night_sources(db) -> None:
             db["files"].add_column(name, kind)
 
 
+# The folder part of a relpath ("a/b/" of "a/b/c.fits", "" at the root), as SQL: rtrim
+# strips every trailing character that is not a slash. The same text in the index and in
+# QuickIndex's query lets SQLite use the index.
+_DIR_SQL = "rtrim(relpath, replace(relpath, '/', ''))"
+
+
+def _m0007_quick_by_folder(db) -> None:
+    db.execute(f"CREATE INDEX IF NOT EXISTS files_by_folder ON files (root, {_DIR_SQL})")
+
+
 # Append only: a migration, once released, is never edited or renamed.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", _m0001_initial),
     ("0002_destination", _m0002_destination),
     ("0003_night_sources", _m0003_night_sources),
+    ("0007_quick_by_folder", _m0007_quick_by_folder),
 ]
 
 
@@ -344,6 +355,30 @@ class Manifest:
             ).fetchall()
         return {row[0]: row[1:] for row in rows}
 
+    def quick_index(self, root: str, *, whole_below: int = 100_000) -> QuickIndex:
+        """The quick check's rows of a watched folder (see QuickIndex): all at once for a
+        folder of up to `whole_below` files (one query, the fastest), else one
+        directory at a time, so memory stays bounded whatever the tree."""
+        with self.lock:
+            count = self.conn.execute("SELECT count(*) FROM files WHERE root = ?",
+                                      (root,)).fetchone()[0]
+        return QuickIndex(self, root, whole=self.quick(root) if count < whole_below else None)
+
+    def _folder_rows(self, root: str, folder: str) -> dict[str, tuple]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT relpath, id, size, mtime_ns, status, reason, destination FROM files "
+                f"WHERE root = ? AND {_DIR_SQL} = ?", (root, folder),
+            ).fetchall()
+        return {row[0]: row[1:] for row in rows}
+
+    def _unsettled_ids(self, root: str) -> list[tuple[int, str]]:
+        with self.lock:
+            return self.conn.execute(
+                f"SELECT id, {_DIR_SQL} FROM files WHERE root = ? AND status != ?",
+                (root, UPLOADED),
+            ).fetchall()
+
     def known_by_id(self, file_id: int) -> Known | None:
         with self.lock:
             row = self.conn.execute(
@@ -428,6 +463,54 @@ class Manifest:
 
     def last_runs(self, limit: int = 10) -> list[dict]:
         return self.rows("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+
+
+class QuickIndex:
+    """A watched folder's manifest rows as the walk meets them, one directory at a time.
+
+    The walk yields the files of a directory together, so only that directory's rows
+    need to be in memory: a tree of a million files costs what its largest directory
+    costs. `pop(relpath)` gives a row (see Manifest.quick) once; `gone()` lists the ids
+    of rows the walk never met that are not uploaded (uploaded rows stay as history).
+    """
+
+    def __init__(self, manifest: Manifest, root: str, whole: dict[str, tuple] | None = None):
+        self._manifest = manifest
+        self._root = root
+        self._whole = whole  # small folders: every row, loaded by one query
+        self._folder: str | None = None
+        self._rows: dict[str, tuple] = {}
+        self._unseen: dict[str, dict[str, int]] = {}  # folder -> relpath -> id (unsettled)
+
+    def pop(self, relpath: str, default=None):
+        if self._whole is not None:
+            return self._whole.pop(relpath, default)
+        folder = relpath[: relpath.rfind("/") + 1]
+        if folder != self._folder:
+            self._leave()
+            self._folder = folder
+            self._rows = self._manifest._folder_rows(self._root, folder)
+        return self._rows.pop(relpath, default)
+
+    def _leave(self) -> None:
+        if self._folder is None:
+            return
+        left = {k: v[0] for k, v in self._rows.items() if v[3] != UPLOADED}
+        if self._folder in self._unseen:  # walked twice: unseen means unseen both times
+            left = {k: i for k, i in self._unseen[self._folder].items() if k in left}
+        self._unseen[self._folder] = left
+        self._rows = {}
+
+    def gone(self) -> list[int]:
+        if self._whole is not None:
+            return [row[0] for row in self._whole.values() if row[3] != UPLOADED]
+        self._leave()
+        self._folder = None
+        ids = [i for rows in self._unseen.values() for i in rows.values()]
+        # Rows of folders the walk never entered (deleted folders).
+        ids.extend(i for i, folder in self._manifest._unsettled_ids(self._root)
+                   if folder not in self._unseen)
+        return ids
 
 
 class _Transaction:

@@ -189,7 +189,7 @@ def make_plan(
 
 def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest) -> None:
     root = folder.path
-    quick = manifest.quick(root)
+    quick = manifest.quick_index(root)
     unsettled = manifest.known(root, unsettled_only=True)
     rows = plan.rows.setdefault(root, [])
     todo: list[tuple[Entry, mf.Known | None, mf.Known | None]] = []
@@ -247,7 +247,7 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest) -> No
             _plan_batch(plan, folder, todo, rows, dest)
     _plan_batch(plan, folder, todo, rows, dest)
     # What is left was not seen by this walk: deleted since (uploaded rows stay as history).
-    plan.gone.extend(row[0] for row in quick.values() if row[3] != mf.UPLOADED)
+    plan.gone.extend(quick.gone())
 
 
 # Files read (header, hash) per batch: enough to keep the cores busy, few enough that a

@@ -82,6 +82,13 @@ def scripted():
     ("http://10.0.0.1", False),
     ("ftp://example.org", False),
     ("api.arcsecond.io", False),
+    ("http://HOST\\@127.0.0.1", False),  # a parser would see host 127.0.0.1, curl HOST
+    ("http://user@127.0.0.1:8765", False),
+    ("https://api.arcsecond.io/?next=x", False),
+    ("https://api.arcsecond.io/#x", False),
+    ("http://127.0.0.1:99999999", False),
+    ("http://evil_host.example", False),
+    ("https://nas.local:5555/api/", True),  # a base path (Arcsecond.local) is kept
 ])
 def test_base_url_rules(url, ok):
     if ok:
@@ -89,6 +96,24 @@ def test_base_url_rules(url, ok):
     else:
         with pytest.raises(ConfigError):
             check_base_url(url)
+
+
+@pytest.mark.parametrize("url, allowed", [
+    ("http://nas.local:5555/api", True),
+    ("http://192.168.1.42:5555/api", True),
+    ("http://10.0.0.1:8800", True),
+    ("http://arcsecond", True),  # a single-label LAN name
+    ("http://api.arcsecond.io", False),  # public: never, --allow-http or not
+    ("http://8.8.8.8", False),
+])
+def test_plain_http_to_the_lan_needs_allow_http(url, allowed):
+    with pytest.raises(ConfigError, match="allow-http" if allowed else "public host"):
+        check_base_url(url)
+    if allowed:
+        assert check_base_url(url, allow_http=True) == url
+    else:
+        with pytest.raises(ConfigError):
+            check_base_url(url, allow_http=True)
 
 
 def test_tls_verification_is_on_whatever_the_environment(monkeypatch):

@@ -289,3 +289,25 @@ def test_a_folder_without_telescope_fails_clearly(cli, home, sb26, tmp_path):
     result = cli("run", "--min-age=0")
     assert result.code == 1 and "-t TELESCOPE" in result.err
     assert sb26.datafiles() == [] and sb26.objects("datasets") == []
+
+
+def test_the_telescopes_longitude_places_files_whose_header_has_no_site(
+        cli, home, sb26, tmp_path, monkeypatch):
+    """rt1 is at 70.74° W: 14:00 UTC is 09:17 there, the previous night; the same file
+    with no site at all would be read as 14:00 local (that day's night)."""
+    seed = sb26.seed
+    root = tmp_path / "night"
+    write_fits(root / "M8" / "a.fits", {"DATE-OBS": "2024-05-01T14:00:00Z"}, shape=(8, 8))
+    write_fits(root / "M8" / "b.fits", {"DATE-OBS": "2024-05-01T14:00:00Z",
+                                        "SITELONG": 139.7}, shape=(8, 8))
+    assert login(cli, monkeypatch, sb26.url).code == 0
+    watched = cli("watch", root, "-o", seed.organisation, "-t", seed.telescope_uuid, "-y")
+    assert watched.code == 0 and "longitude -70.7375" in watched.out
+    assert cfg.load_settings(home).folders[0].longitude == -70.7375
+    plan = json.loads(cli("run", "--dry-run", "--json", "--min-age=0").out)
+    nights = {p: log["night"] for log in plan["night_logs"]
+              for o in log["observations"] for p in o["paths"]}
+    assert nights == {"M8/a.fits": "2024-04-30",  # the telescope's site
+                      "M8/b.fits": "2024-05-01"}  # the header's own SITELONG wins
+    explained = json.loads(cli("explain", root / "M8" / "a.fits", "--json").out)
+    assert "telescope" in json.dumps(explained[0]).lower()

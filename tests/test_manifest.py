@@ -71,3 +71,43 @@ def test_damaged_manifest_gives_clear_error_and_rebuild_keeps_it(tmp_path, damag
     assert aside.exists() and not path.exists()
     with mf.Manifest(path) as manifest:
         assert manifest.known("/r") == {}
+
+
+def test_destination_migration_gives_old_uploads_to_the_configured_server(tmp_path):
+    """A manifest of the first version (0001 only): its uploads went to the server of the
+    config, in each row's own organisation; skipped rows belong to no destination."""
+    path = tmp_path / "old.sqlite"
+    only_first = [m for m in mf.MIGRATIONS if m[0] == "0001_initial"]
+    original = mf.MIGRATIONS[:]
+    mf.MIGRATIONS[:] = only_first
+    try:
+        with mf.Manifest(path) as old:
+            old.upsert_files("/r", [
+                {"relpath": "a.fits", "status": "uploaded", "organisation": None},
+                {"relpath": "b.fits", "status": "uploaded", "organisation": "robotland"},
+                {"relpath": "c.txt", "status": "skipped"},
+            ])
+            assert "destination" not in {r["name"] for r in old.rows("PRAGMA table_info(files)")}
+    finally:
+        mf.MIGRATIONS[:] = original
+    with mf.Manifest(path, origin=("https://api.arcsecond.io/", "astro")) as manifest:
+        assert "0002_destination" in manifest.applied_migrations()
+        found = {r["relpath"]: r["destination"] for r in manifest.rows("SELECT * FROM files")}
+    assert found == {"a.fits": "https://api.arcsecond.io|astro|",
+                     "b.fits": "https://api.arcsecond.io|astro|robotland", "c.txt": None}
+
+
+def test_a_run_after_the_migration_uploads_nothing_twice(cli, home, logged_in, sandbox,
+                                                         tmp_path):
+    """The migrated rows match the destination the next run computes: nothing is sent."""
+    from oort_lib.samples import make_sample_tree
+
+    logged_in(make_sample_tree(tmp_path / "data"))
+    assert cli("run", "--min-age=0").code == 0
+    with mf.Manifest(home.manifest_file) as manifest, manifest.transaction() as conn:
+        conn.execute("UPDATE files SET destination = NULL")
+        conn.execute("DELETE FROM migrations WHERE name = '0002_destination'")
+        conn.execute("ALTER TABLE files DROP COLUMN destination")
+    sandbox.clear_requests()
+    assert cli("run", "--min-age=0").code == 0
+    assert sandbox.requests == []

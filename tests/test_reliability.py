@@ -162,6 +162,36 @@ def test_sigkill_at_many_moments_then_exactly_once(home, sandbox, tmp_path):
     assert all_uploaded(home)
 
 
+def test_sigkill_at_many_moments_then_exactly_once_2026(home, tmp_path):
+    """The same in today's API: a killed run's uploads are recorded by nobody; the next
+    run sends them again and the server's duplicate answer says they are there."""
+    from oort_lib.sandbox import Sandbox
+
+    root = many_files(tmp_path / "data", 40)
+    with Sandbox(tmp_path / "sb26", page_size=1, dialect="2026") as sandbox:
+        sandbox.start()
+        telescope = sandbox.seed.personal_telescope_uuid
+        configure(home, sandbox.url, sandbox.seed.upload_key, username="astro",
+                  generation="2026", folders=[cfg.Folder(str(root), telescope=telescope)],
+                  jobs=3)
+        sandbox.faults.latency = 0.01
+        for delay in (0.05, 0.2, 0.35, 0.5, 0.8, 1.2, 1.8):
+            proc = run_process("run", "--min-age=0")
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            assert current_holder(home.lock_file) is None
+        sandbox.faults.latency = 0
+        final = run_process("run", "--min-age=0")
+        out, err = final.communicate(timeout=120)
+        assert final.returncode == 0, err
+        assert_exactly_once(sandbox, root)
+        datasets = Counter((d["name"], d["telescope"]) for d in sandbox.objects("datasets"))
+        assert set(datasets.values()) == {1} and len(datasets) == 4
+        assert not [r for r in sandbox.requests if r[0] == "POST" and "/nightlogs/" in r[1]]
+        assert all_uploaded(home)
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_sigterm_and_sigint_stop_gracefully(home, sandbox, tmp_path, signum, code):
     root = many_files(tmp_path / "data", 30)

@@ -1,0 +1,71 @@
+"""The quick check's view of the manifest, one directory at a time: the same answers as
+loading a folder whole, with only one directory's rows in memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from oort_lib import manifest as mf
+
+
+def _fill(manifest: mf.Manifest) -> dict[str, int]:
+    rows = []
+    for night in ("n1", "n2"):
+        for field in ("M31", "M42"):
+            for index in range(5):
+                rows.append({"relpath": f"{night}/{field}/f{index}.fits", "size": index,
+                             "status": mf.UPLOADED if index < 3 else mf.PENDING})
+    rows += [{"relpath": "top.fits", "size": 1, "status": mf.FAILED},
+             {"relpath": "gone/old.fits", "size": 1, "status": mf.PENDING},
+             {"relpath": "gone/kept.fits", "size": 1, "status": mf.UPLOADED}]
+    manifest.upsert_files("/r", rows)
+    return {r["relpath"]: r["id"] for r in manifest.rows("SELECT id, relpath FROM files")}
+
+
+@pytest.mark.parametrize("whole_below", [0, 10**9])
+def test_same_answers_whole_or_by_folder(tmp_path, whole_below):
+    with mf.Manifest(tmp_path / "m.sqlite") as manifest:
+        ids = _fill(manifest)
+        quick = manifest.quick_index("/r", whole_below=whole_below)
+        # The walk's order: a folder's files together, folders in name order.
+        walked = ["n1/M31/f0.fits", "n1/M31/f1.fits", "n1/M31/f3.fits", "n1/M31/new.fits",
+                  "n1/M42/f0.fits", "n2/M31/f4.fits", "top.fits"]
+        seen = {}
+        for path in walked:
+            seen[path] = quick.pop(path)
+            assert quick.pop(path) is None  # each row once (within a folder's visit)
+        assert seen["n1/M31/new.fits"] is None
+        assert seen["n1/M31/f0.fits"][:4] == (ids["n1/M31/f0.fits"], 0, None, mf.UPLOADED)
+        assert seen["top.fits"][3] == mf.FAILED
+        gone = {path for path, i in ids.items() if i in set(quick.gone())}
+    # Not met by the walk and not uploaded: n1/M31/f4, n1/M42/f3-4, n2/M31/f3,
+    # n2/M42/f3-4 and the deleted folder's pending file; uploaded rows stay as history.
+    assert gone == {"n1/M31/f4.fits", "n1/M42/f3.fits", "n1/M42/f4.fits", "n2/M31/f3.fits",
+                    "n2/M42/f3.fits", "n2/M42/f4.fits", "gone/old.fits"}
+
+
+def test_only_one_folder_is_held_at_a_time(tmp_path):
+    with mf.Manifest(tmp_path / "m.sqlite") as manifest:
+        manifest.upsert_files("/r", [{"relpath": f"d{d:03d}/f{i}.fits", "size": i,
+                                      "status": mf.UPLOADED}
+                                     for d in range(200) for i in range(10)])
+        quick = manifest.quick_index("/r", whole_below=1000)  # 2,000 rows: by folder
+        most = 0
+        for d in range(200):
+            for i in range(10):
+                assert quick.pop(f"d{d:03d}/f{i}.fits")[1] == i
+                most = max(most, len(quick._rows))
+        assert most <= 10 and quick.gone() == []
+
+
+def test_a_folder_walked_twice_loses_nothing(tmp_path):
+    with mf.Manifest(tmp_path / "m.sqlite") as manifest:
+        ids = _fill(manifest)
+        quick = manifest.quick_index("/r", whole_below=0)
+        quick.pop("n1/M31/f3.fits")
+        quick.pop("n2/M31/f0.fits")
+        assert quick.pop("n1/M31/f0.fits")[3] == mf.UPLOADED  # back in n1/M31
+        assert quick.pop("n1/M31/f4.fits") is not None
+        gone = set(quick.gone())
+    assert ids["n1/M31/f3.fits"] not in gone and ids["n1/M31/f4.fits"] not in gone
+    assert ids["n2/M31/f3.fits"] in gone
