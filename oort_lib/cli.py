@@ -378,7 +378,8 @@ def _run(args, paths, settings) -> int:
     if args["--dry-run"]:
         plan = sync.dry_run(paths, settings, args["FOLDER"], min_age=min_age,
                             retry_failed=args["--retry-failed"],
-                            creds=credentials.load(paths.credentials_file))
+                            creds=credentials.load(paths.credentials_file),
+                            keep_items=bool(args["--json"] or args["--verbose"]))
         if args["--json"]:
             _say(json.dumps(plan.to_dict(), indent=2))
         else:
@@ -542,7 +543,7 @@ class _Progress:
         self._drawn = 0.0
 
     def planned(self, plan) -> None:
-        self.total_files, self.total_bytes = len(plan.items), plan.total_bytes
+        self.total_files, self.total_bytes = plan.files, plan.total_bytes
         self.start = self._clock()
 
     def sent(self, nbytes: int) -> None:

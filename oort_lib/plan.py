@@ -42,7 +42,7 @@ class Item(NamedTuple):
 
     date_source: str | None = None  # "DATE-OBS in HDU 1": the keyword that dated it
     time_source: str | None = None  # what gave the local time (localtime.LocalTime.source)
-    facts: tuple = ()  # (manifest column, value) of the header facts the night came from
+    facts: tuple = ()  # the header facts the night came from: values of FACTS[1:]
 
     @property
     def filename(self) -> str:
@@ -75,7 +75,7 @@ class Item(NamedTuple):
             **({} if self.replace else {"uploaded_hash": None}),
             "date_source": self.date_source,
             "time_source": self.time_source,
-            **dict(self.facts),
+            **dict(zip(FACTS[1:], self.facts)),
         }
 
     @property
@@ -92,9 +92,17 @@ class Item(NamedTuple):
 class Plan:
     """What a run will do; filled in by make_plan()."""
 
-    def __init__(self, folders: list[Folder]):
+    def __init__(self, folders: list[Folder], *, keep_items: bool = True):
         self.folders = folders
+        # A dry run that only prints totals per dataset need not keep a million items:
+        # `summary` has them.
+        self.keep_items = keep_items
         self.items: list[Item] = []
+        self.files = 0
+        self.bytes = 0
+        self.assumed_local = 0  # files dated with header times taken as local time
+        # group -> [files, bytes, first relpath, its target, replacements]
+        self.summary: dict[tuple, list] = {}
         self.skipped: list[tuple[str, str, str]] = []  # root, relpath, reason
         self.deferred: list[tuple[str, str]] = []
         self.waiting: list[tuple[str, str, str]] = []  # failed, retried later
@@ -107,7 +115,26 @@ class Plan:
 
     @property
     def total_bytes(self) -> int:
-        return sum(item.size for item in self.items)
+        return self.bytes
+
+    def add(self, item: Item) -> None:
+        """Count an item in its group (and keep it, unless the plan only summarises)."""
+        if self.keep_items:
+            self.items.append(item)
+        self.files += 1
+        self.bytes += item.size
+        if item.time_source == "assumed local":
+            self.assumed_local += 1
+        group = self.summary.get(item.group)
+        if group is None:
+            self.summary[item.group] = [1, item.size, item.relpath, item.target,
+                                        int(item.replace)]
+            return
+        group[0] += 1
+        group[1] += item.size
+        group[4] += item.replace
+        if item.relpath < group[2]:
+            group[2], group[3] = item.relpath, item.target
 
     def groups(self) -> dict[tuple, list[Item]]:
         grouped: dict[tuple, list[Item]] = {}
@@ -116,9 +143,13 @@ class Plan:
         return grouped
 
     def to_dict(self) -> dict:
-        """The plan as plain data (the --json output of a dry run)."""
+        """The plan as plain data (the --json output of a dry run). Each dataset's
+        `paths`, `dated_by` and `local_time_from` are there only if items were kept."""
         nights: dict[tuple, dict] = {}
-        for (org, telescope, night, kind, dataset), items in self.groups().items():
+        listed = self.groups() if self.keep_items else {}
+        for group in sorted(self.summary):
+            org, telescope, night, kind, dataset = group
+            files, size, _first, target, replacements = self.summary[group]
             log = nights.setdefault(
                 (org, telescope, night),
                 {
@@ -129,25 +160,27 @@ class Plan:
                     "calibrations": [],
                 },
             )
-            log["observations" if kind == "observation" else "calibrations"].append(
-                {
-                    "name": dataset,
-                    "dataset": dataset,
-                    "target_name": items[0].target if kind == "observation" else None,
-                    "files": len(items),
-                    "bytes": sum(i.size for i in items),
-                    "paths": [i.relpath for i in items],
-                    "dated_by": [i.date_source for i in items],
-                    "local_time_from": [i.time_source for i in items],
-                    "replacements": sum(1 for i in items if i.replace),
-                }
-            )
+            entry = {
+                "name": dataset,
+                "dataset": dataset,
+                "target_name": target if kind == "observation" else None,
+                "files": files,
+                "bytes": size,
+                "replacements": replacements,
+            }
+            if self.keep_items:
+                items = listed[group]
+                entry["paths"] = [i.relpath for i in items]
+                entry["dated_by"] = [i.date_source for i in items]
+                entry["local_time_from"] = [i.time_source for i in items]
+            log["observations" if kind == "observation" else "calibrations"].append(entry)
         return {
             "folders": [f.path for f in self.folders],
             "night_logs": list(nights.values()),
             "totals": {
-                "files": len(self.items),
-                "bytes": self.total_bytes,
+                "files": self.files,
+                "bytes": self.bytes,
+                "assumed_local_time": self.assumed_local,
                 "unchanged": self.unchanged,
                 "deferred": len(self.deferred),
                 "skipped": len(self.skipped),
@@ -170,6 +203,7 @@ def make_plan(
     min_age: float = 60.0,
     retry_failed: bool = False,
     destination: Callable[[Folder], str] | None = None,
+    keep_items: bool = True,
 ) -> Plan:
     """Compare the folders with the manifest and describe what a run must do.
 
@@ -180,7 +214,7 @@ def make_plan(
     """
     now = time.time() if now is None else now
     folders = list(folders)
-    plan = Plan(folders=folders)
+    plan = Plan(folders=folders, keep_items=keep_items)
     for folder in folders:
         dest = destination(folder) if destination else None
         _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest)
@@ -358,11 +392,17 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspec
         replace=bool(old is not None and old.uploaded_hash and old.uploaded_hash != digest),
         attempts=old.attempts if old is not None else 0,
         destination=dest,
-        date_source=facts.get("date_source"),
-        time_source=decided.local.source,
-        facts=tuple((k, v) for k, v in facts.items() if k != "date_source"),
+        date_source=_intern(facts.get("date_source")),
+        time_source=_intern(decided.local.source),
+        # Values only, in FACTS order, and shared strings interned: a first plan over a
+        # million files must fit in memory (measured: 1.1 kB an item before, 0.6 after).
+        facts=tuple(facts.get(key) for key in FACTS[1:]),
     )
-    plan.items.append(item)
+    plan.add(item)
+
+
+def _intern(text: str | None) -> str | None:
+    return sys.intern(text) if text is not None else None
 
 
 def _inspect(

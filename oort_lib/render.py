@@ -44,7 +44,7 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
                     f"    Dataset {entry['dataset']}: {plural(entry['files'], 'file')}, "
                     f"{human_bytes(entry['bytes'])}{replaced}"
                 )
-                if verbose:
+                if verbose and "paths" in entry:
                     lines.extend(
                         f"      {path}  (dated by {source or 'the manifest'}, local time "
                         f"from {local or 'the date'})"
@@ -52,7 +52,7 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
                             entry["paths"], entry["dated_by"], entry["local_time_from"]
                         )
                     )
-    assumed = sum(i.time_source == "assumed local" for i in plan.items)
+    assumed = totals["assumed_local_time"]
     if assumed:
         lines.extend(["", f"Note: {plural(assumed, 'file')} without a time zone, DATE-LOC or "
                       "site longitude: header times taken as local time. If the capture "

@@ -107,8 +107,10 @@ def dry_run(
     min_age: float | None = None,
     retry_failed: bool = False,
     creds: Credentials | None = None,
+    keep_items: bool = True,
 ) -> Plan:
-    """The plan a run would follow, touching neither the network nor the manifest."""
+    """The plan a run would follow, touching neither the network nor the manifest.
+    Without `keep_items`, only its totals per dataset (memory stays flat)."""
     folders = select_folders(settings.folders, only)
     account = creds.username if creds else None
     with mf.Manifest(paths.manifest_file, create=False, origin=(settings.api, account)
@@ -119,6 +121,7 @@ def dry_run(
             min_age=settings.min_age if min_age is None else min_age,
             retry_failed=retry_failed,
             destination=lambda f: destination(settings.api, account, f.organisation),
+            keep_items=keep_items,
         )
 
 

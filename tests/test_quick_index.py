@@ -69,3 +69,27 @@ def test_a_folder_walked_twice_loses_nothing(tmp_path):
         gone = set(quick.gone())
     assert ids["n1/M31/f3.fits"] not in gone and ids["n1/M31/f4.fits"] not in gone
     assert ids["n2/M31/f3.fits"] in gone
+
+
+def test_a_summarising_plan_prints_what_the_full_plan_prints(tmp_path):
+    """`run --dry-run` without -v/--json keeps totals per dataset, not a million items."""
+    from oort_lib import config as cfg
+    from oort_lib.plan import make_plan
+    from oort_lib.render import plan_lines
+    from oort_lib.samples import make_bulk_tree, make_sample_tree
+
+    make_sample_tree(tmp_path / "data")
+    make_bulk_tree(tmp_path / "data" / "bulk", 300)
+    folder = cfg.Folder(str(tmp_path / "data"), timezone="Europe/Paris")
+    with mf.Manifest(tmp_path / "m.sqlite") as manifest:
+        full = make_plan([folder], manifest, min_age=0)
+        summary = make_plan([folder], manifest, min_age=0, keep_items=False)
+    assert summary.items == [] and len(full.items) == full.files == summary.files > 300
+    assert plan_lines(summary) == plan_lines(full)
+    strip = {"paths", "dated_by", "local_time_from"}
+    full_dict = full.to_dict()
+    for log in full_dict["night_logs"]:
+        for entry in log["observations"] + log["calibrations"]:
+            for key in strip:
+                entry.pop(key)
+    assert summary.to_dict() == full_dict
