@@ -311,3 +311,24 @@ def test_the_telescopes_longitude_places_files_whose_header_has_no_site(
                       "M8/b.fits": "2024-05-01"}  # the header's own SITELONG wins
     explained = json.loads(cli("explain", root / "M8" / "a.fits", "--json").out)
     assert "telescope" in json.dumps(explained[0]).lower()
+
+
+def test_a_name_taken_by_someone_else_is_recorded_as_not_verified(cli, home, sb26, tmp_path,
+                                                                  monkeypatch):
+    """Another client put a file of the same name in the dataset first: 2026 cannot
+    compare contents, so it is "already on the server (not verified)", and status says so."""
+    from sandbox_api import Api
+
+    root = make_sample_tree(tmp_path / "night")
+    api = Api(sb26)
+    dataset = api.dataset("M42", sb26.seed.personal_telescope_uuid)
+    assert api.send(dataset["uuid"], "lum.fz", b"someone else's bytes").status_code == 201
+    assert login(cli, monkeypatch, sb26.url).code == 0
+    assert cli("watch", root, "-t", sb26.seed.personal_telescope_uuid, "-y").code == 0
+    assert cli("run", "--min-age=0").code == 0
+    mine = [f for f in sb26.datafiles(dataset["uuid"]) if f["filename"] == "lum.fz"]
+    assert len(mine) == 1 and mine[0]["size"] == len(b"someone else's bytes")
+    status = json.loads(cli("status", "--json").out)
+    reasons = {r["reason"]: r["files"] for f in status["folders"] for r in f["reasons"]}
+    assert reasons.get("already on the server (not verified)") == 1
+    assert "not verified" in cli("status").out
