@@ -144,7 +144,9 @@ def _ensure_watchdog() -> None:
         _thread.start()
 
 
-class _WatchedHTTP(HTTPConnection):
+class _Watched:
+    """Registers the connection's socket with the watchdog when it connects and sends."""
+
     def connect(self):
         _note(self)
         super().connect()
@@ -155,15 +157,12 @@ class _WatchedHTTP(HTTPConnection):
         return super().request(*args, **kwargs)
 
 
-class _WatchedHTTPS(HTTPSConnection):
-    def connect(self):
-        _note(self)
-        super().connect()
-        _note(self)
+class _WatchedHTTP(_Watched, HTTPConnection):
+    pass
 
-    def request(self, *args, **kwargs):
-        _note(self)
-        return super().request(*args, **kwargs)
+
+class _WatchedHTTPS(_Watched, HTTPSConnection):
+    pass
 
 
 class _HTTPPool(HTTPConnectionPool):
