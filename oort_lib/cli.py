@@ -308,7 +308,7 @@ def _run(args, paths, settings) -> int:
     from . import credentials, sync
     from . import manifest as mf
     from .interrupt import GracefulStop
-    from .render import plan_lines, result_lines
+    from .render import plan_lines
 
     if args["--rebuild-manifest"]:
         aside = mf.rebuild(paths.manifest_file)
@@ -332,16 +332,19 @@ def _run(args, paths, settings) -> int:
     if warning:
         _say(f"oort-sync: warning: {warning}", err=True)
     interactive = sys.stderr.isatty() and not args["--quiet"] and not args["--json"]
-    events = _Progress(verbose=args["--verbose"]) if interactive else (
-        _Verbose() if args["--verbose"] else sync.Events())
+    from .progress import Bar, PlainLines
+
+    events = Bar(verbose=args["--verbose"]) if interactive else (
+        PlainLines() if args["--verbose"] else sync.Events())
     stopper = GracefulStop()
     ping = args["--ping-url"] or settings.ping_url
-    _ping(ping, "start")
     try:
         with stopper:
             result = sync.run(paths, settings, creds, args["FOLDER"], jobs=jobs,
                               min_age=min_age, retry_failed=args["--retry-failed"],
-                              events=events, stop=stopper.stop, abort=stopper.abort)
+                              events=events, stop=stopper.stop, abort=stopper.abort,
+                              on_locked=(lambda: _ping(ping, start=True)) if ping else None,
+                              stop_code=lambda: stopper.exit_code)
     except LockHeld:
         # The previous tick is still uploading: normal for cron, which must not mail it.
         if args["--quiet"]:
@@ -352,18 +355,58 @@ def _run(args, paths, settings) -> int:
         credentials.remember_generation(paths.credentials_file, settings.api,
                                         result.generation)
     code = stopper.exit_code or result.exit_code
-    _ping(ping, "" if code == EXIT_OK else str(code))
+    lines, problems, recovered = _run_report(args, paths, settings, result, interactive)
+    if stopper.exit_code:
+        problems.append(f"Stopped by {stopper.signal_name}; files in flight are retried next run.")
+    _ping(ping, code=code, reason=_one_line_reason(result, stopper))
     if args["--json"]:
         _say(json.dumps(dict(result.summary(), exit_code=code), indent=2))
     verbose = args["--verbose"] or interactive
-    lines, problems = result_lines(result, verbose=args["--verbose"])
-    if stopper.exit_code:
-        problems.append(f"Stopped by {stopper.signal_name}; files in flight are retried next run.")
-    if problems:
-        _say(*problems, err=True)
+    if problems or recovered:
+        _say(*recovered, *problems, err=True)
     if verbose and not args["--json"]:
         _say(*lines, err=True)
     return code
+
+
+def _run_report(args, paths, settings, result, interactive):
+    """(summary lines, problem lines, recovery lines): a problem that goes on from the
+    previous run (server unreachable, key refused, folder missing) is only logged, unless
+    a person is watching (a terminal, -v)."""
+    import logging
+    import time
+
+    from . import outage
+    from .render import result_lines
+
+    state_file = paths.state_dir / "outages.json"
+    checked = [f.path for f in cfg.select_folders(settings.folders, args["FOLDER"])]
+    verdict = outage.judge(outage.load(state_file), outage.problems_of(result), time.time(),
+                           checked_roots=checked,
+                           server_checked=result.generation is not None)
+    try:
+        outage.save(state_file, verdict.state)
+    except OSError as exc:
+        logging.getLogger("oort_sync").warning("cannot keep %s: %s", state_file, exc)
+    for message in verdict.quiet:
+        logging.getLogger("oort_sync").error("still: %s", message)
+    for line in verdict.recovered:
+        logging.getLogger("oort_sync").info("%s", line.removeprefix("oort-sync: "))
+    hide = () if interactive or args["--verbose"] else verdict.quiet
+    lines, problems = result_lines(result, verbose=args["--verbose"], hide=hide)
+    return lines, problems, list(verdict.recovered)
+
+
+def _one_line_reason(result, stopper) -> str | None:
+    """What the failure ping says, in one line."""
+    if stopper.exit_code:
+        return f"stopped by {stopper.signal_name}"
+    if result.fatal is not None:
+        return result.fatal.message
+    reasons = [why for _root, why in result.plan.missing]
+    if result.failed:
+        reasons.append(f"{len(result.failed)} file(s) failed, e.g. {result.failed[0][1]}")
+    return "; ".join(reasons) or None
 
 
 def _status(args, paths, settings) -> int:
@@ -450,77 +493,12 @@ def _sandbox(args) -> int:
     return EXIT_OK
 
 
-class _Verbose:
-    """-v without a terminal: one line per file as it is done (stderr)."""
-
-    def planned(self, plan) -> None: ...
-
-    def sent(self, nbytes: int) -> None: ...
-
-    def done(self, item, outcome, reason) -> None:
-        from .render import file_line
-
-        _say(file_line(item, outcome, reason), err=True)
-
-    def finish(self) -> None: ...
-
-
-class _Progress:
-    """A one-line progress bar on the terminal (stderr): files, bytes, rate, ETA; with -v,
-    each file's outcome printed above it."""
-
-    def __init__(self, verbose: bool = False):
-        import threading
-        import time
-
-        self.verbose = verbose
-        self._clock = time.monotonic
-        self._lock = threading.Lock()
-        self.start = self._clock()
-        self.total_files = self.total_bytes = self.files = self.sent_bytes = 0
-        self._drawn = 0.0
-
-    def planned(self, plan) -> None:
-        self.total_files, self.total_bytes = len(plan.items), plan.total_bytes
-        self.start = self._clock()
-
-    def sent(self, nbytes: int) -> None:
-        with self._lock:
-            self.sent_bytes += nbytes
-            self._draw()
-
-    def done(self, item, outcome, reason) -> None:
-        with self._lock:
-            self.files += 1
-            if self.verbose:
-                from .render import file_line
-
-                sys.stderr.write("\r" + file_line(item, outcome, reason).ljust(120) + "\n")
-            self._draw(force=True)
-
-    def _draw(self, force: bool = False) -> None:
-        from .render import progress_line
-
-        now = self._clock()
-        if not self.total_files or (not force and now - self._drawn < 0.2):
-            return
-        self._drawn = now
-        line = progress_line(self.files, self.total_files, self.sent_bytes, self.total_bytes,
-                             now - self.start)
-        sys.stderr.write("\r" + line[:120].ljust(120))
-        sys.stderr.flush()
-
-    def finish(self) -> None:
-        if self._drawn:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def _ping(url: str | None, suffix: str) -> None:
+def _ping(url: str | None, *, start: bool = False, code: int = 0,
+          reason: str | None = None) -> None:
     if url:
-        from .arcsecond.client import ping
+        from . import ping
 
-        ping(url, suffix)
+        ping.send(url, code, reason if code else None, start=start)
 
 
 COMMANDS = {

@@ -77,29 +77,35 @@ _PLAN_LISTS = (
 )
 
 
-def result_lines(result, *, verbose: bool = False) -> tuple[list[str], list[str]]:
-    """(summary lines, problem lines) of a finished run. Problems go to stderr always."""
+def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], list[str]]:
+    """(summary lines, problem lines) of a finished run. Problems go to stderr always,
+    but those whose message is in `hide` (an outage already announced: outage.py)."""
     summary = result.summary()
     lines = []
     if verbose:  # (uploaded files were shown one by one as they went: file_line)
         for item, why in result.postponed:
             lines.append(f"postponed {item.folder.path}/{item.relpath}: {why}")
+    # Zero counts left out: the line fits an 80-column terminal.
+    others = ", ".join(
+        f"{summary[key]} {label}" for key, label in (
+            ("already_on_server", "already on the server"), ("failed", "failed"),
+            ("deferred", "deferred"), ("skipped", "skipped"), ("unchanged", "unchanged"))
+        if summary[key])
     lines.append(
-        f"{plural(summary['uploaded'], 'file')} uploaded ({human_bytes(summary['bytes'])}), "
-        f"{summary['already_on_server']} already on the server, {summary['failed']} failed, "
-        f"{summary['deferred']} deferred, {summary['skipped']} skipped, "
-        f"{summary['unchanged']} unchanged in {summary['seconds']:.1f} s."
+        f"{plural(summary['uploaded'], 'file')} uploaded ({human_bytes(summary['bytes'])})"
+        f"{', ' + others if others else ''} in {summary['seconds']:.1f} s."
     )
     problems = []
     for _root, why in result.plan.missing:
-        problems.append(f"oort-sync: {why}")
+        if why not in hide:
+            problems.append(f"oort-sync: {why}")
     if result.failed:
         problems.append(f"oort-sync: {plural(len(result.failed), 'file')} failed (retried later):")
         shown = result.failed[:20]
         problems.extend(f"  {i.folder.path}/{i.relpath}: {why}" for i, why in shown)
         if len(result.failed) > len(shown):
             problems.append(f"  ... and {len(result.failed) - len(shown)} more (oort-sync status)")
-    if result.fatal is not None:
+    if result.fatal is not None and result.fatal.message not in hide:
         problems.append(f"oort-sync: {result.fatal.message}")
     return lines, problems
 
@@ -109,20 +115,6 @@ def file_line(item, outcome: str, reason: str | None) -> str:
     text = "already on the server" if outcome == "already" else outcome
     return f"{text} {item.folder.path}/{item.relpath}" + (
         f": {reason}" if reason and outcome.startswith("failed") else "")
-
-
-def progress_line(files: int, total_files: int, sent: int, total_bytes: int,
-                  elapsed: float) -> str:
-    rate = sent / elapsed if elapsed > 0 else 0.0
-    left = max(total_bytes - sent, 0)
-    eta = f"{left / rate:.0f} s left" if rate > 0 and left else ""
-    width = 24
-    filled = int(width * sent / total_bytes) if total_bytes else width
-    bar = "#" * filled + "-" * (width - filled)
-    return (
-        f"[{bar}] {files}/{total_files} files, {human_bytes(sent)}/{human_bytes(total_bytes)}, "
-        f"{human_bytes(rate)}/s {eta}"
-    ).rstrip()
 
 
 def status_lines(data: dict) -> list[str]:

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from . import manifest as mf
 from .config import Paths, Settings, select_folders
@@ -74,9 +74,13 @@ class RunResult:
         self.ended: float | None = None
         self.stopped = False  # asked to stop (a signal) before the end
         self.generation: str | None = None  # the API generation spoken, if any request
+        self.signal_code = 0  # 130 or 143 when a signal ended the run (issue 14)
+        self.run_id: int | None = None  # the manifest's runs row
 
     @property
     def exit_code(self) -> int:
+        if self.signal_code:
+            return self.signal_code
         if self.fatal is not None:
             return self.fatal.exit_code
         # A missing watched folder (unmounted disk?) needs a person, like a failed file.
@@ -134,12 +138,18 @@ def run(
     events: Events | None = None,
     stop: threading.Event | None = None,
     abort: threading.Event | None = None,
+    on_locked: Callable[[], None] | None = None,
+    stop_code: Callable[[], int] | None = None,
 ) -> RunResult:
     """One batch run under the run lock.
 
     `stop` asks for a graceful end (no new uploads); `abort` also cuts in-flight uploads.
     Raises LockHeld, ConfigError, ManifestError before anything is sent. Remote fatal
     errors (auth, unreachable) end the run and are returned in RunResult.fatal.
+    `on_locked` is called once the lock is taken (a monitor's start ping: a tick that
+    finds the lock busy sends nothing); `stop_code` gives the exit code of the signal
+    that set `stop` (recorded as the run's exit code). Whatever ends the run, even an
+    exception (re-raised), the run record gets the real exit code.
     """
     events = events or Events()
     stop = stop or threading.Event()
@@ -149,51 +159,80 @@ def run(
     origin = (settings.api, creds.username)
     with RunLock(paths.lock_file), mf.Manifest(paths.manifest_file, origin=origin) as manifest:
         run_id = manifest.start_run()
-        plan = make_plan(
-            folders,
-            manifest,
-            min_age=settings.min_age if min_age is None else min_age,
-            retry_failed=retry_failed,
-            destination=lambda f: destination(settings.api, creds.username, f.organisation),
-        )
-        result = RunResult(plan=plan)
-        _record_plan(manifest, plan)
-        events.planned(plan)
-        if plan.items and not stop.is_set():
-            # requests costs ~60 ms: only when there is work
-            from .arcsecond.client import Client
+        try:
+            return _locked_run(manifest, run_id, paths, settings, creds, folders, jobs,
+                               min_age, retry_failed, events, stop, abort, on_locked,
+                               stop_code)
+        except BaseException as exc:
+            _record_crash(manifest, run_id, exc)
+            raise
 
-            client = Client.from_settings(settings, creds.key, pool_size=jobs + 2, stop=abort)
-            try:
-                _upload_all(client, manifest, settings, creds, result, events, stop, abort,
-                            jobs)
-            finally:
-                client.close()
-        if stop.is_set() and result.fatal is None:
-            result.stopped = True
-        result.ended = time.time()
-        summary = result.summary()
-        log.log(
-            logging.ERROR if result.fatal else logging.INFO,
-            "run finished: exit %s, %s uploaded, %s already on the server, %s failed, "
-            "%s deferred, %s skipped, %s unchanged, %s bytes in %.1f s%s",
-            summary["exit_code"], summary["uploaded"], summary["already_on_server"],
-            summary["failed"], summary["deferred"], summary["skipped"], summary["unchanged"],
-            summary["bytes"], summary["seconds"],
-            f" ({result.fatal.message})" if result.fatal else "",
-        )
-        manifest.finish_run(
-            run_id,
-            exit_code=result.exit_code,
-            uploaded=result.uploaded + result.already,
-            failed=len(result.failed),
-            skipped=len(plan.skipped),
-            deferred=len(plan.deferred),
-            bytes=result.bytes_sent,
-            message=result.fatal.message if result.fatal else (
-                "stopped by a signal; files in flight are retried next run"
-                if result.stopped else None),
-        )
+
+def _record_crash(manifest: mf.Manifest, run_id: int, exc: BaseException) -> None:
+    """The run record of a run ended by an exception: the exit code cli.main gives it."""
+    from .records import exit_code_for
+
+    try:
+        manifest.finish_run(run_id, exit_code=exit_code_for(exc),
+                            message=f"ended by {type(exc).__name__}: {exc}"[:300])
+    except Exception:  # noqa: BLE001 - the manifest itself may be what failed
+        log.exception("could not record the end of run %s", run_id)
+
+
+def _locked_run(manifest, run_id, paths, settings, creds, folders, jobs, min_age,
+                retry_failed, events, stop, abort, on_locked, stop_code) -> RunResult:
+    if on_locked is not None:
+        on_locked()
+    plan = make_plan(
+        folders,
+        manifest,
+        min_age=settings.min_age if min_age is None else min_age,
+        retry_failed=retry_failed,
+        destination=lambda f: destination(settings.api, creds.username, f.organisation),
+    )
+    result = RunResult(plan=plan)
+    result.run_id = run_id
+    _record_plan(manifest, plan)
+    events.planned(plan)
+    if plan.items and not stop.is_set():
+        # requests costs ~60 ms: only when there is work
+        from .arcsecond.client import Client
+
+        client = Client.from_settings(settings, creds.key, pool_size=jobs + 2, stop=abort)
+        try:
+            _upload_all(client, manifest, settings, creds, result, events, stop, abort,
+                        jobs)
+        finally:
+            client.close()
+    if stop.is_set() and result.fatal is None:
+        result.stopped = True
+    if stop.is_set() and stop_code is not None:
+        result.signal_code = stop_code() or 0
+    result.ended = time.time()
+    summary = result.summary()
+    log.log(
+        logging.ERROR if result.fatal else logging.INFO,
+        "run finished: exit %s, %s uploaded, %s already on the server, %s failed, "
+        "%s deferred, %s skipped, %s unchanged, %s bytes in %.1f s%s",
+        summary["exit_code"], summary["uploaded"], summary["already_on_server"],
+        summary["failed"], summary["deferred"], summary["skipped"], summary["unchanged"],
+        summary["bytes"], summary["seconds"],
+        f" ({result.fatal.message})" if result.fatal else "",
+        extra={"run_id": run_id, "exit_code": summary["exit_code"], "bytes": summary["bytes"],
+               "reason": result.fatal.message if result.fatal else None},
+    )
+    manifest.finish_run(
+        run_id,
+        exit_code=result.exit_code,
+        uploaded=result.uploaded + result.already,
+        failed=len(result.failed),
+        skipped=len(plan.skipped),
+        deferred=len(plan.deferred),
+        bytes=result.bytes_sent,
+        message=result.fatal.message if result.fatal else (
+            "stopped by a signal; files in flight are retried next run"
+            if result.stopped else None),
+    )
     return result
 
 
@@ -383,7 +422,10 @@ class _Uploader:
                 self.result.postponed.append((item, reason or outcome))
         level = logging.WARNING if outcome.startswith("failed") else logging.INFO
         log.log(level, "%s %s/%s%s", outcome, item.folder.path, item.relpath,
-                f" ({reason})" if reason else "")
+                f" ({reason})" if reason else "",
+                extra={"run_id": self.result.run_id, "outcome": outcome, "reason": reason,
+                       "file": os.path.join(item.folder.path, item.relpath),
+                       "bytes": item.size, "dataset": item.dataset})
         self.events.done(item, outcome, reason)
 
 
