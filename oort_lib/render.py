@@ -120,13 +120,23 @@ def file_line(item, outcome: str, reason: str | None) -> str:
 def status_lines(data: dict) -> list[str]:
     lines = []
     running = data.get("running")
-    lines.append(
-        f"A run is in progress: pid {running['pid']} since {running['since']}."
-        if running
-        else "No run in progress."
-    )
+    if running:
+        so_far = ""
+        if "uploaded_so_far" in running:
+            so_far = (f"; so far {running['uploaded_so_far']} uploaded "
+                      f"({human_bytes(running['bytes_so_far'])}), "
+                      f"{running['failed_so_far']} failed, {running['pending']} pending")
+        lines.append(f"A run is in progress: pid {running['pid']} since "
+                     f"{running['since']}{so_far}.")
+    else:
+        lines.append("No run in progress.")
     last = data.get("last_run")
-    if last:
+    if last and last.get("state") == "running":
+        pass  # said above
+    elif last and last.get("state") == "did not finish":
+        lines.append(f"Last run: {last['started_at']} (pid {last['pid']}) did not finish "
+                     "(killed or the machine stopped); its files are picked up by the next run.")
+    elif last:
         lines.append(
             f"Last run: {last['started_at']}, {last['seconds'] or 0:.1f} s, exit code "
             f"{last['exit_code']}, {last['uploaded'] or 0} uploaded, {last['failed'] or 0} failed"
@@ -162,4 +172,8 @@ def status_lines(data: dict) -> list[str]:
             lines.append(f"    {reason['status']}: {reason['reason']} ({count})")
     if not data["folders"]:
         lines.append("No folder is watched yet: `oort-sync watch FOLDER`.")
+    where = data.get("paths")
+    if where:
+        lines.extend(["", f"Config: {where['config']}", f"State:  {where['state']}",
+                      f"Log:    {where['log']}"])
     return lines

@@ -1,0 +1,335 @@
+"""An operator's daily life (issue 14): a bar that fits, honest records, pings after the
+lock, quiet outages, machine-readable times and log lines."""
+
+from __future__ import annotations
+
+import fcntl
+import http.server
+import json
+import os
+import pty
+import re
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from datetime import datetime
+
+import pytest
+from conftest import ROOT, configure, run_process
+
+from oort_lib import config as cfg
+from oort_lib import manifest as mf
+from oort_lib import outage
+from oort_lib.lock import RunLock
+from oort_lib.samples import make_sample_tree, write_fits
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def run_at_width(args, columns: int, env: dict | None = None) -> tuple[int, str]:
+    """oort-sync with a pseudo-terminal of `columns` x 24 as stdout and stderr."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "oort_sync.py"), *args],
+                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+                            env={**os.environ, **(env or {})})
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            break
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(30)
+    os.close(leader)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def many(root, count: int):
+    for index in range(count):
+        write_fits(root / f"night{index % 3}" / f"frame_{index:03d}.fits",
+                   {"DATE-OBS": f"2021-03-1{index % 3}T23:00:00", "OBJECT": "M31"})
+    return root
+
+
+def test_progress_fits_80_columns_and_redraws_in_place(home, sandbox, tmp_path):
+    root = many(tmp_path / "data", 40)
+    configure(home, sandbox.url, sandbox.seed.upload_key, folders=[cfg.Folder(str(root))],
+              jobs=2)
+    sandbox.faults.latency = 0.02  # a few redraws
+    code, screen = run_at_width(["run", "--min-age=0"], 80)
+    assert code == 0, screen
+    text = ANSI.sub("", screen)
+    assert "40/40 files" in text and "100%" in text and "ETA" in text
+    # Every redraw and every printed line fits: nothing wraps at 80 columns.
+    segments = [s for s in re.split(r"[\r\n]", text) if s.strip()]
+    assert segments and max(len(s) for s in segments) <= 80, max(segments, key=len)
+    assert text.count("\r") > 2  # redrawn in place ...
+    assert text.count("\n") <= 3  # ... not scrolled: the final bar and the summary
+    assert "40 files uploaded" in text
+
+
+def test_verbose_lines_scroll_above_the_bar(home, sandbox, tmp_path):
+    root = many(tmp_path / "data", 6)
+    configure(home, sandbox.url, sandbox.seed.upload_key, folders=[cfg.Folder(str(root))])
+    code, screen = run_at_width(["run", "--min-age=0", "-v"], 80)
+    text = ANSI.sub("", screen)
+    assert code == 0 and text.count("uploaded ") >= 6 and "6/6 files" in text
+
+
+def test_no_change_path_never_imports_tqdm(tmp_path):
+    code = ("import sys\nfrom oort_lib.progress import Bar\n"
+            "class Plan:\n    items = []\n    total_bytes = 0\n"
+            "bar = Bar()\nbar.planned(Plan())\nbar.finish()\n"
+            "assert 'tqdm' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_without_terminal_plain_lines(cli, logged_in, tmp_path):
+    root = many(tmp_path / "data", 3)
+    logged_in(root)
+    result = cli("run", "--min-age=0", "-v")
+    assert result.code == 0
+    lines = result.err.strip().splitlines()
+    assert sum(line.startswith("uploaded ") for line in lines) == 3
+    assert "\r" not in result.err and "%|" not in result.err
+
+
+# --- honest records -------------------------------------------------------------------
+
+
+def test_sigterm_run_is_recorded_with_143(cli, home, sandbox, tmp_path):
+    root = many(tmp_path / "data", 20)
+    configure(home, sandbox.url, sandbox.seed.upload_key, folders=[cfg.Folder(str(root))],
+              jobs=1)
+    sandbox.faults.latency = 0.05
+    proc = run_process("run", "--min-age=0", "--json-log")
+    while len(sandbox.objects("datafiles")) < 2:
+        assert proc.poll() is None
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    data = json.loads(cli("status", "--json").out)
+    assert data["last_run"]["exit_code"] == 143
+    assert data["last_run"]["state"] == "finished"
+    assert data["last_success"] is None or data["last_success"]["exit_code"] in (0, 1)
+    finished = [json.loads(line) for line in home.log_file.read_text().splitlines()
+                if "run finished" in line]
+    assert finished[-1]["exit_code"] == 143 and finished[-1]["level"] == "info"
+
+
+def test_run_ended_by_an_exception_is_recorded_with_its_code(home, logged_in, tmp_path,
+                                                              monkeypatch):
+    from oort_lib import credentials, sync
+
+    root = many(tmp_path / "data", 2)
+    settings = logged_in(root)
+    creds = credentials.load(home.credentials_file)
+
+    class Boom(sync.Events):
+        def planned(self, plan):
+            raise ZeroDivisionError("a bug")
+
+    with pytest.raises(ZeroDivisionError):
+        sync.run(home, settings, creds, events=Boom(), min_age=0)
+
+    class Interrupted(sync.Events):
+        def planned(self, plan):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sync.run(home, settings, creds, events=Interrupted(), min_age=0)
+    with mf.Manifest(home.manifest_file) as manifest:
+        codes = [r["exit_code"] for r in manifest.last_runs(2)]
+    assert codes == [130, 70]
+
+
+def test_status_shows_running_and_did_not_finish(cli, home, logged_in, tmp_path):
+    root = many(tmp_path / "data", 2)
+    logged_in(root)
+    assert cli("run", "--min-age=0").code == 0
+    with mf.Manifest(home.manifest_file) as manifest:  # a run killed with -9 long ago
+        manifest.conn.execute("INSERT INTO runs (pid, started_at) VALUES (999999, ?)",
+                              (time.time() - 60,))
+    data = json.loads(cli("status", "--json").out)
+    assert data["last_run"]["state"] == "did not finish" and data["last_run"]["exit_code"] is None
+    assert "did not finish" in cli("status").out
+    with RunLock(home.lock_file), mf.Manifest(home.manifest_file) as manifest:
+        manifest.start_run()  # this process holds the lock: a run in progress
+        data = json.loads(cli("status", "--json").out)
+        shown = cli("status").out
+    assert data["last_run"]["state"] == "running"
+    assert data["running"]["pid"] == os.getpid() and "uploaded_so_far" in data["running"]
+    assert f"pid {os.getpid()}" in shown and "exit code None" not in shown
+
+
+def test_status_lists_the_paths(cli, home):
+    data = json.loads(cli("status", "--json").out)
+    assert data["paths"] == {"config": str(home.config_file), "state": str(home.state_dir),
+                             "log": str(home.log_file)}
+    out = cli("status").out
+    assert str(home.config_file) in out and str(home.log_file) in out
+
+
+# --- machine-readable -----------------------------------------------------------------
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
+
+
+def _times(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.endswith(("_at", "since")) and isinstance(item, str):
+                yield item
+            else:
+                yield from _times(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _times(item)
+
+
+def test_json_times_are_rfc3339_with_a_colon(cli, home, logged_in, tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # +05:30: the minutes of the offset too
+    time.tzset()
+    try:
+        root = many(tmp_path / "data", 2)
+        logged_in(root)
+        assert cli("run", "--min-age=0", "--json-log").code == 0
+        data = json.loads(cli("status", "--json").out)
+        stamps = list(_times(data))
+        assert len(stamps) >= 3
+        for stamp in stamps:
+            assert RFC3339.match(stamp), stamp
+            assert datetime.fromisoformat(stamp).utcoffset() is not None  # Python 3.10 too
+        assert stamps[0].endswith("+05:30")
+        lines = [json.loads(line) for line in home.log_file.read_text().splitlines()]
+        assert all(RFC3339.match(line["time"]) for line in lines)
+        uploaded = [line for line in lines if line.get("outcome") == "uploaded"]
+        assert len(uploaded) == 2
+        assert {"run_id", "file", "outcome", "bytes", "dataset"} <= set(uploaded[0])
+        assert uploaded[0]["file"].startswith(str(root)) and uploaded[0]["bytes"] > 0
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+# --- pings ----------------------------------------------------------------------------
+
+
+class _Monitor(http.server.BaseHTTPRequestHandler):
+    seen: list
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        self.seen.append((self.command, self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def monitor():
+    seen: list = []
+    handler = type("Handler", (_Monitor,), {"seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hc/abc", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_busy_tick_sends_no_ping(cli, home, logged_in, tmp_path, monitor):
+    url, seen = monitor
+    logged_in(many(tmp_path / "data", 2))
+    with RunLock(home.lock_file):
+        assert cli("run", "--min-age=0", f"--ping-url={url}", "-q").code == 75
+    assert seen == []
+    assert cli("run", "--min-age=0", f"--ping-url={url}").code == 0
+    assert [(m, p) for m, p, _b in seen] == [("GET", "/hc/abc/start"), ("GET", "/hc/abc")]
+
+
+def test_failure_ping_carries_code_and_reason(cli, home, tmp_path, monitor):
+    url, seen = monitor
+    configure(home, "http://127.0.0.1:9", "k" * 40,
+              folders=[cfg.Folder(str(many(tmp_path / "data", 1)))], retries=0)
+    result = cli("run", "--min-age=0", f"--ping-url={url}")
+    assert result.code == 4
+    assert [(m, p) for m, p, _b in seen] == [("GET", "/hc/abc/start"), ("POST", "/hc/abc/4")]
+    reason = seen[1][2]
+    assert "unreachable" in reason and "\n" not in reason
+
+
+def test_ping_has_a_total_deadline():
+    from oort_lib import ping
+
+    import socket
+
+    silent = socket.socket()  # accepts connections, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)
+    try:
+        started = time.monotonic()
+        assert ping.send(f"http://127.0.0.1:{silent.getsockname()[1]}/hc", deadline=1.0) is False
+        assert time.monotonic() - started < 10  # generous: the deadline is 1 s
+    finally:
+        silent.close()
+
+
+# --- quiet outages --------------------------------------------------------------------
+
+
+def test_missing_folder_prints_once_then_recovery(cli, home, logged_in, tmp_path):
+    root = make_sample_tree(tmp_path / "disk" / "data")
+    logged_in(root)
+    assert cli("run", "--min-age=0").code == 0
+    os.rename(tmp_path / "disk", tmp_path / "unplugged")
+    first = cli("run", "--min-age=0")
+    assert first.code == 1 and str(root) in first.err
+    for _ in range(3):  # cron ticks during the outage: exit 1, nothing printed
+        tick = cli("run", "--min-age=0")
+        assert (tick.code, tick.out, tick.err) == (1, "", "")
+    assert "still:" in home.log_file.read_text()
+    os.rename(tmp_path / "unplugged", tmp_path / "disk")
+    back = cli("run", "--min-age=0")
+    assert back.code == 0
+    assert re.search(r"recovered after \d+ s, 4 runs\.", back.err), back.err
+    assert cli("run", "--min-age=0").err == ""  # and then quiet again
+
+
+def test_outage_rules():
+    problem = outage.Problem(outage.UNREACHABLE, outage.UNREACHABLE, "the server is down")
+    first = outage.judge({}, [problem], 1000.0, checked_roots=[], server_checked=False)
+    assert first.started == (problem,) and not first.quiet
+    second = outage.judge(first.state, [problem], 2000.0, checked_roots=[],
+                          server_checked=False)
+    assert second.quiet == {"the server is down"} and not second.started
+    # A tick with nothing to send did not ask the server: the outage is not over.
+    idle = outage.judge(second.state, [], 3000.0, checked_roots=[], server_checked=False)
+    assert idle.recovered == () and idle.state == second.state
+    over = outage.judge(idle.state, [], 1000.0 + 3 * 3600 + 600, checked_roots=[],
+                        server_checked=True)
+    assert over.recovered == ("oort-sync: server unreachable: recovered after 3 h 10 min, "
+                              "2 runs.",)
+    assert over.state == {"ongoing": {}}
+    assert [outage.duration(s) for s in (5, 300, 3 * 3600, 90000)] == [
+        "5 s", "5 min", "3 h", "1 d 1 h"]
