@@ -280,9 +280,9 @@ def test_failure_ping_carries_code_and_reason(cli, home, tmp_path, monitor):
 
 
 def test_ping_has_a_total_deadline():
-    from oort_lib import ping
-
     import socket
+
+    from oort_lib import ping
 
     silent = socket.socket()  # accepts connections, never answers
     silent.bind(("127.0.0.1", 0))
