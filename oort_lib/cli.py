@@ -17,6 +17,7 @@ Usage:
   oort-sync schedule (--cron | --systemd | --launchd | --windows) [options]
   oort-sync sandbox [--host=HOST] [--port=PORT] [--data=DIR] [--page-size=N]
                     [--dialect=GEN] [options]
+  oort-sync help [COMMAND]
   oort-sync (-h | --help | --version)
 
 Commands:
@@ -32,6 +33,7 @@ Commands:
   report     Write a self-contained HTML report of what the manifest knows.
   schedule   Print a cron line, systemd units, a launchd agent or a Windows task.
   sandbox    Serve a local Arcsecond-compatible server to try oort-sync without an account.
+  help       Usage, options and examples of one command (also `COMMAND --help`).
 
 Options:
   --api=URL            API server (default: api in the config, else
@@ -127,14 +129,26 @@ def main(argv: list[str] | None = None) -> int:
     from .host import tolerant_console
 
     tolerant_console()
+    from . import usage
+
+    try:  # `help [COMMAND]`, `COMMAND --help`: that command only
+        text = usage.wants_help(__doc__, argv)
+    except LookupError as exc:
+        _say(f"oort-sync: {exc}", err=True)
+        return EXIT_USAGE
+    if text is not None:
+        _say(text)
+        return EXIT_OK
     try:
         args = docopt(__doc__, argv=argv, version=f"oort-sync {__version__}")
     except DocoptExit:
-        usage = __doc__.split("Usage:", 1)[1].split("\n\n", 1)[0]
-        shown = " ".join(argv) or "(nothing)"
-        _say(f"Usage:{usage}", "",
-             f"oort-sync: `{shown}` matches none of the commands above; "
-             "see `oort-sync --help`.", err=True)
+        line = usage.diagnose(__doc__, argv)
+        command = argv[0] if argv and argv[0] in usage.commands(__doc__) else None
+        more = ["Usage:", *usage.usage_lines(__doc__, command)] if (
+            command and not line.startswith("unknown")) else []
+        if not argv:
+            more = ["", usage.overview(__doc__)]
+        _say(f"oort-sync: {line}", *more, err=True)
         return EXIT_USAGE
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
