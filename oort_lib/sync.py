@@ -30,6 +30,7 @@ from .errors import (
 )
 from .lock import RunLock
 from .plan import Item, Plan, make_plan
+from .reasons import classify
 
 log = logging.getLogger("oort_sync")
 
@@ -329,7 +330,10 @@ class _Uploader:
                 self._fatal(exc)
                 return
             outcome = "failed-transient" if exc.transient else "failed"
-            reason, uuids, digest = exc.message, None, None
+            reason, uuids, digest = classify(exc), None, None
+            log.info("%s: %s", item.path, exc.message,  # the URL and details, for the log
+                     extra={"run_id": self.result.run_id, "file": item.path,
+                            "reason": reason, "detail": exc.message})
         except OortError as exc:
             outcome, reason, uuids, digest = "failed", exc.message, None, None
         except Exception as exc:  # noqa: BLE001 - one file's bug must not stop the others

@@ -333,3 +333,49 @@ def test_outage_rules():
     assert over.state == {"ongoing": {}}
     assert [outage.duration(s) for s in (5, 300, 3 * 3600, 90000)] == [
         "5 s", "5 min", "3 h", "1 d 1 h"]
+
+
+# --- reasons without URLs -------------------------------------------------------------
+
+
+def test_failure_reasons_group_without_urls(cli, home, logged_in, sandbox, tmp_path):
+    root = many(tmp_path / "data", 6)
+    logged_in(root, retries=0)
+    sandbox.faults.error_rate = 1.0
+    sandbox.faults.paths = r"/datafiles/$"
+    assert cli("run", "--min-age=0", "--json-log").code == 1
+    folder = json.loads(cli("status", "--json").out)["folders"][0]
+    failed = [r for r in folder["reasons"] if r["status"] == "failed"]
+    assert len(failed) <= 2 and sum(r["files"] for r in failed) == 6  # 500 and/or 503
+    assert all(re.fullmatch(r"server error 50\d", r["reason"]) for r in failed)
+    assert "http" not in cli("status").out.split("Config:")[0].replace(sandbox.url, "")
+    details = [json.loads(line) for line in home.log_file.read_text().splitlines()]
+    assert any(sandbox.url in line.get("detail", "") or "/datafiles/" in line.get("detail", "")
+               for line in details)
+
+
+def test_reason_classes():
+    from oort_lib import errors
+    from oort_lib.reasons import classify
+
+    def remote(kind, message, status=None):
+        return kind(message, status)
+
+    cases = [
+        (remote(errors.TransientError, "POST /datasets/abc/datafiles/: Service down", 503),
+         "server error 503"),
+        (remote(errors.TransientError, "https://api.x.io: connection failed "
+                "(ConnectionResetError(104, 'Connection reset by peer'))"), "connection reset"),
+        (remote(errors.TransientError, "https://api.x.io: connection failed (refused)"),
+         "connection refused"),
+        (remote(errors.TransientError, "https://api.x.io: no answer within 60 s"),
+         "no answer within 60 s"),
+        (remote(errors.PermanentError, "POST /datasets/1b2c/datafiles/: file: too large", 400),
+         "refused by the server (400: file: too large)"),
+        (remote(errors.TransientError, "GET /x/: Request was throttled.", 429),
+         "server busy (429 too many requests)"),
+        (remote(errors.PermanentError, "see https://api.x.io/datasets/1/ for details"),
+         "see the server for details"),
+    ]
+    for exc, reason in cases:
+        assert classify(exc) == reason
