@@ -249,28 +249,69 @@ def load_settings(paths: Paths) -> Settings:
     return Settings(folders=tuple(folders), **values)
 
 
+_MAIN_KEYS = ("api", *_NUMBERS, "ping_url", "api_dialect", "allow_http")
+_FOLDER_SAVED = ("organisation", "telescope", "telescope_name", "timezone", "reduced", "tags",
+                 "classify")
+
+
+def _main_value(settings: Settings, key: str) -> str | None:
+    """A general setting as the file writes it; None for a default (not written)."""
+    value = getattr(settings, key)
+    if value is None or (key != "api" and value == getattr(Settings(), key)):
+        return None
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _folder_value(folder: Folder, key: str) -> str | None:
+    value = getattr(folder, key)
+    if key == "reduced":
+        return "true" if value else None
+    if key == "tags":
+        return ",".join(value) if value else None
+    if key == "classify":
+        return value if value != "folder" else None
+    return value or None
+
+
 def save_settings(paths: Paths, settings: Settings) -> None:
-    """Write the config file atomically (a crash never leaves half a file)."""
+    """Write the config file atomically (a crash never leaves half a file).
+
+    An existing file is edited, not rewritten (configfile.py): only the settings and
+    folders that changed are touched; comments, order and other keys stay.
+    """
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    if paths.config_file.exists():
+        from . import configfile
+
+        old = load_settings(paths)
+        changes = {key: _main_value(settings, key) for key in _MAIN_KEYS
+                   if getattr(old, key) != getattr(settings, key)}
+        before = {f.path: f for f in old.folders}
+        folders = []
+        for folder in settings.folders:
+            was = before.get(folder.path)
+            folders.append((folder.path, {
+                key: _folder_value(folder, key) for key in _FOLDER_SAVED
+                if was is None or getattr(was, key) != getattr(folder, key)}))
+        kept = {f.path for f in settings.folders}
+        text = configfile.update(paths.config_file, MAIN, changes, folders,
+                                 [p for p in before if p not in kept],
+                                 new_folder=lambda number: f"folder {number}")
+        configfile.write(paths.config_file, text)
+        return
     parser = configparser.ConfigParser(interpolation=None)
-    defaults = Settings()
     parser[MAIN] = {}
-    for key in ("api", *_NUMBERS, "ping_url", "api_dialect", "allow_http"):
-        value = getattr(settings, key)
-        if value is not None and (key == "api" or value != getattr(defaults, key)):
-            parser[MAIN][key] = str(value).lower() if isinstance(value, bool) else str(value)
+    for key in _MAIN_KEYS:
+        value = _main_value(settings, key)
+        if value is not None:
+            parser[MAIN][key] = value
     for number, folder in enumerate(settings.folders, 1):
         section = {"path": folder.path}
-        for key in ("organisation", "telescope", "telescope_name", "timezone"):
-            if getattr(folder, key):
-                section[key] = getattr(folder, key)
-        if folder.reduced:
-            section["reduced"] = "true"
-        if folder.tags:
-            section["tags"] = ",".join(folder.tags)
-        if folder.classify != "folder":
-            section["classify"] = folder.classify
+        for key in _FOLDER_SAVED:
+            value = _folder_value(folder, key)
+            if value is not None:
+                section[key] = value
         parser[f"folder {number}"] = section
-    paths.config_dir.mkdir(parents=True, exist_ok=True)
     tmp = paths.config_file.with_suffix(".ini.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write("# oort-sync settings; see `oort-sync --help` and the README.\n")
