@@ -97,6 +97,8 @@ class Plan:
         self.items: list[Item] = []
         self.skipped: list[tuple[str, str, str]] = []  # root, relpath, reason
         self.deferred: list[tuple[str, str]] = []
+        self.min_age = 0.0  # the min_age that deferred them
+        self.deferred_due: float | None = None  # when the last deferred file is due
         self.waiting: list[tuple[str, str, str]] = []  # failed, retried later
         self.unchanged = 0
         self.missing: list[tuple[str, str]] = []  # root, message
@@ -236,6 +238,8 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest) -> No
                     continue
         if entry.mtime_ns / 1e9 > young:
             plan.deferred.append((root, relpath))
+            plan.min_age = min_age
+            plan.deferred_due = max(plan.deferred_due or 0.0, entry.mtime_ns / 1e9 + min_age)
             if old is None or old.status != mf.DEFERRED or not same:
                 rows.append(
                     {"relpath": relpath, "size": entry.size, "mtime_ns": entry.mtime_ns,

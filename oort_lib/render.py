@@ -60,6 +60,9 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
     if data["missing_folders"]:
         lines.append("")
         lines.extend(f"Missing folder: {m['reason']}" for m in data["missing_folders"])
+    note = deferred_note(plan)
+    if note:
+        lines.extend(["", note])
     for key, title in _PLAN_LISTS:
         if data[key]:
             lines.extend(["", title])
@@ -95,6 +98,9 @@ def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], 
         f"{plural(summary['uploaded'], 'file')} uploaded ({human_bytes(summary['bytes'])})"
         f"{', ' + others if others else ''} in {summary['seconds']:.1f} s."
     )
+    note = deferred_note(result.plan)
+    if note:
+        lines.append(note)
     problems = []
     for _root, why in result.plan.missing:
         if why not in hide:
@@ -108,6 +114,20 @@ def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], 
     if result.fatal is not None and result.fatal.message not in hide:
         problems.append(f"oort-sync: {result.fatal.message}")
     return lines, problems
+
+
+def deferred_note(plan) -> str | None:
+    """Why files were deferred and when they are due ("14 files modified less than 60 s
+    ago wait for the next run (min_age); due from 21:04:10")."""
+    if not plan.deferred:
+        return None
+    import time
+
+    count = len(plan.deferred)
+    due = (f"; all due from {time.strftime('%H:%M:%S', time.localtime(plan.deferred_due))}"
+           if plan.deferred_due else "")
+    return (f"{plural(count, 'file')} modified less than {plan.min_age:g} s ago "
+            f"wait{'s' if count == 1 else ''} for the next run (min_age){due}.")
 
 
 def file_line(item, outcome: str, reason: str | None) -> str:

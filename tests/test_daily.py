@@ -430,3 +430,22 @@ def test_commented_config_survives_watch_unwatch_and_login(cli, home, sandbox, t
     assert login.code in (0, 3), login.err
     again = home.config_file.read_text()
     assert "# My observatory's oort-sync settings." in again and "; two is enough" in again
+
+
+# --- first run ------------------------------------------------------------------------
+
+
+def test_deferred_files_are_explained_with_when_they_are_due(cli, logged_in, tmp_path):
+    root = many(tmp_path / "data", 3)  # just written: younger than min_age
+    logged_in(root)
+    before = time.time()
+    result = cli("run", "-v", "--min-age=600")
+    assert result.code == 0
+    line = next(x for x in result.err.splitlines() if "modified less than" in x)
+    assert line.startswith("3 files modified less than 600 s ago wait for the next run "
+                           "(min_age); all due from ")
+    due = datetime.strptime(line.rsplit(" ", 1)[1].rstrip("."), "%H:%M:%S").time()
+    expected = datetime.fromtimestamp(before + 600)
+    assert abs((datetime.combine(expected.date(), due) - expected).total_seconds()) < 60
+    plan = cli("run", "--dry-run", "--min-age=600").out
+    assert "3 files modified less than 600 s ago" in plan
