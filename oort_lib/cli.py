@@ -6,7 +6,7 @@ Usage:
   oort-sync logout [options]
   oort-sync telescopes [-o SUBDOMAIN] [options]
   oort-sync watch FOLDER... [-o SUBDOMAIN] [-t TELESCOPE] [--timezone=TZ] [--reduced]
-                  [--tags=TAGS] [--classify=MODE] [-y] [options]
+                  [--tags=TAGS] [--classify=MODE] [--exclude=PATTERN]... [-y] [options]
   oort-sync unwatch FOLDER... [options]
   oort-sync run [--dry-run] [FOLDER...] [--jobs=N] [--min-age=SECONDS] [--retry-failed]
                 [--rebuild-manifest] [--ping-url=URL] [-q | -v] [--json] [options]
@@ -50,6 +50,8 @@ Options:
   --tags=TAGS          Comma-separated labels sent with each file (2026 servers).
   --classify=MODE      Calibration or observation by "folder" name (default) or by
                        the "header" frame type (IMAGETYP/FRAME/OBSTYPE), else folder.
+  --exclude=PATTERN    Leave out files and folders matching this glob, relative to the
+                       folder (repeatable): `*.tmp`, `processed/`, `WBPP/calibrated`.
   -y, --yes            Do not ask for confirmation.
   --dry-run            Show the plan; no network, no manifest writes.
   --jobs=N             Parallel uploads (default: jobs in the config, else 4).
@@ -296,6 +298,13 @@ def _watch(args, paths, settings) -> int:
                                reduced=bool(args["--reduced"]),
                                tags=cfg.parse_tags(args["--tags"]),
                                classify=args["--classify"])
+    if args["--exclude"]:
+        from .exclude import check
+
+        patterns = check(args["--exclude"])
+        proposal.folders = [f._replace(exclude=patterns) for f in proposal.folders]
+        proposal.notes.append("Excluded: " + "  ".join(patterns)
+                              + " (excluded folders are not entered)")
     _say(*proposal.summary())
     if not args["--yes"]:
         if not sys.stdin.isatty():

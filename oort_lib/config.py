@@ -75,6 +75,7 @@ class Folder(NamedTuple):
     reduced: bool = False  # reduced products (is_raw = False in the 2026 generation)
     tags: tuple[str, ...] = ()  # labels sent with each file (2026 generation)
     classify: str = "folder"  # calibrations by "folder" name or by "header" frame type
+    exclude: tuple[str, ...] = ()  # globs relative to the folder (exclude.py)
 
     @property
     def name(self) -> str:
@@ -114,7 +115,7 @@ _NUMBERS = {
     "log_backups": (int, 0, 100),
 }
 _FOLDER_KEYS = {"path", "organisation", "telescope", "telescope_name", "timezone", "reduced",
-                "tags", "classify"}
+                "tags", "classify", "exclude"}
 DIALECTS = ("auto", "2021", "2026")
 _CLASSIFY = ("folder", "header")
 _TRUE = {"1", "yes", "true", "on"}
@@ -244,6 +245,7 @@ def load_settings(paths: Paths) -> Settings:
                               "reduced"),
                 tags=tags,
                 classify=classify,
+                exclude=_excludes(items.get("exclude"), _where(path, text, section, "exclude")),
             )
         )
     return Settings(folders=tuple(folders), **values)
@@ -251,7 +253,7 @@ def load_settings(paths: Paths) -> Settings:
 
 _MAIN_KEYS = ("api", *_NUMBERS, "ping_url", "api_dialect", "allow_http")
 _FOLDER_SAVED = ("organisation", "telescope", "telescope_name", "timezone", "reduced", "tags",
-                 "classify")
+                 "classify", "exclude")
 
 
 def _main_value(settings: Settings, key: str) -> str | None:
@@ -270,7 +272,21 @@ def _folder_value(folder: Folder, key: str) -> str | None:
         return ",".join(value) if value else None
     if key == "classify":
         return value if value != "folder" else None
+    if key == "exclude":
+        return "\n".join(value) if value else None
     return value or None
+
+
+def _excludes(raw: str | None, where: str) -> tuple[str, ...]:
+    """`exclude` of a folder: one pattern per line (indented continuation lines)."""
+    if not raw:
+        return ()
+    from .exclude import check
+
+    try:
+        return check(line for line in raw.splitlines() if line.strip())
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None
 
 
 def save_settings(paths: Paths, settings: Settings) -> None:

@@ -64,10 +64,12 @@ def _set(section, key: str, value: str | None) -> None:
         if key in section:
             section.remove_option(key)
         return
-    if key in section:
-        section[key].value = value
+    if key not in section:
+        section[key] = ""
+    if "\n" in value:  # one pattern per line (exclude)
+        section[key].set_values(value.split("\n"))
     else:
-        section[key] = value
+        section[key].value = value
 
 
 def _append_section(updater, name: str) -> None:

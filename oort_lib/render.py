@@ -77,6 +77,7 @@ _PLAN_LISTS = (
     ("skipped", "Skipped:"),
     ("deferred", "Deferred (modified too recently, still being written?):"),
     ("waiting", "Failed earlier, waiting to be retried:"),
+    ("excluded", "Excluded (--exclude; excluded folders are not entered):"),
 )
 
 
