@@ -449,3 +449,75 @@ def test_deferred_files_are_explained_with_when_they_are_due(cli, logged_in, tmp
     assert abs((datetime.combine(expected.date(), due) - expected).total_seconds()) < 60
     plan = cli("run", "--dry-run", "--min-age=600").out
     assert "3 files modified less than 600 s ago" in plan
+
+
+# --- filters --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern, relpath, is_folder, excluded", [
+    ("*.tmp", "a.tmp", False, True),
+    ("*.tmp", "deep/down/a.tmp", False, True),
+    ("*.tmp", "a.fits", False, False),
+    ("processed", "processed", True, True),
+    ("processed", "M31/processed", True, True),
+    ("processed/", "processed", False, False),  # folders only
+    ("processed/", "M31/processed", True, True),
+    ("WBPP/calibrated", "WBPP/calibrated", True, True),
+    ("WBPP/calibrated", "x/WBPP/calibrated", True, False),  # anchored at the folder
+    ("/master", "master", True, True),
+    ("/master", "M31/master", True, False),
+    ("**/registered/*.xisf", "a/b/registered/x.xisf", False, True),
+    ("**/registered/*.xisf", "registered/x.xisf", False, True),
+    ("*/master/*.xisf", "M31/master/m.xisf", False, True),
+    ("*/master/*.xisf", "a/M31/master/m.xisf", False, False),  # * stays within a name
+    ("Light_[0-4]*.fits", "n/Light_3_x.fits", False, True),
+    ("Light_[0-4]*.fits", "n/Light_7_x.fits", False, False),
+])
+def test_exclude_globs(pattern, relpath, is_folder, excluded):
+    from oort_lib.exclude import matcher
+
+    assert (matcher([pattern])(relpath, is_folder) == pattern) is excluded
+
+
+def test_exclude_patterns_that_make_no_sense_are_refused():
+    from oort_lib.errors import ConfigError
+    from oort_lib.exclude import check
+
+    for bad in ("", "*", "../other", "C:/data"):
+        with pytest.raises(ConfigError):
+            check([bad])
+    assert check(["*.tmp", " *.tmp ", "a\\b"]) == ("*.tmp", "a/b")
+
+
+def test_excluded_folders_are_not_entered_and_shown_in_plan_and_explain(
+        cli, home, logged_in, sandbox, tmp_path, monkeypatch):
+    root = many(tmp_path / "data", 3)
+    many(root / "WBPP" / "calibrated", 2)
+    (root / "frame.fits.tmp").write_bytes(b"x" * 10)
+    write_fits(root / "night0" / "stack.tmp.fits", {"DATE-OBS": "2021-03-10T23:00:00"})
+    logged_in()
+    watch = cli("watch", root, "-y", "--exclude=WBPP/calibrated", "--exclude=*.tmp",
+                "--exclude=*.tmp.fits")
+    assert watch.code == 0 and "Excluded: WBPP/calibrated  *.tmp  *.tmp.fits" in watch.out
+    assert cfg.load_settings(home).folders[0].exclude == (
+        "WBPP/calibrated", "*.tmp", "*.tmp.fits")
+    entered = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p=".": entered.append(str(p)) or real_scandir(p))
+    plan = json.loads(cli("run", "--dry-run", "--min-age=0", "--json").out)
+    assert not [p for p in entered if "calibrated" in p]  # never listed
+    assert plan["totals"]["files"] == 3
+    assert {(e["path"], e["reason"]) for e in plan["excluded"]} == {
+        ("WBPP/calibrated", "excluded by WBPP/calibrated"),
+        ("frame.fits.tmp", "excluded by *.tmp"),
+        ("night0/stack.tmp.fits", "excluded by *.tmp.fits")}
+    text = cli("run", "--dry-run", "--min-age=0").out
+    assert "Excluded (--exclude" in text and "WBPP/calibrated: excluded by WBPP/calibrated" in text
+    monkeypatch.setattr(os, "scandir", real_scandir)
+    assert cli("run", "--min-age=0").code == 0
+    assert len(sandbox.objects("datafiles")) == 3
+    explained = json.loads(cli("explain", root / "WBPP/calibrated/night0/frame_000.fits",
+                               "--json").out)[0]
+    assert explained["skipped"].startswith("excluded by WBPP/calibrated")
+    status = json.loads(cli("status", "--json").out)["folders"][0]
+    assert status["counts"]["skipped"] == 0  # excluded files are not recorded
