@@ -9,7 +9,8 @@ Usage:
                   [--tags=TAGS] [--classify=MODE] [--exclude=PATTERN]... [-y] [options]
   oort-sync unwatch FOLDER... [options]
   oort-sync run [--dry-run] [FOLDER...] [--jobs=N] [--min-age=SECONDS] [--retry-failed]
-                [--rebuild-manifest] [--ping-url=URL] [-q | -v] [--json] [options]
+                [--rebuild-manifest] [--ping-url=URL] [--bwlimit=RATE] [-q | -v] [--json]
+                [options]
   oort-sync explain FILE... [--json] [options]
   oort-sync status [--json] [options]
   oort-sync logs [-n LINES] [options]
@@ -60,6 +61,8 @@ Options:
   --retry-failed       Retry files that failed for a permanent reason.
   --rebuild-manifest   Keep a damaged manifest aside and start a new one.
   --ping-url=URL       Healthchecks-style URL pinged at start, success and failure.
+  --bwlimit=RATE       Cap the total upload rate: 512k, 4M, off, or a timetable
+                       "08:00,off 19:00,1M 23:30,off" (default: bwlimit in the config).
   -q, --quiet          Print only errors.
   -v, --verbose        Print every file outcome and a summary.
   --json               Machine-readable output on stdout.
@@ -341,6 +344,10 @@ def _run(args, paths, settings) -> int:
     if jobs == 0:
         raise UsageError("--jobs must be at least 1.")
     min_age = _number(args, "--min-age", float)
+    if args["--bwlimit"]:
+        from .bandwidth import parse
+
+        parse(args["--bwlimit"])  # a typo is a usage error before anything starts
     if args["--dry-run"]:
         plan = sync.dry_run(paths, settings, args["FOLDER"], min_age=min_age,
                             retry_failed=args["--retry-failed"],
@@ -367,7 +374,7 @@ def _run(args, paths, settings) -> int:
                               min_age=min_age, retry_failed=args["--retry-failed"],
                               events=events, stop=stopper.stop, abort=stopper.abort,
                               on_locked=(lambda: _ping(ping, start=True)) if ping else None,
-                              stop_code=lambda: stopper.exit_code)
+                              stop_code=lambda: stopper.exit_code, bwlimit=args["--bwlimit"])
     except LockHeld:
         # The previous tick is still uploading: normal for cron, which must not mail it.
         if args["--quiet"]:

@@ -99,6 +99,7 @@ class Settings(NamedTuple):
     ping_url: str | None = None
     api_dialect: str = "auto"  # auto | 2021 | 2026: which API generation to speak
     allow_http: bool = False  # plain http:// to a LAN server (Arcsecond.local)
+    bwlimit: str | None = None  # total upload rate, or a timetable (bandwidth.py)
     folders: tuple[Folder, ...] = ()
 
 
@@ -202,6 +203,14 @@ def load_settings(paths: Paths) -> Settings:
                 values["api_dialect"] = raw.strip()
             elif key == "allow_http":
                 values["allow_http"] = _flag(raw, where, key)
+            elif key == "bwlimit":
+                from .bandwidth import parse
+
+                try:
+                    parse(raw)
+                except ConfigError as exc:
+                    raise ConfigError(f"{where}: {exc.message}") from None
+                values["bwlimit"] = raw.strip() or None
             elif key in _NUMBERS:
                 kind, low, high = _NUMBERS[key]
                 try:
@@ -251,7 +260,7 @@ def load_settings(paths: Paths) -> Settings:
     return Settings(folders=tuple(folders), **values)
 
 
-_MAIN_KEYS = ("api", *_NUMBERS, "ping_url", "api_dialect", "allow_http")
+_MAIN_KEYS = ("api", *_NUMBERS, "ping_url", "api_dialect", "allow_http", "bwlimit")
 _FOLDER_SAVED = ("organisation", "telescope", "telescope_name", "timezone", "reduced", "tags",
                  "classify", "exclude")
 

@@ -141,6 +141,7 @@ def run(
     abort: threading.Event | None = None,
     on_locked: Callable[[], None] | None = None,
     stop_code: Callable[[], int] | None = None,
+    bwlimit: str | None = None,
 ) -> RunResult:
     """One batch run under the run lock.
 
@@ -150,7 +151,9 @@ def run(
     `on_locked` is called once the lock is taken (a monitor's start ping: a tick that
     finds the lock busy sends nothing); `stop_code` gives the exit code of the signal
     that set `stop` (recorded as the run's exit code). Whatever ends the run, even an
-    exception (re-raised), the run record gets the real exit code.
+    exception (re-raised), the run record gets the real exit code. `bwlimit` (a rate or
+    a timetable, bandwidth.py; default: the config's) caps the total upload rate.
+    Raises ConfigError for a bad `bwlimit`.
     """
     events = events or Events()
     stop = stop or threading.Event()
@@ -158,12 +161,17 @@ def run(
     folders = select_folders(settings.folders, only)
     jobs = jobs or settings.jobs
     origin = (settings.api, creds.username)
+    limiter = None
+    if bwlimit or settings.bwlimit:
+        from .bandwidth import Limiter, parse
+
+        limiter = Limiter(parse(bwlimit or settings.bwlimit))
     with RunLock(paths.lock_file), mf.Manifest(paths.manifest_file, origin=origin) as manifest:
         run_id = manifest.start_run()
         try:
             return _locked_run(manifest, run_id, paths, settings, creds, folders, jobs,
                                min_age, retry_failed, events, stop, abort, on_locked,
-                               stop_code)
+                               stop_code, limiter)
         except BaseException as exc:
             _record_crash(manifest, run_id, exc)
             raise
@@ -181,7 +189,8 @@ def _record_crash(manifest: mf.Manifest, run_id: int, exc: BaseException) -> Non
 
 
 def _locked_run(manifest, run_id, paths, settings, creds, folders, jobs, min_age,
-                retry_failed, events, stop, abort, on_locked, stop_code) -> RunResult:
+                retry_failed, events, stop, abort, on_locked, stop_code,
+                limiter=None) -> RunResult:
     if on_locked is not None:
         on_locked()
     plan = make_plan(
@@ -202,7 +211,7 @@ def _locked_run(manifest, run_id, paths, settings, creds, folders, jobs, min_age
         client = Client.from_settings(settings, creds.key, pool_size=jobs + 2, stop=abort)
         try:
             _upload_all(client, manifest, settings, creds, result, events, stop, abort,
-                        jobs)
+                        jobs, limiter)
         finally:
             client.close()
     if stop.is_set() and result.fatal is None:
@@ -247,7 +256,8 @@ def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
         manifest.delete_files(plan.gone)
 
 
-def _upload_all(client, manifest, settings, creds, result, events, stop, abort, jobs) -> None:
+def _upload_all(client, manifest, settings, creds, result, events, stop, abort, jobs,
+                limiter=None) -> None:
     """Pick the API generation, upload the plan; once, if a route of the remembered
     generation is missing (the server was upgraded), detect again and go on."""
     from .account import generation_for
@@ -263,6 +273,7 @@ def _upload_all(client, manifest, settings, creds, result, events, stop, abort, 
         remote = open_remote(result.generation, client, manifest, str(client.base))
         uploader = _Uploader(remote, manifest, settings, creds, result, events, stop, abort)
         uploader.second_pass = redetect
+        uploader.limiter = limiter
         uploader.run(jobs)
         if (isinstance(result.fatal, WrongGeneration) and not redetect
                 and settings.api_dialect == "auto"):
@@ -287,6 +298,7 @@ class _Uploader:
         self.abort = abort
         self.retry_delay = settings.retry_delay
         self.second_pass = False
+        self.limiter = None  # bandwidth.Limiter shared by the workers, if any
         self._guard = threading.Lock()
 
     def run(self, jobs: int) -> None:
@@ -310,6 +322,9 @@ class _Uploader:
         self.stop.set()
 
     def _sent(self, nbytes: int) -> None:
+        # Called by the upload body before each chunk leaves: waiting here paces it.
+        if self.limiter is not None:
+            self.limiter.take(nbytes, self.abort)
         with self._guard:
             self.result.bytes_sent += nbytes
         self.events.sent(nbytes)

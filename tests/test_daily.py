@@ -521,3 +521,64 @@ def test_excluded_folders_are_not_entered_and_shown_in_plan_and_explain(
     assert explained["skipped"].startswith("excluded by WBPP/calibrated")
     status = json.loads(cli("status", "--json").out)["folders"][0]
     assert status["counts"]["skipped"] == 0  # excluded files are not recorded
+
+
+# --- bandwidth ------------------------------------------------------------------------
+
+
+def test_rates_and_timetables():
+    from oort_lib import bandwidth as bw
+    from oort_lib.errors import ConfigError
+
+    assert bw.parse_rate("512k") == 512 * 1024 and bw.parse_rate("4M") == 4 * 1024**2
+    assert bw.parse_rate("1.5M") == 1.5 * 1024**2 and bw.parse_rate("100") == 100 * 1024
+    assert bw.parse_rate("off") is None and bw.parse_rate("0") is None
+    table = bw.parse("08:00,off 19:00,1M 23:30,off")
+    assert table == ((480, None), (1140, 1024**2), (1410, None))
+    assert bw.rate_at(table, 7 * 60) is None  # before 08:00: the last entry of the day
+    assert bw.rate_at(table, 20 * 60) == 1024**2 and bw.rate_at(table, 23 * 60 + 45) is None
+    assert bw.rate_at(bw.parse("01:00,256k 06:00,off"), 0) is None
+    assert bw.describe(table) == "from 08:00 no limit, from 19:00 1MB/s, from 23:30 no limit"
+    for bad in ("fast", "12x", "25:00,1M", "08:00 19:00,1M", "8h,1M"):
+        with pytest.raises(ConfigError):
+            bw.parse(bad)
+
+
+def test_limiter_holds_the_rate_across_workers():
+    """Four workers take 64 kB chunks at once (the clock stands still): the shared bucket
+    schedules every byte of all of them at the rate, so the last chunk may only leave
+    when the total at the cap has had time to go (the benchmark measures it for real)."""
+    from oort_lib import bandwidth as bw
+
+    waits: list[float] = []
+    limiter = bw.Limiter(bw.parse("512k"), clock=lambda: 100.0, sleep=waits.append)
+    workers = [threading.Thread(target=lambda: [limiter.take(65536) for _ in range(64)])
+               for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    sent = 4 * 64 * 65536
+    assert max(waits) == pytest.approx(sent / (512 * 1024) - bw.BURST_SECONDS)
+    assert len(waits) == 4 * 64 - 2  # the first 0.25 s worth (2 chunks) go at once
+    evening = bw.Limiter(bw.parse("19:00,1M 23:30,off"), minute=lambda: 20 * 60)
+    assert evening.rate() == 1024**2
+    night = bw.Limiter(bw.parse("19:00,1M 23:30,off"), minute=lambda: 23 * 60 + 31)
+    assert night.rate() is None
+    night.take(10**9)  # no limit: returns at once
+
+
+def test_bwlimit_paces_a_real_run(cli, home, logged_in, sandbox, tmp_path):
+    root = tmp_path / "data"
+    for index in range(4):
+        write_fits(root / f"f{index}.fits", {"DATE-OBS": "2021-03-10T23:00:00"},
+                   shape=(256, 256))  # 4 x 256 kB
+    logged_in(root, bwlimit="off")
+    assert cfg.load_settings(home).bwlimit == "off"
+    started = time.monotonic()
+    assert cli("run", "--min-age=0", "--bwlimit=256k", "--jobs=4").code == 0
+    elapsed = time.monotonic() - started
+    assert len(sandbox.objects("datafiles")) == 4
+    assert elapsed > 2.0  # about 1 MB at 256 kB/s: some 4 s (generous lower bound)
+    bad = cli("run", "--bwlimit=fast")
+    assert bad.code == 2 and "bandwidth 'fast'" in bad.err
