@@ -8,6 +8,7 @@ Usage:
   oort-sync watch FOLDER... [-o SUBDOMAIN] [-t TELESCOPE] [--timezone=TZ] [--reduced]
                   [--tags=TAGS] [--classify=MODE] [--exclude=PATTERN]... [-y] [options]
   oort-sync unwatch FOLDER... [options]
+  oort-sync import-oort [--oort-dir=DIR] [-y] [options]
   oort-sync run [--dry-run] [FOLDER...] [--jobs=N] [--min-age=SECONDS] [--retry-failed]
                 [--rebuild-manifest] [--ping-url=URL] [--bwlimit=RATE] [-q | -v] [--json]
                 [options]
@@ -27,6 +28,7 @@ Commands:
   telescopes List the telescopes of your account or of an organisation.
   watch      Add folders to sync (checked locally and on the server first).
   unwatch    Stop syncing folders (what was uploaded stays uploaded).
+  import-oort  Watch the folders of an Oort-Cloud 1.x installation (and use its key).
   run        One batch run: walk, compare with the manifest, upload what is new.
   explain    What the rules decide for files (date, local time, night, type) and why.
   status     Files uploaded/pending/deferred/failed/skipped per folder, last run, lock.
@@ -53,6 +55,7 @@ Options:
                        the "header" frame type (IMAGETYP/FRAME/OBSTYPE), else folder.
   --exclude=PATTERN    Leave out files and folders matching this glob, relative to the
                        folder (repeatable): `*.tmp`, `processed/`, `WBPP/calibrated`.
+  --oort-dir=DIR       The Oort-Cloud 1.x folder holding config.ini [default: ~/.oort].
   -y, --yes            Do not ask for confirmation.
   --dry-run            Show the plan; no network, no manifest writes.
   --jobs=N             Parallel uploads (default: jobs in the config, else 4).
@@ -330,6 +333,68 @@ def _unwatch(args, paths, settings) -> int:
     return EXIT_OK
 
 
+def _import_oort(args, paths, settings) -> int:
+    from . import credentials, folders, oort1
+    from .account import generation_for, login_with_key
+    from .errors import ConfigError
+
+    old = oort1.read(args["--oort-dir"])
+    where = oort1.config_file(args["--oort-dir"])
+    lines = [f"Oort-Cloud 1.x config {where}: {len(old)} watched folder(s) "
+             "(nothing there is changed)."]
+    creds = credentials.load(paths.credentials_file)
+    new_login = None
+    if creds is None:
+        username, key = oort1.key_of(old)
+        if key is None:
+            raise credentials.AuthError("Not logged in, and the Oort 1.x config holds no "
+                                        "upload key: run `oort-sync login` first.")
+        client = _client(settings)
+        creds = new_login = login_with_key(
+            client, username, credentials.check_key(key, f"{where}"),
+            dialect=settings.api_dialect)
+        lines.append(f"Upload key of {username or 'the Oort 1.x account'} from {where}: "
+                     f"verified with {client.base}.")
+    client = _client(settings, creds.key)
+    generation = generation_for(client, settings, creds)
+    current, proposals, left = settings, [], []
+    for (organisation, telescope), group in oort1.groups(old).items():
+        for folder in group:
+            remote = bool(organisation or telescope)
+            try:
+                proposal = folders.propose(
+                    current, creds, [folder.path], organisation=organisation,
+                    telescope=telescope, client=client if remote or generation != "2021"
+                    else None, generation=generation)
+            except ConfigError as exc:
+                left.append(f"Not imported: {exc.message}")
+                continue
+            proposals.append(proposal)
+            current = folders.add(current, proposal)
+    for proposal in proposals:
+        lines += ["", *proposal.summary()]
+    if left:
+        lines += ["", *left]
+    _say(*lines)
+    if not proposals:
+        _say("Nothing to import.")
+        return EXIT_OK if not left else EXIT_USAGE
+    if not args["--yes"]:
+        if not sys.stdin.isatty():
+            raise UsageError("No terminal to confirm on: add -y to import without asking.")
+        if input(f"Watch these {len(proposals)} folder(s)? [y/N] ").strip().lower() not in (
+                "y", "yes"):
+            _say("Nothing changed.")
+            return EXIT_OK
+    if new_login is not None:
+        credentials.save(paths.credentials_file, new_login)
+    cfg.save_settings(paths, current)
+    _say(f"Watching {len(proposals)} more folder(s). Schedule `oort-sync run` "
+         "(see `oort-sync schedule --cron`), or run it now; Oort-Cloud itself can be "
+         "stopped and uninstalled (`oort stop`, `pip uninstall oort-cloud`).")
+    return EXIT_OK
+
+
 def _run(args, paths, settings) -> int:
     from . import credentials, sync
     from . import manifest as mf
@@ -537,6 +602,7 @@ COMMANDS = {
     "telescopes": _telescopes,
     "watch": _watch,
     "unwatch": _unwatch,
+    "import-oort": _import_oort,
     "run": _run,
     "explain": _explain,
     "status": _status,

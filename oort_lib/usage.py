@@ -23,6 +23,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
               "oort-sync watch /mnt/nas/raw -o my-observatory -t 0b7c... --timezone=Europe/Paris",
               "oort-sync watch ~/Astro/Processed --reduced --tags=processed -y"),
     "unwatch": ("oort-sync unwatch ~/Astro/Raw",),
+    "import-oort": ("oort-sync import-oort", "oort-sync import-oort --oort-dir=/home/pi/.oort -y"),
     "run": ("oort-sync run --dry-run", "oort-sync run -v",
             "oort-sync run -q --ping-url=https://hc-ping.com/UUID   # from cron",
             "oort-sync run ~/Astro/Raw --jobs=2 --min-age=300"),

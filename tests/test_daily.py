@@ -582,3 +582,77 @@ def test_bwlimit_paces_a_real_run(cli, home, logged_in, sandbox, tmp_path):
     assert elapsed > 2.0  # about 1 MB at 256 kB/s: some 4 s (generous lower bound)
     bad = cli("run", "--bwlimit=fast")
     assert bad.code == 2 and "bandwidth 'fast'" in bad.err
+
+
+# --- Oort 1.x -------------------------------------------------------------------------
+
+OORT1 = """\
+[watch-folder-a1b2c3]
+username = astro
+upload_key = {key}
+subdomain =
+role =
+path = {personal}
+telescope = {personal_telescope}
+zip = False
+api = main
+
+[watch-folder-d4e5f6]
+username = astro
+upload_key = {key}
+subdomain = {org}
+role = admin
+path = {observatory}
+telescope_uuid = {telescope}
+telescope_name = Robot Refractor 1
+zip = False
+api = main
+
+[watch-folder-0a0b0c]
+username = astro
+upload_key = {key}
+subdomain =
+path = {gone}
+telescope =
+zip = False
+
+[watch-folder-999999-tests]
+path = /tmp/oort-tests
+"""
+
+
+def test_import_oort_1x_config(cli, home, sandbox, tmp_path):
+    seed = sandbox.seed
+    personal, observatory = many(tmp_path / "backyard", 2), many(tmp_path / "observatory", 2)
+    oort_dir = tmp_path / "dot-oort"
+    oort_dir.mkdir()
+    config = oort_dir / "config.ini"
+    config.write_text(OORT1.format(key=seed.upload_key, personal=personal,
+                                   personal_telescope=seed.personal_telescope_uuid,
+                                   org=seed.organisation, observatory=observatory,
+                                   telescope=seed.telescope_uuid, gone=tmp_path / "unplugged"))
+    before = config.read_bytes(), config.stat().st_mtime_ns
+    cfg.save_settings(home, cfg.Settings(api=sandbox.url, retries=1, backoff_base=0.01))
+    result = cli("import-oort", f"--oort-dir={oort_dir}", "-y")
+    assert result.code == 0, result.err
+    assert "3 watched folder(s)" in result.out and "nothing there is changed" in result.out
+    assert "from " + str(config) in result.out and "verified" in result.out
+    assert f"Not imported: {tmp_path / 'unplugged'}: no such folder." in result.out
+    assert "oort-tests" not in result.out
+    settings = cfg.load_settings(home)
+    watched = {f.path: f for f in settings.folders}
+    assert set(watched) == {str(personal), str(observatory)}
+    assert watched[str(observatory)].organisation == seed.organisation
+    assert watched[str(observatory)].telescope == seed.telescope_uuid
+    assert watched[str(personal)].telescope == seed.personal_telescope_uuid
+    assert (config.read_bytes(), config.stat().st_mtime_ns) == before  # untouched
+    assert home.credentials_file.exists()
+    assert cli("run", "--min-age=0").code == 0
+    assert len(sandbox.objects("datafiles")) == 4
+    again = cli("import-oort", f"--oort-dir={oort_dir}", "-y")  # nothing new
+    assert again.code == 2 and "already watched" in again.out
+
+
+def test_import_oort_without_config(cli, tmp_path):
+    result = cli("import-oort", f"--oort-dir={tmp_path}")
+    assert result.code == 2 and "no Oort-Cloud 1.x config here" in result.err
