@@ -656,3 +656,49 @@ def test_import_oort_1x_config(cli, home, sandbox, tmp_path):
 def test_import_oort_without_config(cli, tmp_path):
     result = cli("import-oort", f"--oort-dir={tmp_path}")
     assert result.code == 2 and "no Oort-Cloud 1.x config here" in result.err
+
+
+# --- report links ---------------------------------------------------------------------
+
+
+def test_report_links_to_the_objects_on_the_server(cli, home, logged_in, sandbox, tmp_path):
+    import html as htmllib
+
+    import requests
+
+    root = tmp_path / "data"
+    for index in range(2):
+        write_fits(root / "M31" / f"a{index}.fits", {"DATE-OBS": "2021-03-10T23:00:00"})
+    logged_in(root, retries=0)
+    assert cli("run", "--min-age=0").code == 0
+    write_fits(root / "M31" / "late.fits", {"DATE-OBS": "2021-03-10T23:30:00"})
+    sandbox.faults.error_rate = 1.0
+    sandbox.faults.paths = r"/datafiles/$"
+    assert cli("run", "--min-age=0").code == 1
+    out = tmp_path / "report.html"
+    assert cli("report", f"--output={out}").code == 0
+    page = out.read_text()
+    links = [htmllib.unescape(x) for x in re.findall(r'<a class="server" href="([^"]+)"', page)]
+    nightlog = sandbox.objects("nightlogs")[0]["uuid"]
+    dataset = sandbox.objects("datasets")[0]["uuid"]
+    assert f"{sandbox.url}/#nightlog-{nightlog}" in links
+    assert links.count(f"{sandbox.url}/#dataset-{dataset}") == 2  # the table and the failure
+    served = requests.get(sandbox.url + "/", timeout=10).text
+    assert f'id="nightlog-{nightlog}"' in served and f'id="dataset-{dataset}"' in served
+
+
+def test_web_addresses_per_kind_of_server():
+    from oort_lib import weblinks as w
+
+    cloud = w.site("https://api.arcsecond.io|astro|")
+    assert w.night_log(cloud, "u1", "2021-03-10") == "https://www.arcsecond.io/nightlogs/u1"
+    assert w.dataset(cloud, "d1") == "https://www.arcsecond.io/datasets/d1"
+    portal = w.site("https://api.arcsecond.io|astro|robotland")
+    assert w.night_log(portal, "u1", "2021-03-10") == (
+        "https://robotland.arcsecond.io/nights/2021-03-10")
+    assert w.dataset(portal, "d1") == "https://robotland.arcsecond.io/datasets/d1"
+    local = w.site("http://nas.local:5555/api|astro|local")
+    assert w.night_log(local, "u1", "2021-03-10") == "http://nas.local:5555/nights/2021-03-10"
+    assert w.site("http://192.168.1.5:8800|astro|local").base == "http://192.168.1.5:5555"
+    assert w.site("http://127.0.0.1:8765|astro|").kind == "sandbox"
+    assert w.site(None) is None and w.site("https://example.org|a|") is None
