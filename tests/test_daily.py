@@ -576,10 +576,10 @@ def test_bwlimit_paces_a_real_run(cli, home, logged_in, sandbox, tmp_path):
     logged_in(root, bwlimit="off")
     assert cfg.load_settings(home).bwlimit == "off"
     started = time.monotonic()
-    assert cli("run", "--min-age=0", "--bwlimit=256k", "--jobs=4").code == 0
+    assert cli("run", "--min-age=0", "--bwlimit=128k", "--jobs=4").code == 0
     elapsed = time.monotonic() - started
     assert len(sandbox.objects("datafiles")) == 4
-    assert elapsed > 2.0  # about 1 MB at 256 kB/s: some 4 s (generous lower bound)
+    assert elapsed > 2.0  # 540 kB at 128 KiB/s: some 4 s (generous lower bound)
     bad = cli("run", "--bwlimit=fast")
     assert bad.code == 2 and "bandwidth 'fast'" in bad.err
 
