@@ -166,84 +166,87 @@ def run(
         from .bandwidth import Limiter, parse
 
         limiter = Limiter(parse(bwlimit or settings.bwlimit))
-    with RunLock(paths.lock_file), mf.Manifest(paths.manifest_file, origin=origin) as manifest:
-        run_id = manifest.start_run()
-        try:
-            return _locked_run(manifest, run_id, paths, settings, creds, folders, jobs,
-                               min_age, retry_failed, events, stop, abort, on_locked,
-                               stop_code, limiter)
-        except BaseException as exc:
-            _record_crash(manifest, run_id, exc)
-            raise
+    with (RunLock(paths.lock_file),
+          mf.Manifest(paths.manifest_file, origin=origin) as manifest,
+          _RunRecord(manifest) as run_id):
+        if on_locked is not None:
+            on_locked()
+        plan = make_plan(
+            folders,
+            manifest,
+            min_age=settings.min_age if min_age is None else min_age,
+            retry_failed=retry_failed,
+            destination=lambda f: destination(settings.api, creds.username, f.organisation),
+        )
+        result = RunResult(plan=plan)
+        result.run_id = run_id
+        _record_plan(manifest, plan)
+        events.planned(plan)
+        if plan.items and not stop.is_set():
+            # requests costs ~60 ms: only when there is work
+            from .arcsecond.client import Client
 
-
-def _record_crash(manifest: mf.Manifest, run_id: int, exc: BaseException) -> None:
-    """The run record of a run ended by an exception: the exit code cli.main gives it."""
-    from .records import exit_code_for
-
-    try:
-        manifest.finish_run(run_id, exit_code=exit_code_for(exc),
-                            message=f"ended by {type(exc).__name__}: {exc}"[:300])
-    except Exception:  # noqa: BLE001 - the manifest itself may be what failed
-        log.exception("could not record the end of run %s", run_id)
-
-
-def _locked_run(manifest, run_id, paths, settings, creds, folders, jobs, min_age,
-                retry_failed, events, stop, abort, on_locked, stop_code,
-                limiter=None) -> RunResult:
-    if on_locked is not None:
-        on_locked()
-    plan = make_plan(
-        folders,
-        manifest,
-        min_age=settings.min_age if min_age is None else min_age,
-        retry_failed=retry_failed,
-        destination=lambda f: destination(settings.api, creds.username, f.organisation),
-    )
-    result = RunResult(plan=plan)
-    result.run_id = run_id
-    _record_plan(manifest, plan)
-    events.planned(plan)
-    if plan.items and not stop.is_set():
-        # requests costs ~60 ms: only when there is work
-        from .arcsecond.client import Client
-
-        client = Client.from_settings(settings, creds.key, pool_size=jobs + 2, stop=abort)
-        try:
-            _upload_all(client, manifest, settings, creds, result, events, stop, abort,
-                        jobs, limiter)
-        finally:
-            client.close()
-    if stop.is_set() and result.fatal is None:
-        result.stopped = True
-    if stop.is_set() and stop_code is not None:
-        result.signal_code = stop_code() or 0
-    result.ended = time.time()
-    summary = result.summary()
-    log.log(
-        logging.ERROR if result.fatal else logging.INFO,
-        "run finished: exit %s, %s uploaded, %s already on the server, %s failed, "
-        "%s deferred, %s skipped, %s unchanged, %s bytes in %.1f s%s",
-        summary["exit_code"], summary["uploaded"], summary["already_on_server"],
-        summary["failed"], summary["deferred"], summary["skipped"], summary["unchanged"],
-        summary["bytes"], summary["seconds"],
-        f" ({result.fatal.message})" if result.fatal else "",
-        extra={"run_id": run_id, "exit_code": summary["exit_code"], "bytes": summary["bytes"],
-               "reason": result.fatal.message if result.fatal else None},
-    )
-    manifest.finish_run(
-        run_id,
-        exit_code=result.exit_code,
-        uploaded=result.uploaded + result.already,
-        failed=len(result.failed),
-        skipped=len(plan.skipped),
-        deferred=len(plan.deferred),
-        bytes=result.bytes_sent,
-        message=result.fatal.message if result.fatal else (
-            "stopped by a signal; files in flight are retried next run"
-            if result.stopped else None),
-    )
+            client = Client.from_settings(settings, creds.key, pool_size=jobs + 2, stop=abort)
+            try:
+                _upload_all(client, manifest, settings, creds, result, events, stop, abort,
+                            jobs, limiter)
+            finally:
+                client.close()
+        if stop.is_set() and result.fatal is None:
+            result.stopped = True
+        if stop.is_set() and stop_code is not None:
+            result.signal_code = stop_code() or 0
+        result.ended = time.time()
+        summary = result.summary()
+        log.log(
+            logging.ERROR if result.fatal else logging.INFO,
+            "run finished: exit %s, %s uploaded, %s already on the server, %s failed, "
+            "%s deferred, %s skipped, %s unchanged, %s bytes in %.1f s%s",
+            summary["exit_code"], summary["uploaded"], summary["already_on_server"],
+            summary["failed"], summary["deferred"], summary["skipped"], summary["unchanged"],
+            summary["bytes"], summary["seconds"],
+            f" ({result.fatal.message})" if result.fatal else "",
+            extra={"run_id": run_id, "exit_code": summary["exit_code"], "bytes": summary["bytes"],
+                   "reason": result.fatal.message if result.fatal else None},
+        )
+        manifest.finish_run(
+            run_id,
+            exit_code=result.exit_code,
+            uploaded=result.uploaded + result.already,
+            failed=len(result.failed),
+            skipped=len(plan.skipped),
+            deferred=len(plan.deferred),
+            bytes=result.bytes_sent,
+            message=result.fatal.message if result.fatal else (
+                "stopped by a signal; files in flight are retried next run"
+                if result.stopped else None),
+        )
     return result
+
+
+class _RunRecord:
+    """The run's row in the manifest: started on entry; on an exception (re-raised),
+    finished with the exit code cli.main gives it, so a record never says success for a
+    run that crashed (the normal end is recorded by run() itself)."""
+
+    def __init__(self, manifest: mf.Manifest):
+        self.manifest = manifest
+        self.run_id = 0
+
+    def __enter__(self) -> int:
+        self.run_id = self.manifest.start_run()
+        return self.run_id
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            return
+        from .records import exit_code_for
+
+        try:
+            self.manifest.finish_run(self.run_id, exit_code=exit_code_for(exc),
+                                     message=f"ended by {type(exc).__name__}: {exc}"[:300])
+        except Exception:  # noqa: BLE001 - the manifest itself may be what failed
+            log.exception("could not record the end of run %s", self.run_id)
 
 
 def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
