@@ -410,16 +410,50 @@ def _record_all_uploaded(env: dict, data: Path, api: str) -> None:
                 manifest.upsert_files(str(data), batch)
                 batch = []
         manifest.upsert_files(str(data), batch)
+def bench_bwlimit(rates=("1M", "4M"), total=24 * 1024**2, count=12):
+    """--bwlimit holds: the measured upload rate of 4 workers within 10% of the cap."""
+    print(f"6. Bandwidth limit: {count} files, {total / 1024**2:.0f} MiB, 4 workers", flush=True)
+    tree = WORK / "bwlimit" / "data"
+    shutil.rmtree(WORK / "bwlimit", ignore_errors=True)
+    for index in range(count):
+        path = write_fits(tree / f"f{index:03d}.fits", {"DATE-OBS": "2021-01-01T22:00:00"})
+        with open(path, "r+b") as handle:
+            handle.truncate(total // count)
+    from oort_lib.bandwidth import parse_rate
+
+    held = True
+    for rate in rates:
+        sandbox = Sandbox(WORK / f"sandbox-bw-{rate}")
+        env = home_for(f"bw-{rate}", sandbox.url, sandbox.key, tree, min_age=0,
+                       api_dialect="2021")
+        out = subprocess.run([OORT, "run", "--min-age=0", "--jobs=4", f"--bwlimit={rate}",
+                              "--json"], env=env, capture_output=True, text=True, check=False)
+        if out.returncode:
+            raise SystemExit(f"run failed ({out.returncode}): {out.stderr[-2000:]}")
+        sandbox.stop()
+        shutil.rmtree(WORK / f"sandbox-bw-{rate}", ignore_errors=True)
+        summary = json.loads(out.stdout)
+        cap = parse_rate(rate)
+        measured = summary["bytes"] / summary["seconds"]
+        error = (measured - cap) / cap
+        held &= abs(error) <= 0.10
+        print(f"  --bwlimit={rate}: {measured / 1024**2:.3f} MiB/s measured against "
+              f"{cap / 1024**2:.3f} MiB/s ({error:+.1%}; {summary['seconds']:.1f} s)", flush=True)
+        RESULTS.append({"bench": f"bwlimit {rate}", "MiB/s": round(measured / 1024**2, 3),
+                        "cap MiB/s": round(cap / 1024**2, 3), "error": round(error, 4)})
+    shutil.rmtree(WORK / "bwlimit", ignore_errors=True)
+    print("  held within 10%" if held else "  NOT held within 10%", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*",
-                        help="nothing planning big small memory requests slow million "
+                        help="nothing planning big small memory requests slow bwlimit million "
                              "(million is not in the default set: it builds 1,000,000 files)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs")
     args = parser.parse_args()
-    names = args.names or ["nothing", "planning", "big", "small", "memory", "requests", "slow"]
+    names = args.names or ["nothing", "planning", "big", "small", "memory", "requests", "slow",
+                           "bwlimit"]
     WORK.mkdir(exist_ok=True)
     # A pip-installed package runs from compiled bytecode; a checkout under
     # PYTHONDONTWRITEBYTECODE would recompile every module on every run instead.
@@ -449,6 +483,9 @@ def main() -> None:
         bench_slow_server(200 if quick else 2000)
     if "million" in names:
         bench_million(100_000 if quick else 1_000_000)
+    if "bwlimit" in names:
+        bench_bwlimit(("1M",) if quick else ("512k", "1M", "4M"),
+                      total=(8 if quick else 24) * 1024**2)
     out = WORK / "results.json"
     out.write_text(json.dumps(RESULTS, indent=2))
     print(f"Results in {out}")

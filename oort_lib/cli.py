@@ -6,10 +6,12 @@ Usage:
   oort-sync logout [options]
   oort-sync telescopes [-o SUBDOMAIN] [options]
   oort-sync watch FOLDER... [-o SUBDOMAIN] [-t TELESCOPE] [--timezone=TZ] [--reduced]
-                  [--tags=TAGS] [--classify=MODE] [-y] [options]
+                  [--tags=TAGS] [--classify=MODE] [--exclude=PATTERN]... [-y] [options]
   oort-sync unwatch FOLDER... [options]
+  oort-sync import-oort [--oort-dir=DIR] [-y] [options]
   oort-sync run [--dry-run] [FOLDER...] [--jobs=N] [--min-age=SECONDS] [--retry-failed]
-                [--rebuild-manifest] [--ping-url=URL] [-q | -v] [--json] [options]
+                [--rebuild-manifest] [--ping-url=URL] [--bwlimit=RATE] [-q | -v] [--json]
+                [options]
   oort-sync explain FILE... [--json] [options]
   oort-sync status [--json] [options]
   oort-sync logs [-n LINES] [options]
@@ -17,6 +19,7 @@ Usage:
   oort-sync schedule (--cron | --systemd | --launchd | --windows) [options]
   oort-sync sandbox [--host=HOST] [--port=PORT] [--data=DIR] [--page-size=N]
                     [--dialect=GEN] [options]
+  oort-sync help [COMMAND]
   oort-sync (-h | --help | --version)
 
 Commands:
@@ -25,6 +28,7 @@ Commands:
   telescopes List the telescopes of your account or of an organisation.
   watch      Add folders to sync (checked locally and on the server first).
   unwatch    Stop syncing folders (what was uploaded stays uploaded).
+  import-oort  Watch the folders of an Oort-Cloud 1.x installation (and use its key).
   run        One batch run: walk, compare with the manifest, upload what is new.
   explain    What the rules decide for files (date, local time, night, type) and why.
   status     Files uploaded/pending/deferred/failed/skipped per folder, last run, lock.
@@ -32,6 +36,7 @@ Commands:
   report     Write a self-contained HTML report of what the manifest knows.
   schedule   Print a cron line, systemd units, a launchd agent or a Windows task.
   sandbox    Serve a local Arcsecond-compatible server to try oort-sync without an account.
+  help       Usage, options and examples of one command (also `COMMAND --help`).
 
 Options:
   --api=URL            API server (default: api in the config, else
@@ -48,6 +53,9 @@ Options:
   --tags=TAGS          Comma-separated labels sent with each file (2026 servers).
   --classify=MODE      Calibration or observation by "folder" name (default) or by
                        the "header" frame type (IMAGETYP/FRAME/OBSTYPE), else folder.
+  --exclude=PATTERN    Leave out files and folders matching this glob, relative to the
+                       folder (repeatable): `*.tmp`, `processed/`, `WBPP/calibrated`.
+  --oort-dir=DIR       The Oort-Cloud 1.x folder holding config.ini [default: ~/.oort].
   -y, --yes            Do not ask for confirmation.
   --dry-run            Show the plan; no network, no manifest writes.
   --jobs=N             Parallel uploads (default: jobs in the config, else 4).
@@ -56,6 +64,8 @@ Options:
   --retry-failed       Retry files that failed for a permanent reason.
   --rebuild-manifest   Keep a damaged manifest aside and start a new one.
   --ping-url=URL       Healthchecks-style URL pinged at start, success and failure.
+  --bwlimit=RATE       Cap the total upload rate: 512k, 4M, off, or a timetable
+                       "08:00,off 19:00,1M 23:30,off" (default: bwlimit in the config).
   -q, --quiet          Print only errors.
   -v, --verbose        Print every file outcome and a summary.
   --json               Machine-readable output on stdout.
@@ -137,14 +147,26 @@ def main(argv: list[str] | None = None) -> int:
     from .host import tolerant_console
 
     tolerant_console()
+    from . import usage
+
+    try:  # `help [COMMAND]`, `COMMAND --help`: that command only
+        text = usage.wants_help(__doc__, argv)
+    except LookupError as exc:
+        _say(f"oort-sync: {exc}", err=True)
+        return EXIT_USAGE
+    if text is not None:
+        _say(text)
+        return EXIT_OK
     try:
         args = docopt(__doc__, argv=argv, version=f"oort-sync {__version__}")
     except DocoptExit:
-        usage = __doc__.split("Usage:", 1)[1].split("\n\n", 1)[0]
-        shown = " ".join(argv) or "(nothing)"
-        _say(f"Usage:{usage}", "",
-             f"oort-sync: `{shown}` matches none of the commands above; "
-             "see `oort-sync --help`.", err=True)
+        line = usage.diagnose(__doc__, argv)
+        command = argv[0] if argv and argv[0] in usage.commands(__doc__) else None
+        more = ["Usage:", *usage.usage_lines(__doc__, command)] if (
+            command and not line.startswith("unknown")) else []
+        if not argv:
+            more = ["", usage.overview(__doc__)]
+        _say(f"oort-sync: {line}", *more, err=True)
         return EXIT_USAGE
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
@@ -339,6 +361,13 @@ def _watch(args, paths, settings) -> int:
                                reduced=bool(args["--reduced"]),
                                tags=cfg.parse_tags(args["--tags"]),
                                classify=args["--classify"])
+    if args["--exclude"]:
+        from .exclude import check
+
+        patterns = check(args["--exclude"])
+        proposal.folders = [f._replace(exclude=patterns) for f in proposal.folders]
+        proposal.notes.append("Excluded: " + "  ".join(patterns)
+                              + " (excluded folders are not entered)")
     _say(*proposal.summary())
     if not args["--yes"]:
         if not sys.stdin.isatty():
@@ -361,11 +390,73 @@ def _unwatch(args, paths, settings) -> int:
     return EXIT_OK
 
 
+def _import_oort(args, paths, settings) -> int:
+    from . import credentials, folders, oort1
+    from .account import generation_for, login_with_key
+    from .errors import ConfigError
+
+    old = oort1.read(args["--oort-dir"])
+    where = oort1.config_file(args["--oort-dir"])
+    lines = [f"Oort-Cloud 1.x config {where}: {len(old)} watched folder(s) "
+             "(nothing there is changed)."]
+    creds = credentials.load(paths.credentials_file)
+    new_login = None
+    if creds is None:
+        username, key = oort1.key_of(old)
+        if key is None:
+            raise credentials.AuthError("Not logged in, and the Oort 1.x config holds no "
+                                        "upload key: run `oort-sync login` first.")
+        client = _client(settings)
+        creds = new_login = login_with_key(
+            client, username, credentials.check_key(key, f"{where}"),
+            dialect=settings.api_dialect)
+        lines.append(f"Upload key of {username or 'the Oort 1.x account'} from {where}: "
+                     f"verified with {client.base}.")
+    client = _client(settings, creds.key)
+    generation = generation_for(client, settings, creds)
+    current, proposals, left = settings, [], []
+    for (organisation, telescope), group in oort1.groups(old).items():
+        for folder in group:
+            remote = bool(organisation or telescope)
+            try:
+                proposal = folders.propose(
+                    current, creds, [folder.path], organisation=organisation,
+                    telescope=telescope, client=client if remote or generation != "2021"
+                    else None, generation=generation)
+            except ConfigError as exc:
+                left.append(f"Not imported: {exc.message}")
+                continue
+            proposals.append(proposal)
+            current = folders.add(current, proposal)
+    for proposal in proposals:
+        lines += ["", *proposal.summary()]
+    if left:
+        lines += ["", *left]
+    _say(*lines)
+    if not proposals:
+        _say("Nothing to import.")
+        return EXIT_OK if not left else EXIT_USAGE
+    if not args["--yes"]:
+        if not sys.stdin.isatty():
+            raise UsageError("No terminal to confirm on: add -y to import without asking.")
+        if input(f"Watch these {len(proposals)} folder(s)? [y/N] ").strip().lower() not in (
+                "y", "yes"):
+            _say("Nothing changed.")
+            return EXIT_OK
+    if new_login is not None:
+        credentials.save(paths.credentials_file, new_login)
+    cfg.save_settings(paths, current)
+    _say(f"Watching {len(proposals)} more folder(s). Schedule `oort-sync run` "
+         "(see `oort-sync schedule --cron`), or run it now; Oort-Cloud itself can be "
+         "stopped and uninstalled (`oort stop`, `pip uninstall oort-cloud`).")
+    return EXIT_OK
+
+
 def _run(args, paths, settings) -> int:
     from . import credentials, sync
     from . import manifest as mf
     from .interrupt import GracefulStop
-    from .render import plan_lines, result_lines
+    from .render import plan_lines
 
     if args["--rebuild-manifest"]:
         aside = mf.rebuild(paths.manifest_file)
@@ -375,6 +466,10 @@ def _run(args, paths, settings) -> int:
     if jobs == 0:
         raise UsageError("--jobs must be at least 1.")
     min_age = _number(args, "--min-age", float)
+    if args["--bwlimit"]:
+        from .bandwidth import parse
+
+        parse(args["--bwlimit"])  # a typo is a usage error before anything starts
     if args["--dry-run"]:
         plan = sync.dry_run(paths, settings, args["FOLDER"], min_age=min_age,
                             retry_failed=args["--retry-failed"],
@@ -394,16 +489,19 @@ def _run(args, paths, settings) -> int:
         _say(f"oort-sync: warning: ${name} holds only blanks and is ignored (the key "
              f"comes from {used}).", err=True)
     interactive = sys.stderr.isatty() and not args["--quiet"] and not args["--json"]
-    events = _Progress(verbose=args["--verbose"]) if interactive else (
-        _Verbose() if args["--verbose"] else sync.Events())
+    from .progress import Bar, PlainLines
+
+    events = Bar(verbose=args["--verbose"]) if interactive else (
+        PlainLines() if args["--verbose"] else sync.Events())
     stopper = GracefulStop()
     ping = args["--ping-url"] or settings.ping_url
-    _ping(ping, "start")
     try:
         with stopper:
             result = sync.run(paths, settings, creds, args["FOLDER"], jobs=jobs,
                               min_age=min_age, retry_failed=args["--retry-failed"],
-                              events=events, stop=stopper.stop, abort=stopper.abort)
+                              events=events, stop=stopper.stop, abort=stopper.abort,
+                              on_locked=(lambda: _ping(ping, start=True)) if ping else None,
+                              stop_code=lambda: stopper.exit_code, bwlimit=args["--bwlimit"])
     except LockHeld:
         # The previous tick is still uploading: normal for cron, which must not mail it.
         if args["--quiet"]:
@@ -414,18 +512,58 @@ def _run(args, paths, settings) -> int:
         credentials.remember_generation(paths.credentials_file, settings.api,
                                         result.generation)
     code = stopper.exit_code or result.exit_code
-    _ping(ping, "" if code == EXIT_OK else str(code))
+    lines, problems, recovered = _run_report(args, paths, settings, result, interactive)
+    if stopper.exit_code:
+        problems.append(f"Stopped by {stopper.signal_name}; files in flight are retried next run.")
+    _ping(ping, code=code, reason=_one_line_reason(result, stopper))
     if args["--json"]:
         _say(json.dumps(dict(result.summary(), exit_code=code), indent=2))
     verbose = args["--verbose"] or interactive
-    lines, problems = result_lines(result, verbose=args["--verbose"])
-    if stopper.exit_code:
-        problems.append(f"Stopped by {stopper.signal_name}; files in flight are retried next run.")
-    if problems:
-        _say(*problems, err=True)
+    if problems or recovered:
+        _say(*recovered, *problems, err=True)
     if verbose and not args["--json"]:
         _say(*lines, err=True)
     return code
+
+
+def _run_report(args, paths, settings, result, interactive):
+    """(summary lines, problem lines, recovery lines): a problem that goes on from the
+    previous run (server unreachable, key refused, folder missing) is only logged, unless
+    a person is watching (a terminal, -v)."""
+    import logging
+    import time
+
+    from . import outage
+    from .render import result_lines
+
+    state_file = paths.state_dir / "outages.json"
+    checked = [f.path for f in cfg.select_folders(settings.folders, args["FOLDER"])]
+    verdict = outage.judge(outage.load(state_file), outage.problems_of(result), time.time(),
+                           checked_roots=checked,
+                           server_checked=result.generation is not None)
+    try:
+        outage.save(state_file, verdict.state)
+    except OSError as exc:
+        logging.getLogger("oort_sync").warning("cannot keep %s: %s", state_file, exc)
+    for message in verdict.quiet:
+        logging.getLogger("oort_sync").error("still: %s", message)
+    for line in verdict.recovered:
+        logging.getLogger("oort_sync").info("%s", line.removeprefix("oort-sync: "))
+    hide = () if interactive or args["--verbose"] else verdict.quiet
+    lines, problems = result_lines(result, verbose=args["--verbose"], hide=hide)
+    return lines, problems, list(verdict.recovered)
+
+
+def _one_line_reason(result, stopper) -> str | None:
+    """What the failure ping says, in one line."""
+    if stopper.exit_code:
+        return f"stopped by {stopper.signal_name}"
+    if result.fatal is not None:
+        return result.fatal.message
+    reasons = [why for _root, why in result.plan.missing]
+    if result.failed:
+        reasons.append(f"{len(result.failed)} file(s) failed, e.g. {result.failed[0][1]}")
+    return "; ".join(reasons) or None
 
 
 def _status(args, paths, settings) -> int:
@@ -512,77 +650,12 @@ def _sandbox(args) -> int:
     return EXIT_OK
 
 
-class _Verbose:
-    """-v without a terminal: one line per file as it is done (stderr)."""
-
-    def planned(self, plan) -> None: ...
-
-    def sent(self, nbytes: int) -> None: ...
-
-    def done(self, item, outcome, reason) -> None:
-        from .render import file_line
-
-        _say(file_line(item, outcome, reason), err=True)
-
-    def finish(self) -> None: ...
-
-
-class _Progress:
-    """A one-line progress bar on the terminal (stderr): files, bytes, rate, ETA; with -v,
-    each file's outcome printed above it."""
-
-    def __init__(self, verbose: bool = False):
-        import threading
-        import time
-
-        self.verbose = verbose
-        self._clock = time.monotonic
-        self._lock = threading.Lock()
-        self.start = self._clock()
-        self.total_files = self.total_bytes = self.files = self.sent_bytes = 0
-        self._drawn = 0.0
-
-    def planned(self, plan) -> None:
-        self.total_files, self.total_bytes = plan.files, plan.total_bytes
-        self.start = self._clock()
-
-    def sent(self, nbytes: int) -> None:
-        with self._lock:
-            self.sent_bytes += nbytes
-            self._draw()
-
-    def done(self, item, outcome, reason) -> None:
-        with self._lock:
-            self.files += 1
-            if self.verbose:
-                from .render import file_line
-
-                sys.stderr.write("\r" + file_line(item, outcome, reason).ljust(120) + "\n")
-            self._draw(force=True)
-
-    def _draw(self, force: bool = False) -> None:
-        from .render import progress_line
-
-        now = self._clock()
-        if not self.total_files or (not force and now - self._drawn < 0.2):
-            return
-        self._drawn = now
-        line = progress_line(self.files, self.total_files, self.sent_bytes, self.total_bytes,
-                             now - self.start)
-        sys.stderr.write("\r" + line[:120].ljust(120))
-        sys.stderr.flush()
-
-    def finish(self) -> None:
-        if self._drawn:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def _ping(url: str | None, suffix: str) -> None:
+def _ping(url: str | None, *, start: bool = False, code: int = 0,
+          reason: str | None = None) -> None:
     if url:
-        from .arcsecond.client import ping
+        from . import ping
 
-        ping(url, suffix)
+        ping.send(url, code, reason if code else None, start=start)
 
 
 COMMANDS = {
@@ -591,6 +664,7 @@ COMMANDS = {
     "telescopes": _telescopes,
     "watch": _watch,
     "unwatch": _unwatch,
+    "import-oort": _import_oort,
     "run": _run,
     "explain": _explain,
     "status": _status,

@@ -78,6 +78,7 @@ class Folder(NamedTuple):
     # The telescope's site (degrees east) as the server gave it at `watch`: the local time
     # of files whose header has no time zone, DATE-LOC or longitude of its own.
     longitude: float | None = None
+    exclude: tuple[str, ...] = ()  # globs relative to the folder (exclude.py)
 
     @property
     def name(self) -> str:
@@ -101,6 +102,7 @@ class Settings(NamedTuple):
     ping_url: str | None = None
     api_dialect: str = "auto"  # auto | 2021 | 2026: which API generation to speak
     allow_http: bool = False  # plain http:// to a LAN server (Arcsecond.local)
+    bwlimit: str | None = None  # total upload rate, or a timetable (bandwidth.py)
     folders: tuple[Folder, ...] = ()
 
 
@@ -117,7 +119,7 @@ _NUMBERS = {
     "log_backups": (int, 0, 100),
 }
 _FOLDER_KEYS = {"path", "organisation", "telescope", "telescope_name", "timezone", "reduced",
-                "tags", "classify", "longitude"}
+                "tags", "classify", "longitude", "exclude"}
 DIALECTS = ("auto", "2021", "2026")
 _CLASSIFY = ("folder", "header")
 _TRUE = {"1", "yes", "true", "on"}
@@ -204,6 +206,14 @@ def load_settings(paths: Paths) -> Settings:
                 values["api_dialect"] = raw.strip()
             elif key == "allow_http":
                 values["allow_http"] = _flag(raw, where, key)
+            elif key == "bwlimit":
+                from .bandwidth import parse
+
+                try:
+                    parse(raw)
+                except ConfigError as exc:
+                    raise ConfigError(f"{where}: {exc.message}") from None
+                values["bwlimit"] = raw.strip() or None
             elif key in _NUMBERS:
                 kind, low, high = _NUMBERS[key]
                 try:
@@ -251,6 +261,7 @@ def load_settings(paths: Paths) -> Settings:
                 classify=classify,
                 longitude=_longitude(items.get("longitude"),
                                      _where(path, text, section, "longitude")),
+                exclude=_excludes(items.get("exclude"), _where(path, text, section, "exclude")),
             )
         )
     return Settings(folders=tuple(folders), **values)
@@ -278,32 +289,85 @@ def _longitude(raw: str | None, where: str) -> float | None:
     if not -180.0 <= value <= 360.0:  # also refuses nan
         raise ConfigError(f"{where}: longitude = {raw!r}: degrees east, -180 to 360.")
     return value
+_MAIN_KEYS = ("api", *_NUMBERS, "ping_url", "api_dialect", "allow_http", "bwlimit")
+_FOLDER_SAVED = ("organisation", "telescope", "telescope_name", "timezone", "reduced", "tags",
+                 "classify", "longitude", "exclude")
+
+
+def _main_value(settings: Settings, key: str) -> str | None:
+    """A general setting as the file writes it; None for a default (not written)."""
+    value = getattr(settings, key)
+    if value is None or (key != "api" and value == getattr(Settings(), key)):
+        return None
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _folder_value(folder: Folder, key: str) -> str | None:
+    value = getattr(folder, key)
+    if key == "reduced":
+        return "true" if value else None
+    if key == "tags":
+        return ",".join(value) if value else None
+    if key == "classify":
+        return value if value != "folder" else None
+    if key == "exclude":
+        return "\n".join(value) if value else None
+    if key == "longitude":
+        return repr(value) if value is not None else None
+    return value or None
+
+
+def _excludes(raw: str | None, where: str) -> tuple[str, ...]:
+    """`exclude` of a folder: one pattern per line (indented continuation lines)."""
+    if not raw:
+        return ()
+    from .exclude import check
+
+    try:
+        return check(line for line in raw.splitlines() if line.strip())
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None
 
 
 def save_settings(paths: Paths, settings: Settings) -> None:
-    """Write the config file atomically (a crash never leaves half a file)."""
+    """Write the config file atomically (a crash never leaves half a file).
+
+    An existing file is edited, not rewritten (configfile.py): only the settings and
+    folders that changed are touched; comments, order and other keys stay.
+    """
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    if paths.config_file.exists():
+        from . import configfile
+
+        old = load_settings(paths)
+        changes = {key: _main_value(settings, key) for key in _MAIN_KEYS
+                   if getattr(old, key) != getattr(settings, key)}
+        before = {f.path: f for f in old.folders}
+        folders = []
+        for folder in settings.folders:
+            was = before.get(folder.path)
+            folders.append((folder.path, {
+                key: _folder_value(folder, key) for key in _FOLDER_SAVED
+                if was is None or getattr(was, key) != getattr(folder, key)}))
+        kept = {f.path for f in settings.folders}
+        text = configfile.update(paths.config_file, MAIN, changes, folders,
+                                 [p for p in before if p not in kept],
+                                 new_folder=lambda number: f"folder {number}")
+        configfile.write(paths.config_file, text)
+        return
     parser = configparser.ConfigParser(interpolation=None)
-    defaults = Settings()
     parser[MAIN] = {}
-    for key in ("api", *_NUMBERS, "ping_url", "api_dialect", "allow_http"):
-        value = getattr(settings, key)
-        if value is not None and (key == "api" or value != getattr(defaults, key)):
-            parser[MAIN][key] = str(value).lower() if isinstance(value, bool) else str(value)
+    for key in _MAIN_KEYS:
+        value = _main_value(settings, key)
+        if value is not None:
+            parser[MAIN][key] = value
     for number, folder in enumerate(settings.folders, 1):
         section = {"path": folder.path}
-        for key in ("organisation", "telescope", "telescope_name", "timezone"):
-            if getattr(folder, key):
-                section[key] = getattr(folder, key)
-        if folder.reduced:
-            section["reduced"] = "true"
-        if folder.tags:
-            section["tags"] = ",".join(folder.tags)
-        if folder.classify != "folder":
-            section["classify"] = folder.classify
-        if folder.longitude is not None:
-            section["longitude"] = repr(folder.longitude)
+        for key in _FOLDER_SAVED:
+            value = _folder_value(folder, key)
+            if value is not None:
+                section[key] = value
         parser[f"folder {number}"] = section
-    paths.config_dir.mkdir(parents=True, exist_ok=True)
     tmp = paths.config_file.with_suffix(".ini.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write("# oort-sync settings; see `oort-sync --help` and the README.\n")

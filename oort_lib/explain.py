@@ -56,7 +56,14 @@ def explain(path: str, settings: Settings, manifest=None) -> dict:
     if folder is None:
         result["notes"].append("not inside a watched folder: a run would not upload it; "
                                "shown with the default rules (no time zone, folder names)")
-    reason = _skip_reason(full, relpath, is_candidate, NOT_CANDIDATE)
+    reason = None
+    if folder is not None and folder.exclude:
+        from .exclude import EXCLUDED, excluded_by
+
+        pattern = excluded_by(relpath, folder.exclude)
+        if pattern is not None:
+            reason = f"{EXCLUDED}{pattern} (the folder's exclude patterns; not uploaded)"
+    reason = reason or _skip_reason(full, relpath, is_candidate, NOT_CANDIDATE)
     if reason is None:
         from .headers import read_header
 

@@ -9,6 +9,8 @@ import re
 from collections import deque
 from pathlib import Path
 
+from .records import rfc3339
+
 LOGGER = "oort_sync"
 # Defence in depth: whatever a message holds, a key-looking header value never lands.
 _KEY = re.compile(r"(Key|Token)\s+[A-Za-z0-9_\-]{8,}")
@@ -73,18 +75,22 @@ class _Escape(logging.Filter):
             record.msg = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)
             record.args = ()
         return True
+# Structured fields a log call may carry (`extra=`), copied into a JSON line as they are.
+FIELDS = ("run_id", "file", "outcome", "bytes", "dataset", "reason", "exit_code", "detail")
 
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-                "level": record.levelname.lower(),
-                "message": record.getMessage(),
-            },
-            ensure_ascii=False,
-        )
+        line = {
+            "time": rfc3339(record.created),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
+        return json.dumps(line, ensure_ascii=False, default=str)
 
 
 def setup(log_file: Path, *, level: int = logging.INFO, max_bytes: int = 1_000_000,

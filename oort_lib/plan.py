@@ -17,6 +17,7 @@ from . import manifest as mf
 from .config import Folder
 from .decision import FACTS, decide, header_facts
 from .errors import FileProblem
+from .exclude import EXCLUDED, matcher
 from .scan import Entry, Skipped, walk
 
 NO_DATE = "no date found"
@@ -105,7 +106,10 @@ class Plan:
         self.summary: dict[tuple, list] = {}
         self.skipped: list[tuple[str, str, str]] = []  # root, relpath, reason
         self.deferred: list[tuple[str, str]] = []
+        self.min_age = 0.0  # the min_age that deferred them
+        self.deferred_due: float | None = None  # when the last deferred file is due
         self.waiting: list[tuple[str, str, str]] = []  # failed, retried later
+        self.excluded: list[tuple[str, str, str]] = []  # root, relpath, "excluded by P"
         self.unchanged = 0
         self.missing: list[tuple[str, str]] = []  # root, message
         self.bytes_read = 0
@@ -192,6 +196,8 @@ class Plan:
             "deferred": [{"folder": r, "path": p} for r, p in self.deferred],
             "waiting": [{"folder": r, "path": p, "reason": why} for r, p, why in self.waiting],
             "missing_folders": [{"folder": r, "reason": why} for r, why in self.missing],
+            "excluded": [{"folder": r, "path": p, "reason": why}
+                         for r, p, why in self.excluded],
         }
 
 
@@ -228,7 +234,7 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest) -> No
     rows = plan.rows.setdefault(root, [])
     todo: list[tuple[Entry, mf.Known | None, mf.Known | None]] = []
     young = now - min_age
-    entries = walk(root)
+    entries = walk(root, matcher(folder.exclude) if folder.exclude else None)
     try:
         # walk() checks the root when first advanced: a missing folder raises here.
         first = next(entries, None)
@@ -244,6 +250,11 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest) -> No
             # Recorded for another destination: new here (the row is rewritten below).
             quick_old = None
         if type(entry) is Skipped:
+            if entry.reason.startswith(EXCLUDED):
+                plan.excluded.append((root, relpath, entry.reason))
+                if quick_old is not None and quick_old[3] != mf.UPLOADED:
+                    plan.gone.append(quick_old[0])  # no longer to be uploaded
+                continue
             plan.skipped.append((root, relpath, entry.reason))
             if quick_old is None or quick_old[3:5] != (mf.SKIPPED, entry.reason):
                 rows.append(_skip_row(entry, entry.reason))
@@ -270,6 +281,8 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest) -> No
                     continue
         if entry.mtime_ns / 1e9 > young:
             plan.deferred.append((root, relpath))
+            plan.min_age = min_age
+            plan.deferred_due = max(plan.deferred_due or 0.0, entry.mtime_ns / 1e9 + min_age)
             if old is None or old.status != mf.DEFERRED or not same:
                 rows.append(
                     {"relpath": relpath, "size": entry.size, "mtime_ns": entry.mtime_ns,

@@ -60,6 +60,9 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
     if data["missing_folders"]:
         lines.append("")
         lines.extend(f"Missing folder: {m['reason']}" for m in data["missing_folders"])
+    note = deferred_note(plan)
+    if note:
+        lines.extend(["", note])
     for key, title in _PLAN_LISTS:
         if data[key]:
             lines.extend(["", title])
@@ -74,34 +77,58 @@ _PLAN_LISTS = (
     ("skipped", "Skipped:"),
     ("deferred", "Deferred (modified too recently, still being written?):"),
     ("waiting", "Failed earlier, waiting to be retried:"),
+    ("excluded", "Excluded (--exclude; excluded folders are not entered):"),
 )
 
 
-def result_lines(result, *, verbose: bool = False) -> tuple[list[str], list[str]]:
-    """(summary lines, problem lines) of a finished run. Problems go to stderr always."""
+def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], list[str]]:
+    """(summary lines, problem lines) of a finished run. Problems go to stderr always,
+    but those whose message is in `hide` (an outage already announced: outage.py)."""
     summary = result.summary()
     lines = []
     if verbose:  # (uploaded files were shown one by one as they went: file_line)
         for item, why in result.postponed:
             lines.append(f"postponed {item.folder.path}/{item.relpath}: {why}")
+    # Zero counts left out: the line fits an 80-column terminal.
+    others = ", ".join(
+        f"{summary[key]} {label}" for key, label in (
+            ("already_on_server", "already on the server"), ("failed", "failed"),
+            ("deferred", "deferred"), ("skipped", "skipped"), ("unchanged", "unchanged"))
+        if summary[key])
     lines.append(
-        f"{plural(summary['uploaded'], 'file')} uploaded ({human_bytes(summary['bytes'])}), "
-        f"{summary['already_on_server']} already on the server, {summary['failed']} failed, "
-        f"{summary['deferred']} deferred, {summary['skipped']} skipped, "
-        f"{summary['unchanged']} unchanged in {summary['seconds']:.1f} s."
+        f"{plural(summary['uploaded'], 'file')} uploaded ({human_bytes(summary['bytes'])})"
+        f"{', ' + others if others else ''} in {summary['seconds']:.1f} s."
     )
+    note = deferred_note(result.plan)
+    if note:
+        lines.append(note)
     problems = []
     for _root, why in result.plan.missing:
-        problems.append(f"oort-sync: {why}")
+        if why not in hide:
+            problems.append(f"oort-sync: {why}")
     if result.failed:
         problems.append(f"oort-sync: {plural(len(result.failed), 'file')} failed (retried later):")
         shown = result.failed[:20]
         problems.extend(f"  {i.folder.path}/{i.relpath}: {why}" for i, why in shown)
         if len(result.failed) > len(shown):
             problems.append(f"  ... and {len(result.failed) - len(shown)} more (oort-sync status)")
-    if result.fatal is not None:
+    if result.fatal is not None and result.fatal.message not in hide:
         problems.append(f"oort-sync: {result.fatal.message}")
     return lines, problems
+
+
+def deferred_note(plan) -> str | None:
+    """Why files were deferred and when they are due ("14 files modified less than 60 s
+    ago wait for the next run (min_age); due from 21:04:10")."""
+    if not plan.deferred:
+        return None
+    import time
+
+    count = len(plan.deferred)
+    due = (f"; all due from {time.strftime('%H:%M:%S', time.localtime(plan.deferred_due))}"
+           if plan.deferred_due else "")
+    return (f"{plural(count, 'file')} modified less than {plan.min_age:g} s ago "
+            f"wait{'s' if count == 1 else ''} for the next run (min_age){due}.")
 
 
 def file_line(item, outcome: str, reason: str | None) -> str:
@@ -111,30 +138,26 @@ def file_line(item, outcome: str, reason: str | None) -> str:
         f": {reason}" if reason and outcome.startswith("failed") else "")
 
 
-def progress_line(files: int, total_files: int, sent: int, total_bytes: int,
-                  elapsed: float) -> str:
-    rate = sent / elapsed if elapsed > 0 else 0.0
-    left = max(total_bytes - sent, 0)
-    eta = f"{left / rate:.0f} s left" if rate > 0 and left else ""
-    width = 24
-    filled = int(width * sent / total_bytes) if total_bytes else width
-    bar = "#" * filled + "-" * (width - filled)
-    return (
-        f"[{bar}] {files}/{total_files} files, {human_bytes(sent)}/{human_bytes(total_bytes)}, "
-        f"{human_bytes(rate)}/s {eta}"
-    ).rstrip()
-
-
 def status_lines(data: dict) -> list[str]:
     lines = []
     running = data.get("running")
-    lines.append(
-        f"A run is in progress: pid {running['pid']} since {running['since']}."
-        if running
-        else "No run in progress."
-    )
+    if running:
+        so_far = ""
+        if "uploaded_so_far" in running:
+            so_far = (f"; so far {running['uploaded_so_far']} uploaded "
+                      f"({human_bytes(running['bytes_so_far'])}), "
+                      f"{running['failed_so_far']} failed, {running['pending']} pending")
+        lines.append(f"A run is in progress: pid {running['pid']} since "
+                     f"{running['since']}{so_far}.")
+    else:
+        lines.append("No run in progress.")
     last = data.get("last_run")
-    if last:
+    if last and last.get("state") == "running":
+        pass  # said above
+    elif last and last.get("state") == "did not finish":
+        lines.append(f"Last run: {last['started_at']} (pid {last['pid']}) did not finish "
+                     "(killed or the machine stopped); its files are picked up by the next run.")
+    elif last:
         lines.append(
             f"Last run: {last['started_at']}, {last['seconds'] or 0:.1f} s, exit code "
             f"{last['exit_code']}, {last['uploaded'] or 0} uploaded, {last['failed'] or 0} failed"
@@ -170,4 +193,8 @@ def status_lines(data: dict) -> list[str]:
             lines.append(f"    {reason['status']}: {reason['reason']} ({count})")
     if not data["folders"]:
         lines.append("No folder is watched yet: `oort-sync watch FOLDER`.")
+    where = data.get("paths")
+    if where:
+        lines.extend(["", f"Config: {where['config']}", f"State:  {where['state']}",
+                      f"Log:    {where['log']}"])
     return lines

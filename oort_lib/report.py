@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import manifest as mf
+from . import weblinks
 from .chart import bar_chart
 from .config import Paths, Settings
 from .errors import EXIT_CODES, ConfigError
@@ -83,7 +84,8 @@ def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
     # Skipped files never reach a night log (most have no date at all).
     for row in manifest.rows(
         f"SELECT night, organisation, telescope, kind, dataset, target, status, "
-        f"COUNT(*) AS n, SUM(COALESCE(size, 0)) AS size, {_BYTES} AS b FROM files "
+        f"COUNT(*) AS n, SUM(COALESCE(size, 0)) AS size, {_BYTES} AS b, "
+        "MAX(nightlog_uuid) AS nl, MAX(dataset_uuid) AS ds, MAX(destination) AS dest FROM files "
         "WHERE night IS NOT NULL AND status != 'skipped' "
         "GROUP BY night, organisation, telescope, kind, dataset, target, status"
     ):
@@ -91,7 +93,9 @@ def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
         log = logs.setdefault((row["night"], org or "", telescope or ""), {
             "night": row["night"], "organisation": org,
             "telescope": telescope_names.get(telescope) or telescope, "files": 0, "bytes": 0,
-            "observations": {}, "calibrations": {}})
+            "observations": {}, "calibrations": {}, "link": None})
+        where = weblinks.site(row["dest"])
+        log["link"] = log["link"] or weblinks.night_log(where, row["nl"], row["night"])
         group = "calibrations" if row["kind"] == "calibration" else "observations"
         name = row["dataset"] or ""
         entry = log[group].setdefault(name, {"name": name, "target": set(), "datasets": [
@@ -100,6 +104,7 @@ def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
         if group == "observations" and row["target"]:
             entry["target"].add(row["target"])
         dataset = entry["datasets"][0]
+        dataset["link"] = dataset.get("link") or weblinks.dataset(where, row["ds"])
         for key, value in (("files", row["n"]), ("size", row["size"]), ("bytes", row["b"]),
                            (row["status"], row["n"])):
             dataset[key] = dataset.get(key, 0) + (value or 0)
@@ -114,16 +119,26 @@ def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
 
 
 def _problems(manifest: mf.Manifest, status: str) -> list[dict]:
-    """Files of one status grouped by reason, biggest group first."""
+    """Files of one status grouped by reason, biggest group first. A failed file links
+    to the dataset it belongs in when others of it reached the server (`links`)."""
     groups: dict[str, dict] = {}
-    for row in manifest.rows("SELECT root, relpath, reason, transient FROM files "
-                             "WHERE status = ? ORDER BY root, relpath", (status,)):
+    known: dict[tuple, str | None] = {}
+    if status == mf.FAILED:
+        for row in manifest.rows(
+                "SELECT root, night, dataset, MAX(dataset_uuid) AS ds, "
+                "MAX(destination) AS dest FROM files WHERE dataset_uuid IS NOT NULL "
+                "GROUP BY root, night, dataset"):
+            known[(row["root"], row["night"], row["dataset"])] = weblinks.dataset(
+                weblinks.site(row["dest"]), row["ds"])
+    for row in manifest.rows("SELECT root, relpath, reason, transient, night, dataset "
+                             "FROM files WHERE status = ? ORDER BY root, relpath", (status,)):
         reason = row["reason"] or "no reason recorded"
         group = groups.setdefault(reason, {"reason": reason, "transient": bool(row["transient"]),
-                                           "count": 0, "paths": []})
+                                           "count": 0, "paths": [], "links": []})
         group["count"] += 1
         if len(group["paths"]) < MAX_PATHS:
             group["paths"].append(os.path.join(row["root"], row["relpath"]))
+            group["links"].append(known.get((row["root"], row["night"], row["dataset"])))
     return sorted(groups.values(), key=lambda g: (-g["count"], g["reason"]))
 
 
@@ -238,7 +253,7 @@ def _nights(logs: list[dict]) -> list[str]:
             f'{" open" if index < OPEN_NIGHTS else ""}><summary>Night log '
             f'<span class="date">{_e(log["night"])}</span> <span class="muted">{_e(where)}'
             f" &middot; {_e(plural(log['files'], 'file'))}, {_e(human_bytes(log['bytes']))} "
-            "uploaded</span></summary>"
+            f"uploaded</span>{_link(log.get('link'), 'on the server')}</summary>"
         )
         out.append("<table><tr><th></th><th>Name</th><th>Target</th><th>Dataset</th>"
                    "<th>Files</th><th>Uploaded</th><th>Size</th></tr>")
@@ -249,13 +264,22 @@ def _nights(logs: list[dict]) -> list[str]:
                     out.append(
                         f'<tr><td><span class="{cls}">{label}</span></td>'
                         f"<td>{_e(entry['name'])}</td><td>{_e(entry['target'] or '')}</td>"
-                        f"<td>{_e(ds['name'])}</td><td class=\"n\">{ds['files']}</td>"
+                        f"<td>{_e(ds['name'])}{_link(ds.get('link'), 'on the server')}</td>"
+                        f"<td class=\"n\">{ds['files']}</td>"
                         f"<td class=\"n\">{_dataset_state(ds)}</td>"
                         f"<td class=\"n\">{_e(human_bytes(ds['bytes']))} of "
                         f"{_e(human_bytes(ds['size']))}</td></tr>"
                     )
         out.append("</table></details>")
     return out
+
+
+def _link(url: str | None, text: str) -> str:
+    """A link to the object on the server's web page (opens there; loads nothing here)."""
+    if not url:
+        return ""
+    return (f' <a class="server" href="{_e(url)}" rel="noopener noreferrer">'
+            f"{_e(text)}</a>")
 
 
 def _dataset_state(ds: dict) -> str:
@@ -283,7 +307,9 @@ def _problem_sections(problems: dict) -> list[str]:
             out.append(f'<details class="{status}"><summary>{_e(group["reason"])} '
                        f'<span class="muted">{_e(plural(group["count"], "file"))}'
                        f"{_e(retry)}</span></summary><ul class=\"paths\">")
-            out += [f"<li>{_e(path)}</li>" for path in group["paths"]]
+            out += [f"<li>{_e(path)}{_link(link, 'its dataset on the server')}</li>"
+                    for path, link in zip(group["paths"], group.get("links") or
+                                          [None] * len(group["paths"]))]
             more = group["count"] - len(group["paths"])
             if more > 0:
                 out.append(f"<li>&hellip; and {more} more (oort-sync status)</li>")

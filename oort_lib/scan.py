@@ -16,6 +16,7 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from .errors import FileProblem
+from .exclude import EXCLUDED
 
 __all__ = [
     "FITS_EXTENSIONS",
@@ -125,7 +126,7 @@ def _root_problem(root: str) -> FileProblem:
     return FileProblem(f"{display_name(root)}: watched folder is missing (disk unmounted?)")
 
 
-def walk(root: str) -> Iterator[Entry | Skipped]:
+def walk(root: str, exclude=None) -> Iterator[Entry | Skipped]:
     """Yield every non-hidden file under ``root`` as an Entry or a Skipped, in name order.
 
     A folder that cannot be listed gives one Skipped (with the folder's relpath) and the
@@ -133,6 +134,8 @@ def walk(root: str) -> Iterator[Entry | Skipped]:
     are walked after all real folders, and only if their target is inside ``root`` and was
     not walked already. Raises FileProblem if ``root`` is missing, is not a folder or
     cannot be listed at all (a caller must never read that as "every file was deleted").
+    `exclude` (exclude.matcher) gives a Skipped "excluded by PATTERN" for a file or folder
+    it matches; an excluded folder is not entered.
     """
     root = os.path.abspath(os.fspath(root))
     try:
@@ -195,6 +198,11 @@ def walk(root: str) -> Iterator[Entry | Skipped]:
                 continue
             relpath = prefix + (name if name.isascii() else display_name(name))
             path = entry.path
+            if exclude is not None:
+                pattern = exclude(relpath, entry.is_dir())
+                if pattern is not None:
+                    yield skipped(path, relpath, EXCLUDED + pattern)
+                    continue
             try:
                 if entry.is_symlink():
                     item = _symlink(entry, relpath, inside_prefix, real_root)

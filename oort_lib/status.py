@@ -13,6 +13,7 @@ from .config import Paths, Settings
 from .credentials import Credentials
 from .destination import Destination, destination
 from .lock import current_holder
+from .records import RUNNING, rfc3339, run_state
 
 SCHEMA_VERSION = 1
 
@@ -38,13 +39,18 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
         "folders": [],
         "totals": {s: 0 for s in mf.STATUSES} | {"bytes_uploaded": 0},
     }
+    result["paths"] = {"config": str(paths.config_file), "state": str(paths.state_dir),
+                       "log": str(paths.log_file)}
     if holder is not None:
         result["running"] = {"pid": holder.pid, "since": _iso(holder.since)}
     with mf.Manifest(paths.manifest_file, create=False, origin=(settings.api, account),
                      readonly=True) as manifest:
         runs = manifest.last_runs(1)
         if runs:
-            result["last_run"] = run_record(runs[0])
+            holder_pid = holder.pid if holder is not None else None
+            result["last_run"] = run_record(runs[0], holder_pid=holder_pid)
+            if result["running"] is not None and result["last_run"]["state"] == RUNNING:
+                result["running"].update(_so_far(manifest, runs[0]["started_at"]))
         ok = manifest.rows(
             "SELECT * FROM runs WHERE exit_code IN (0, 1) ORDER BY id DESC LIMIT 1"
         )
@@ -93,16 +99,27 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
     return result
 
 
-def _iso(stamp: float | None) -> str | None:
-    if stamp is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(stamp))
+_iso = rfc3339
 
 
-def run_record(row: dict, stamp=_iso) -> dict:
-    """A row of the runs table as plain data, times written by `stamp`."""
+def _so_far(manifest: mf.Manifest, since: float) -> dict:
+    """What the run in progress has done so far (the files it recorded)."""
+    row = manifest.rows(
+        "SELECT SUM(status = 'uploaded') AS uploaded, SUM(status = 'failed') AS failed, "
+        "SUM(CASE WHEN status = 'uploaded' THEN uploaded_size ELSE 0 END) AS bytes, "
+        "(SELECT COUNT(*) FROM files WHERE status = 'pending') AS pending "
+        "FROM files WHERE updated_at >= ? AND status IN ('uploaded', 'failed')", (since,))[0]
+    return {"uploaded_so_far": row["uploaded"] or 0, "failed_so_far": row["failed"] or 0,
+            "bytes_so_far": row["bytes"] or 0, "pending": row["pending"] or 0}
+
+
+def run_record(row: dict, stamp=_iso, holder_pid: int | None = None) -> dict:
+    """A row of the runs table as plain data, times written by `stamp`; `state` is
+    finished, running (`holder_pid`, the lock holder, is its process) or did not finish."""
     ended = row.get("ended_at")
     return {
+        "state": run_state(row, holder_pid),
+        "pid": row.get("pid"),
         "started_at": stamp(row["started_at"]),
         "ended_at": stamp(ended),
         "seconds": round(ended - row["started_at"], 3) if ended else None,

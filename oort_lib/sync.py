@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from . import manifest as mf
 from .config import Paths, Settings, select_folders
@@ -30,6 +30,7 @@ from .errors import (
 )
 from .lock import RunLock
 from .plan import Item, Plan, make_plan
+from .reasons import classify
 
 log = logging.getLogger("oort_sync")
 
@@ -74,9 +75,13 @@ class RunResult:
         self.ended: float | None = None
         self.stopped = False  # asked to stop (a signal) before the end
         self.generation: str | None = None  # the API generation spoken, if any request
+        self.signal_code = 0  # 130 or 143 when a signal ended the run (issue 14)
+        self.run_id: int | None = None  # the manifest's runs row
 
     @property
     def exit_code(self) -> int:
+        if self.signal_code:
+            return self.signal_code
         if self.fatal is not None:
             return self.fatal.exit_code
         # A missing watched folder (unmounted disk?) needs a person, like a failed file.
@@ -137,12 +142,21 @@ def run(
     events: Events | None = None,
     stop: threading.Event | None = None,
     abort: threading.Event | None = None,
+    on_locked: Callable[[], None] | None = None,
+    stop_code: Callable[[], int] | None = None,
+    bwlimit: str | None = None,
 ) -> RunResult:
     """One batch run under the run lock.
 
     `stop` asks for a graceful end (no new uploads); `abort` also cuts in-flight uploads.
     Raises LockHeld, ConfigError, ManifestError before anything is sent. Remote fatal
     errors (auth, unreachable) end the run and are returned in RunResult.fatal.
+    `on_locked` is called once the lock is taken (a monitor's start ping: a tick that
+    finds the lock busy sends nothing); `stop_code` gives the exit code of the signal
+    that set `stop` (recorded as the run's exit code). Whatever ends the run, even an
+    exception (re-raised), the run record gets the real exit code. `bwlimit` (a rate or
+    a timetable, bandwidth.py; default: the config's) caps the total upload rate.
+    Raises ConfigError for a bad `bwlimit`.
     """
     events = events or Events()
     stop = stop or threading.Event()
@@ -150,8 +164,16 @@ def run(
     folders = select_folders(settings.folders, only)
     jobs = jobs or settings.jobs
     origin = (settings.api, creds.username)
-    with RunLock(paths.lock_file), mf.Manifest(paths.manifest_file, origin=origin) as manifest:
-        run_id = manifest.start_run()
+    limiter = None
+    if bwlimit or settings.bwlimit:
+        from .bandwidth import Limiter, parse
+
+        limiter = Limiter(parse(bwlimit or settings.bwlimit))
+    with (RunLock(paths.lock_file),
+          mf.Manifest(paths.manifest_file, origin=origin) as manifest,
+          _RunRecord(manifest) as run_id):
+        if on_locked is not None:
+            on_locked()
         plan = make_plan(
             folders,
             manifest,
@@ -160,6 +182,7 @@ def run(
             destination=lambda f: destination(settings.api, creds.username, f.organisation),
         )
         result = RunResult(plan=plan)
+        result.run_id = run_id
         _record_plan(manifest, plan)
         events.planned(plan)
         if plan.items and not stop.is_set():
@@ -170,11 +193,13 @@ def run(
                                          halt=stop)
             try:
                 _upload_all(client, manifest, settings, creds, result, events, stop, abort,
-                            jobs)
+                            jobs, limiter)
             finally:
                 client.close()
         if stop.is_set() and result.fatal is None:
             result.stopped = True
+        if stop.is_set() and stop_code is not None:
+            result.signal_code = stop_code() or 0
         result.ended = time.time()
         summary = result.summary()
         log.log(
@@ -185,6 +210,8 @@ def run(
             summary["failed"], summary["deferred"], summary["skipped"], summary["unchanged"],
             summary["bytes"], summary["seconds"],
             f" ({result.fatal.message})" if result.fatal else "",
+            extra={"run_id": run_id, "exit_code": summary["exit_code"], "bytes": summary["bytes"],
+                   "reason": result.fatal.message if result.fatal else None},
         )
         manifest.finish_run(
             run_id,
@@ -201,6 +228,31 @@ def run(
     return result
 
 
+class _RunRecord:
+    """The run's row in the manifest: started on entry; on an exception (re-raised),
+    finished with the exit code cli.main gives it, so a record never says success for a
+    run that crashed (the normal end is recorded by run() itself)."""
+
+    def __init__(self, manifest: mf.Manifest):
+        self.manifest = manifest
+        self.run_id = 0
+
+    def __enter__(self) -> int:
+        self.run_id = self.manifest.start_run()
+        return self.run_id
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            return
+        from .records import exit_code_for
+
+        try:
+            self.manifest.finish_run(self.run_id, exit_code=exit_code_for(exc),
+                                     message=f"ended by {type(exc).__name__}: {exc}"[:300])
+        except Exception:  # noqa: BLE001 - the manifest itself may be what failed
+            log.exception("could not record the end of run %s", self.run_id)
+
+
 def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
     for root, rows in plan.rows.items():
         manifest.upsert_files(root, rows)
@@ -211,7 +263,8 @@ def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
         manifest.delete_files(plan.gone)
 
 
-def _upload_all(client, manifest, settings, creds, result, events, stop, abort, jobs) -> None:
+def _upload_all(client, manifest, settings, creds, result, events, stop, abort, jobs,
+                limiter=None) -> None:
     """Pick the API generation, upload the plan; once, if a route of the remembered
     generation is missing (the server was upgraded), detect again and go on."""
     from .account import generation_for
@@ -227,6 +280,7 @@ def _upload_all(client, manifest, settings, creds, result, events, stop, abort, 
         remote = open_remote(result.generation, client, manifest, str(client.base))
         uploader = _Uploader(remote, manifest, settings, creds, result, events, stop, abort)
         uploader.second_pass = redetect
+        uploader.limiter = limiter
         uploader.run(jobs)
         if (isinstance(result.fatal, WrongGeneration) and not redetect
                 and settings.api_dialect == "auto"):
@@ -251,6 +305,7 @@ class _Uploader:
         self.abort = abort
         self.retry_delay = settings.retry_delay
         self.second_pass = False
+        self.limiter = None  # bandwidth.Limiter shared by the workers, if any
         self._guard = threading.Lock()
 
     def run(self, jobs: int) -> None:
@@ -274,6 +329,9 @@ class _Uploader:
         self.stop.set()
 
     def _sent(self, nbytes: int) -> None:
+        # Called by the upload body before each chunk leaves: waiting here paces it.
+        if self.limiter is not None:
+            self.limiter.take(nbytes, self.abort)
         with self._guard:
             self.result.bytes_sent += nbytes
         self.events.sent(nbytes)
@@ -294,7 +352,10 @@ class _Uploader:
                 self._fatal(exc)
                 return
             outcome = "failed-transient" if exc.transient else "failed"
-            reason, uuids, digest = exc.message, None, None
+            reason, uuids, digest = classify(exc), None, None
+            log.info("%s: %s", item.path, exc.message,  # the URL and details, for the log
+                     extra={"run_id": self.result.run_id, "file": item.path,
+                            "reason": reason, "detail": exc.message})
         except OortError as exc:
             outcome, reason, uuids, digest = "failed", exc.message, None, None
         except Exception as exc:  # noqa: BLE001 - one file's bug must not stop the others
@@ -387,7 +448,10 @@ class _Uploader:
                 self.result.postponed.append((item, reason or outcome))
         level = logging.WARNING if outcome.startswith("failed") else logging.INFO
         log.log(level, "%s %s/%s%s", outcome, item.folder.path, item.relpath,
-                f" ({reason})" if reason else "")
+                f" ({reason})" if reason else "",
+                extra={"run_id": self.result.run_id, "outcome": outcome, "reason": reason,
+                       "file": os.path.join(item.folder.path, item.relpath),
+                       "bytes": item.size, "dataset": item.dataset})
         self.events.done(item, outcome, reason)
 
 

@@ -80,7 +80,8 @@ def render(store: Store) -> str:
         out.append("<ul>")
         for log in sorted(logs, key=lambda r: (r["date"], r["created"])):
             scope = telescopes.get(log["telescope"], "no telescope")
-            out.append(f'<li><span class="kind">Night log</span> {escape(log["date"])}'
+            out.append(f'<li id="nightlog-{escape(log["uuid"])}">'
+                       f'<span class="kind">Night log</span> {escape(log["date"])}'
                        f" &middot; {escape(scope)}<ul>")
             for kind, parent in children.get(log["uuid"], []):
                 label = "Observation" if kind == "observations" else "Calibration"
@@ -100,7 +101,8 @@ def render(store: Store) -> str:
 
 def _dataset(dataset: dict, rows: list[dict]) -> list[str]:
     total = sum(r["size"] for r in rows)
-    out = [f'<li><span class="kind">Dataset</span> {escape(dataset["name"])}'
+    out = [f'<li id="dataset-{escape(dataset["uuid"])}"><span class="kind">Dataset</span> '
+           f'{escape(dataset["name"])}'
            f" &middot; {plural(len(rows), 'file')}, {_size(total)}"]
     if rows:
         out.append("<table>")

@@ -1,0 +1,99 @@
+"""An Oort-Cloud 1.x installation (`~/.oort/config.ini`), read to bring its watched
+folders and upload key over (`oort-sync import-oort`). Nothing there is ever written.
+
+Oort 1.x keeps one section per watched folder, named `watch-folder-<hash>` (with a
+`-tests` suffix for its test suite's folders, left out here), holding `path`,
+`username`, `upload_key`, `subdomain` (the organisation, empty for a personal account),
+`role`, `telescope` or `telescope_uuid` (later versions, with `telescope_name` and
+`telescope_alias`), `zip` and `api`.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from .errors import ConfigError
+
+DEFAULT_DIR = "~/.oort"
+
+
+class OldFolder(NamedTuple):
+    path: str
+    organisation: str | None
+    telescope: str | None
+    telescope_name: str | None
+    username: str | None
+    upload_key: str | None
+    section: str
+
+
+def config_file(oort_dir: str | None = None) -> Path:
+    return Path(os.path.expanduser(oort_dir or DEFAULT_DIR)) / "config.ini"
+
+
+def read(oort_dir: str | None = None) -> list[OldFolder]:
+    """The watched folders of an Oort 1.x config, in file order.
+
+    Raises ConfigError when the file is missing, unreadable or not an INI file, or holds
+    no watched folder.
+    """
+    path = config_file(oort_dir)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no Oort-Cloud 1.x config here (give --oort-dir=DIR, "
+                          "the folder holding its config.ini).") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc}).") from None
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: not an Oort-Cloud config ({str(exc).splitlines()[0]}).") \
+            from None
+    folders = []
+    for name in parser.sections():
+        if not name.startswith("watch-folder-") or name.endswith("-tests"):
+            continue
+        section = parser[name]
+        if not section.get("path", "").strip():
+            continue
+
+        def value(*keys: str, section=section) -> str | None:
+            for key in keys:
+                found = (section.get(key) or "").strip()
+                if found and found.lower() != "none":
+                    return found
+            return None
+
+        folders.append(OldFolder(
+            path=section["path"].strip(),
+            organisation=value("subdomain", "organisation"),
+            telescope=value("telescope_uuid", "telescope"),
+            telescope_name=value("telescope_name", "telescope_alias"),
+            username=value("username"),
+            upload_key=value("upload_key"),
+            section=name,
+        ))
+    if not folders:
+        raise ConfigError(f"{path}: no watched folder in it (no [watch-folder-...] section).")
+    return folders
+
+
+def groups(folders: list[OldFolder]) -> dict[tuple[str | None, str | None], list[OldFolder]]:
+    """Folders by (organisation, telescope): `watch` checks one such pair at a time."""
+    grouped: dict[tuple[str | None, str | None], list[OldFolder]] = {}
+    for folder in folders:
+        grouped.setdefault((folder.organisation, folder.telescope), []).append(folder)
+    return grouped
+
+
+def key_of(folders: list[OldFolder]) -> tuple[str | None, str | None]:
+    """(username, upload key) Oort 1.x used: the first folder that has a key."""
+    for folder in folders:
+        if folder.upload_key:
+            return folder.username, folder.upload_key
+    return (folders[0].username if folders else None), None
