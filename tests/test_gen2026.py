@@ -332,3 +332,15 @@ def test_a_name_taken_by_someone_else_is_recorded_as_not_verified(cli, home, sb2
     reasons = {r["reason"]: r["files"] for f in status["folders"] for r in f["reasons"]}
     assert reasons.get("already on the server (not verified)") == 1
     assert "not verified" in cli("status").out
+
+
+def test_tags_reserved_by_arcsecond_are_refused(cli, home, sb26, tmp_path, monkeypatch):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    assert login(cli, monkeypatch, sb26.url).code == 0
+    refused = cli("watch", folder, "-t", sb26.seed.personal_telescope_uuid,
+                  "--tags=night 1,arcsecond|telescope", "-y")
+    assert refused.code == 2 and "reserved" in refused.err and "arcsecond|telescope" in refused.err
+    assert cfg.load_settings(home).folders == ()
+    # Commas separate tags; blanks around them are dropped, empty ones too.
+    assert cfg.parse_tags(" a , b,,c ") == ("a", "b", "c")
