@@ -341,7 +341,8 @@ def _run(args, paths, settings) -> int:
         with stopper:
             result = sync.run(paths, settings, creds, args["FOLDER"], jobs=jobs,
                               min_age=min_age, retry_failed=args["--retry-failed"],
-                              events=events, stop=stopper.stop, abort=stopper.abort)
+                              events=events, stop=stopper.stop, abort=stopper.abort,
+                              rebuilt=bool(args["--rebuild-manifest"]))
     except LockHeld:
         # The previous tick is still uploading: normal for cron, which must not mail it.
         if args["--quiet"]:

@@ -60,6 +60,9 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
     if data["missing_folders"]:
         lines.append("")
         lines.extend(f"Missing folder: {m['reason']}" for m in data["missing_folders"])
+    if data["notes"]:
+        lines.append("")
+        lines.extend(f"Note: {note}" for note in data["notes"])
     for key, title in _PLAN_LISTS:
         if data[key]:
             lines.extend(["", title])
@@ -74,6 +77,7 @@ _PLAN_LISTS = (
     ("skipped", "Skipped:"),
     ("deferred", "Deferred (modified too recently, still being written?):"),
     ("waiting", "Failed earlier, waiting to be retried:"),
+    ("failed", "Cannot be read now (retried later):"),
 )
 
 
@@ -87,18 +91,28 @@ def result_lines(result, *, verbose: bool = False) -> tuple[list[str], list[str]
     lines.append(
         f"{plural(summary['uploaded'], 'file')} uploaded ({human_bytes(summary['bytes'])}), "
         f"{summary['already_on_server']} already on the server, {summary['failed']} failed, "
-        f"{summary['deferred']} deferred, {summary['skipped']} skipped, "
+        + (f"{plural(summary['conflicts'], 'conflict')}, " if summary["conflicts"] else "")
+        + f"{summary['deferred']} deferred, {summary['skipped']} skipped, "
         f"{summary['unchanged']} unchanged in {summary['seconds']:.1f} s."
     )
     problems = []
     for _root, why in result.plan.missing:
         problems.append(f"oort-sync: {why}")
-    if result.failed:
-        problems.append(f"oort-sync: {plural(len(result.failed), 'file')} failed (retried later):")
-        shown = result.failed[:20]
-        problems.extend(f"  {i.folder.path}/{i.relpath}: {why}" for i, why in shown)
-        if len(result.failed) > len(shown):
-            problems.append(f"  ... and {len(result.failed) - len(shown)} more (oort-sync status)")
+    problems.extend(f"oort-sync: warning: {note}" for note in result.plan.notes[:20])
+    failed = [(f"{root}/{relpath}", why) for root, relpath, why in result.plan.failed]
+    failed += [(f"{i.folder.path}/{i.relpath}", why) for i, why in result.failed]
+    if failed:
+        problems.append(f"oort-sync: {plural(len(failed), 'file')} failed (retried later):")
+        problems.extend(f"  {path}: {why}" for path, why in failed[:20])
+        if len(failed) > 20:
+            problems.append(f"  ... and {len(failed) - 20} more (oort-sync status)")
+    if result.conflicts:
+        problems.append(f"oort-sync: {plural(len(result.conflicts), 'conflict')} (nothing sent "
+                        "for these files; see `oort-sync status`):")
+        problems.extend(f"  {i.folder.path}/{i.relpath}: {why}"
+                        for i, why in result.conflicts[:20])
+        if len(result.conflicts) > 20:
+            problems.append(f"  ... and {len(result.conflicts) - 20} more (oort-sync status)")
     if result.fatal is not None:
         problems.append(f"oort-sync: {result.fatal.message}")
     return lines, problems
@@ -108,7 +122,8 @@ def file_line(item, outcome: str, reason: str | None) -> str:
     """One file's outcome, for -v."""
     text = "already on the server" if outcome == "already" else outcome
     return f"{text} {item.folder.path}/{item.relpath}" + (
-        f": {reason}" if reason and outcome.startswith("failed") else "")
+        f": {reason}" if reason and (outcome.startswith("failed") or outcome == "conflict")
+        else "")
 
 
 def progress_line(files: int, total_files: int, sent: int, total_bytes: int,
@@ -158,6 +173,7 @@ def status_lines(data: dict) -> list[str]:
             f"  uploaded {counts['uploaded']} ({human_bytes(folder['bytes_uploaded'])}), "
             f"pending {counts['pending']}, deferred {counts['deferred']}, "
             f"failed {counts['failed']}, skipped {counts['skipped']}"
+            + (f", conflicts {counts['conflict']}" if counts.get("conflict") else "")
         )
         if folder.get("assumed_local_time"):
             lines.append(
@@ -168,6 +184,9 @@ def status_lines(data: dict) -> list[str]:
         for reason in folder["reasons"]:
             count = plural(reason["files"], "file")
             lines.append(f"    {reason['status']}: {reason['reason']} ({count})")
+        for conflict in folder.get("conflicts") or ():
+            lines.append(f"    conflict: {folder['path']}/{conflict['path']}: "
+                         f"{conflict['reason']}")
     if not data["folders"]:
         lines.append("No folder is watched yet: `oort-sync watch FOLDER`.")
     return lines

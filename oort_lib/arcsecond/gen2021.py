@@ -14,7 +14,7 @@ from urllib.parse import quote
 from ..errors import AuthError, NotFound, PermanentError, TransientError, WrongGeneration
 from .body import FileBody
 from .client import NO_KEY, prefix
-from .remote import Container, Remote
+from .remote import Container, Remote, RemoteFile
 
 
 class Gen2021(Remote):
@@ -78,13 +78,19 @@ class Gen2021(Remote):
             return str(created["uuid"])
         raise last
 
-    def exists(self, item, container: Container) -> bool:
+    def slot(self, destination, telescope, night, kind, dataset, filename) -> tuple:
+        # One dataset per (night log, observation or calibration, name): see container().
+        return (destination, telescope or "", night, kind, dataset, filename)
+
+    def exists(self, item, container: Container) -> RemoteFile | None:
         try:
-            self.client.request("GET", _datafile_path(item.folder.organisation,
-                                                      container.dataset, item.filename))
+            found = self.client.request("GET", _datafile_path(item.folder.organisation,
+                                                              container.dataset,
+                                                              item.filename))
         except NotFound:
-            return False
-        return True
+            return None
+        size = found.get("size") if isinstance(found, dict) else None
+        return RemoteFile(size=size if isinstance(size, int) and size >= 0 else None)
 
     def send(self, item, container: Container, *, replace: bool = False,
              progress: Callable[[int], None] | None = None,
