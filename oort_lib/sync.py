@@ -31,13 +31,13 @@ from .errors import (
     local_problem,
 )
 from .lock import RunLock, folder_locks
-from .plan import RETRY_MAX, Item, Plan, backoff, make_plan
+from .plan import Item, Plan, backoff, make_plan
 
 log = logging.getLogger("oort_sync")
 
-# Upload attempts within one run before a file waits for a later run.
+# Upload attempts within one run before a file waits for a later run (which waits
+# plan.backoff(), at most plan.RETRY_MAX).
 ATTEMPTS_PER_RUN = 2
-__all__ = ["RETRY_MAX", "Events", "RunResult", "dry_run", "run"]
 UNKNOWN_REMOTE = "?"  # uploaded_hash when the server holds a copy of unknown content
 ALREADY = "already on the server"
 # 2026: a duplicate answer for a file this destination never sent: same name, but the
@@ -432,7 +432,10 @@ class _Uploader:
                 if attempt >= ATTEMPTS_PER_RUN or self.stop.is_set():
                     raise
                 continue
-            after = _stat(item)
+            try:
+                after = _stat(item)
+            except FileProblem:
+                after = before  # gone after a whole upload: what was sent was complete
             if after != before:
                 return ("changed", "changed during its upload; it is uploaded again later",
                         box, None)
@@ -445,8 +448,14 @@ class _Uploader:
         Same size: this file, already there (not verified unless ours: the generation
         gives no checksum). Another size: an older version of this file when ours or
         after a rebuild (replaced), else another file (a conflict, never "already").
+        After a rebuild, a local file modified after the server's copy was written is
+        replaced even at the same size.
         """
-        if found.size is None or found.size == item.size:
+        # After a rebuild, a file modified after the server's copy was written is newer
+        # than that copy, whatever its size (replacing an equal copy costs only time).
+        newer = (self.rebuilt and found.modified is not None
+                 and item.mtime_ns / 1e9 > found.modified + 2)
+        if (found.size is None or found.size == item.size) and not newer:
             reason = ALREADY if ours else ALREADY_SAME_SIZE
             return "already", reason, _content_hash(item)
         if ours or self.rebuilt:

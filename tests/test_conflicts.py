@@ -185,30 +185,35 @@ def test_server_holds_another_file_of_that_name(cli, home, sandbox, tmp_path):
 def test_rebuilt_manifest_relearns_the_server_honestly(cli, home, sandbox, tmp_path,
                                                        generation):
     root = tmp_path / "data"
-    changed = fits(root / "M31" / "light_001.fits", 16)
+    grown = fits(root / "M31" / "light_001.fits", 16)
     same = fits(root / "M31" / "light_002.fits", 16)
+    edited = fits(root / "M31" / "light_003.fits", 16)
     setup(home, sandbox, generation, root)
     assert cli("run").code == 0
     home.manifest_file.write_bytes(b"this is not a database" * 100)  # damaged
-    fits(changed, 48)  # and a file changed meanwhile
+    fits(grown, 48)  # changed meanwhile: another size
+    time.sleep(2.5)  # the server's copy is older than the edit (beyond clock slack)
+    write_fits(edited, dict(NIGHT), shape=(20, 20))  # changed meanwhile: the same size
     assert cli("run").code == 2
-    rebuilt = cli("run", "--rebuild-manifest")
+    rebuilt = cli("run", "--rebuild-manifest", "--min-age=0")
+    assert rebuilt.code == 0, rebuilt.err
     with mf.Manifest(home.manifest_file) as manifest:
         rows = {r["relpath"]: r for r in manifest.rows("SELECT * FROM files")}
     if generation == "2021":
-        # Re-checked: another size on the server is the older version, replaced.
-        assert rebuilt.code == 0, rebuilt.err
-        assert held(sandbox) == sorted([("M31", "light_001.fits", sha(changed)),
-                                        ("M31", "light_002.fits", sha(same))])
+        # Re-checked: another size, or a file modified after the server's copy was
+        # written, is that copy's newer version: replaced. The rest is already there.
+        assert held(sandbox) == sorted([("M31", p.name, sha(p)) for p in (grown, same,
+                                                                          edited)])
         assert rows["M31/light_001.fits"]["reason"] == "replaced"
+        assert rows["M31/light_003.fits"]["reason"] == "replaced"
         assert "not verified" in rows["M31/light_002.fits"]["reason"]
     else:
         # Cannot be compared (no checksum, no replacement): reported, never silent.
-        assert rebuilt.code == 0, rebuilt.err
-        assert rows["M31/light_001.fits"]["reason"] == "already on the server (not verified)"
+        for name in ("light_001.fits", "light_002.fits", "light_003.fits"):
+            assert rows[f"M31/{name}"]["reason"] == "already on the server (not verified)"
         status = cli("status").out
-        assert "already on the server (not verified) (2 files)" in status
-    assert len(sandbox.objects("datafiles")) == 2
+        assert "already on the server (not verified) (3 files)" in status
+    assert len(sandbox.objects("datafiles")) == 3
 
 
 def test_plan_keys_of_odd_names_never_collide(home, tmp_path):

@@ -89,8 +89,11 @@ class Gen2021(Remote):
                                                               item.filename))
         except NotFound:
             return None
-        size = found.get("size") if isinstance(found, dict) else None
-        return RemoteFile(size=size if isinstance(size, int) and size >= 0 else None)
+        if not isinstance(found, dict):
+            return RemoteFile()
+        size = found.get("size")
+        return RemoteFile(size=size if isinstance(size, int) and size >= 0 else None,
+                          modified=_epoch(found.get("modified")))
 
     def send(self, item, container: Container, *, replace: bool = False,
              progress: Callable[[int], None] | None = None,
@@ -109,6 +112,19 @@ class Gen2021(Remote):
                 pass  # no longer on the server: send it anew
         return self.client.send_file(
             f"{prefix(org)}/datasets/{container.dataset}/datafiles/", body)
+
+
+def _epoch(value) -> float | None:
+    """Epoch seconds of an ISO 8601 timestamp with a zone ("...Z"), else None."""
+    if not isinstance(value, str):
+        return None
+    from datetime import datetime
+
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.timestamp() if when.tzinfo is not None else None
 
 
 def _datafile_path(organisation: str | None, dataset: str, filename: str) -> str:

@@ -27,6 +27,7 @@ class RemoteFile(NamedTuple):
     """What the server says of a file it holds (None: it does not say)."""
 
     size: int | None = None
+    modified: float | None = None  # when its copy was last written (epoch seconds)
 
 
 class Cache:
