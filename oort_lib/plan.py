@@ -291,7 +291,7 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry
                     plan.unchanged += 1
                     continue
                 _failed(plan, root, entry, entry.reason, unsettled.get(relpath), now,
-                        retry_delay, rows, dest)
+                        retry_delay, rows, dest, observed=True)
                 continue
             plan.skipped.append((root, relpath, entry.reason))
             if quick_old is None or quick_old[3:5] != (mf.SKIPPED, entry.reason):
@@ -379,18 +379,21 @@ def _duration(seconds: float) -> str:
 
 
 def _failed(plan: Plan, root: str, entry, reason: str, old, now: float,
-            retry_delay: float, rows: list, dest: str | None) -> None:
-    """A file that cannot be read now (transient): failed, retried after the backoff."""
-    if old is not None and old.status == mf.FAILED and waits(old, now):
-        # Known and waiting: not a new failure (its retry time has not come).
-        plan.waiting.append((root, entry.relpath, old.reason or reason))
-        return
+            retry_delay: float, rows: list, dest: str | None, *,
+            observed: bool = False) -> None:
+    """A file that cannot be read now (transient): failed, retried after the backoff.
+
+    `observed`: the walk itself saw the problem (permission denied, a folder that cannot
+    be listed). It looks again at every run for free: failed at every run while it
+    lasts, and read at once when it is over (no backoff to wait).
+    """
     attempts = old.attempts if old is not None else 0
     plan.failed.append((root, entry.relpath, reason))
     row = {"relpath": entry.relpath, "size": entry.size,
            "mtime_ns": getattr(entry, "mtime_ns", None), "status": mf.FAILED,
            "reason": reason, "transient": 1, "attempts": attempts + 1,
-           "retry_at": now + backoff(retry_delay, attempts), "destination": dest}
+           "retry_at": now if observed else now + backoff(retry_delay, attempts),
+           "destination": dest}
     if old is None or (old.size, old.mtime_ns) != (row["size"], row["mtime_ns"]):
         # What was known of the content (hash, header) is of another version: once
         # readable, the file is read again rather than planned from stale facts.

@@ -262,7 +262,8 @@ def _nights(logs: list[dict]) -> list[str]:
 
 def _dataset_state(ds: dict) -> str:
     parts = [f"{ds[mf.UPLOADED]}"]
-    for status, cls in ((mf.FAILED, "bad"), (mf.PENDING, "warn"), (mf.DEFERRED, "muted")):
+    for status, cls in ((mf.FAILED, "bad"), (mf.CONFLICT, "bad"), (mf.PENDING, "warn"),
+                        (mf.DEFERRED, "muted")):
         if ds.get(status):
             parts.append(f'<span class="{cls}">{ds[status]} {status}</span>')
     return ", ".join(parts)

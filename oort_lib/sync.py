@@ -391,8 +391,8 @@ class _Uploader:
             if self.stop.is_set():
                 raise Aborted("the run is stopping")
             box = remote.container(item)
-            # What the server holds of an earlier attempt (ours) or of a run that
-            # followed a rebuilt manifest (ours, maybe an older version) is this file's.
+            # A copy on the server after an earlier attempt (of this run or an earlier
+            # one) is this file's, maybe incomplete or older: see _judge.
             ours = attempt > 0 or item.attempts > 0
             # Look before sending unless the container is new (nothing can be in it):
             # after a failed attempt, or a file an earlier run may have sent already.
@@ -456,7 +456,8 @@ class _Uploader:
         newer = (self.rebuilt and found.modified is not None
                  and item.mtime_ns / 1e9 > found.modified + 2)
         if (found.size is None or found.size == item.size) and not newer:
-            reason = ALREADY if ours else ALREADY_SAME_SIZE
+            reason = (ALREADY if ours else ALREADY_UNVERIFIED if found.size is None
+                      else ALREADY_SAME_SIZE)
             return "already", reason, _content_hash(item)
         if ours or self.rebuilt:
             log.info("replacing %s on the server (%s bytes there, %s here)", item.filename,

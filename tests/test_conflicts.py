@@ -192,7 +192,8 @@ def test_rebuilt_manifest_relearns_the_server_honestly(cli, home, sandbox, tmp_p
     assert cli("run").code == 0
     home.manifest_file.write_bytes(b"this is not a database" * 100)  # damaged
     fits(grown, 48)  # changed meanwhile: another size
-    time.sleep(2.5)  # the server's copy is older than the edit (beyond clock slack)
+    if generation == "2021":
+        time.sleep(2.5)  # the server's copy is older than the edit (beyond clock slack)
     write_fits(edited, dict(NIGHT), shape=(20, 20))  # changed meanwhile: the same size
     assert cli("run").code == 2
     rebuilt = cli("run", "--rebuild-manifest", "--min-age=0")

@@ -22,6 +22,7 @@ from oort_lib.decision import decide, header_facts
 from oort_lib.errors import FileProblem
 from oort_lib.headers import read_header
 from oort_lib.plan import make_plan
+from oort_lib.scan import key_name
 
 DATE_KEYWORDS = ("DATE-OBS", "DATE_OBS", "MJD-OBS", "JD", "DATE", "TIME-OBS", "UT",
                  "UTSTART", "DATE-LOC", "TIMESYS")
@@ -103,11 +104,18 @@ def test_header_reader_answers_or_raises_file_problem(cards):
             assert len(decision.night) == 10
 
 
+# File names in any encoding: text, and bytes that are not UTF-8 at all.
+file_names = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\\\0."),
+            min_size=1, max_size=12),
+    st.binary(min_size=1, max_size=12).filter(lambda b: b"/" not in b and b"\0" not in b
+                                              and b"." not in b).map(os.fsdecode),
+)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files=st.lists(headers, min_size=1, max_size=5),
-       names=st.lists(st.text(st.characters(blacklist_categories=("Cs",),
-                                            blacklist_characters="/\\\0."),
-                              min_size=1, max_size=12), min_size=5, max_size=5, unique=True))
+       names=st.lists(file_names, min_size=5, max_size=5, unique=True))
 def test_planner_accounts_for_every_file_and_plans_the_good_one(files, names):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
@@ -121,7 +129,7 @@ def test_planner_accounts_for_every_file_and_plans_the_good_one(files, names):
                 seen = ([i.relpath for i in plan.items] + [p for _r, p, _w in plan.skipped]
                         + [p for _r, p, _w in plan.failed])
                 assert sorted(seen) == sorted(
-                    ["good/good.fits"] + [f"M31/{n}.fits" for n in names[:len(files)]])
+                    ["good/good.fits"] + [f"M31/{key_name(n)}.fits" for n in names[:len(files)]])
                 assert "good/good.fits" in [i.relpath for i in plan.items]
                 assert str(good) in [i.path for i in plan.items]
 
