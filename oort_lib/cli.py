@@ -163,7 +163,12 @@ def _dispatch(args: dict) -> int:
     paths = cfg.resolve_paths(args["--home"])
     if args["sandbox"]:
         return _sandbox(args)
-    settings = cfg.load_settings(paths)
+    try:
+        settings = cfg.load_settings(paths)
+    except cfg.FolderClash as exc:
+        if not args["unwatch"]:
+            raise
+        settings = exc.settings  # unwatch is how a person fixes it
     level = getattr(logging, str(args["--log-level"]).upper(), None)
     if not isinstance(level, int):
         raise UsageError(f"--log-level={args['--log-level']}: use DEBUG, INFO, WARNING or ERROR.")

@@ -251,8 +251,18 @@ def load_settings(paths: Paths) -> Settings:
                 classify=classify,
             )
         )
-    _check_folders(path, folders, lines)
-    return Settings(folders=tuple(folders), **values)
+    settings = Settings(folders=tuple(folders), **values)
+    _check_folders(path, settings, lines)
+    return settings
+
+
+class FolderClash(ConfigError):
+    """Two watched folders are one, or one holds the other. `settings` are those read,
+    so that `unwatch` can still remove one of them."""
+
+    def __init__(self, message: str, settings: Settings):
+        super().__init__(message)
+        self.settings = settings
 
 
 def _folder_path(raw: str, where: str) -> str:
@@ -278,9 +288,10 @@ def _check_zone(name: str, where: str) -> None:
                           "(e.g. Europe/Paris, America/Santiago, UTC).") from None
 
 
-def _check_folders(path: Path, folders: list[Folder], lines: list[int]) -> None:
-    """Raises ConfigError, naming the lines, when two watched folders are the same folder
+def _check_folders(path: Path, settings: Settings, lines: list[int]) -> None:
+    """Raises FolderClash, naming the lines, when two watched folders are the same folder
     or one holds the other (its files would go to two datasets)."""
+    folders = settings.folders
     if len(folders) < 2:
         return
     from .host import is_inside
@@ -298,8 +309,9 @@ def _check_folders(path: Path, folders: list[Folder], lines: list[int]) -> None:
                 what = f"{second} is inside {first}"
             else:
                 what = f"{first} is inside {second}"
-            raise ConfigError(f"{where}: {what}: its files would be uploaded twice. Keep one "
-                              "of the two sections (`oort-sync unwatch` removes one).")
+            raise FolderClash(f"{where}: {what}: its files would be uploaded twice. Keep "
+                              f"one of the two sections (`oort-sync unwatch {second}` "
+                              "removes the second).", settings)
 
 
 def save_settings(paths: Paths, settings: Settings) -> None:

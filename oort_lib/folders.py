@@ -277,18 +277,17 @@ def remove(settings: Settings, paths: Iterable[str]) -> tuple[Settings, list[str
     """
     from .host import path_key
 
-    watched = {path_key(f.path): f for f in settings.folders}
-    # A folder watched through a symlink is found by where it points, too.
-    real = {path_key(os.path.realpath(f.path)): path_key(f.path) for f in settings.folders}
+    watched = list(settings.folders)
     removed = []
     for name in paths:
-        candidates = [os.path.abspath(os.path.expanduser(name)),
-                      os.path.realpath(os.path.expanduser(name))]
-        match = next((path_key(c) for c in candidates if path_key(c) in watched), None)
-        if match is None:
-            match = next((real[path_key(c)] for c in candidates
-                          if real.get(path_key(c)) in watched), None)
-        if match is None:
+        given = os.path.expanduser(name)
+        keys = {path_key(os.path.abspath(given)), path_key(os.path.realpath(given))}
+        # As written first; else where it points (a folder watched through a symlink).
+        # Of two sections naming one folder (a hand-edited config), the last goes.
+        match = [i for i, f in enumerate(watched) if path_key(f.path) in keys]
+        match = match or [i for i, f in enumerate(watched)
+                          if path_key(os.path.realpath(f.path)) in keys]
+        if not match:
             raise ConfigError(f"{name} is not a watched folder.")
-        removed.append(watched.pop(match).path)
-    return with_folders(settings, tuple(watched.values())), removed
+        removed.append(watched.pop(match[-1]).path)
+    return with_folders(settings, tuple(watched)), removed

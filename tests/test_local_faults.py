@@ -511,6 +511,10 @@ def test_nested_or_repeated_folders_are_refused_naming_the_lines(cli, home, tmp_
         result = cli(*command)
         assert result.code == 2
         assert f"{home.config_file}, lines 5 and 8: " in result.err and what in result.err
+    # The way out it names works although the config is refused.
+    unwatch = result.err.split("`oort-sync unwatch ", 1)[1].split("`", 1)[0]
+    assert cli("unwatch", unwatch).code == 0
+    assert [f.path for f in cfg.load_settings(home).folders] == [str(data)]
 
 
 def test_home_expanded_and_relative_paths_refused(cli, home, tmp_path, monkeypatch):
