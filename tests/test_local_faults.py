@@ -539,7 +539,7 @@ def test_two_profiles_never_upload_one_folder_at_once(home, sandbox, tmp_path, m
     for paths in (home, other):
         configure(paths, sandbox.url, sandbox.seed.upload_key, folders=[cfg.Folder(str(root))],
                   jobs=1)
-    sandbox.faults.latency = 0.1
+    sandbox.faults.latency = 0.3  # the first run lasts seconds: the second meets it
     first = run_process("run")
     deadline = time.monotonic() + 30
     while not list(Path(os.environ["OORT_SYNC_LOCK_DIR"]).glob("*.lock.holder")):
