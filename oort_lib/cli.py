@@ -251,7 +251,12 @@ def _dispatch(args: dict) -> int:
     _open_log(paths, args)
     if args["sandbox"]:
         return _sandbox(args)
-    settings = cfg.load_settings(paths)
+    try:
+        settings = cfg.load_settings(paths)
+    except cfg.FolderClash as exc:
+        if not args["unwatch"]:
+            raise
+        settings = exc.settings  # unwatch is how a person fixes it
     if (settings.log_max_bytes, settings.log_backups) != (cfg.Settings().log_max_bytes,
                                                            cfg.Settings().log_backups):
         _open_log(paths, args, settings)  # the rotation the config asks for
@@ -501,7 +506,8 @@ def _run(args, paths, settings) -> int:
                               min_age=min_age, retry_failed=args["--retry-failed"],
                               events=events, stop=stopper.stop, abort=stopper.abort,
                               on_locked=(lambda: _ping(ping, start=True)) if ping else None,
-                              stop_code=lambda: stopper.exit_code, bwlimit=args["--bwlimit"])
+                              stop_code=lambda: stopper.exit_code, bwlimit=args["--bwlimit"],
+                              rebuilt=bool(args["--rebuild-manifest"]))
     except LockHeld:
         # The previous tick is still uploading: normal for cron, which must not mail it.
         if args["--quiet"]:

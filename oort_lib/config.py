@@ -227,7 +227,8 @@ def load_settings(paths: Paths) -> Settings:
                 values[key] = number
             else:
                 raise ConfigError(f"{where}: unknown setting {key!r}.")
-    folders = []
+    folders: list[Folder] = []
+    lines: list[int] = []
     for section in parser.sections():
         if not section.startswith("folder "):
             continue
@@ -248,9 +249,13 @@ def load_settings(paths: Paths) -> Settings:
         if classify not in _CLASSIFY:
             raise ConfigError(f"{_where(path, text, section, 'classify')}: classify = "
                               f"{items['classify']!r} must be folder or header.")
+        folder_path = _folder_path(items["path"], _where(path, text, section, "path"))
+        if items.get("timezone"):
+            _check_zone(items["timezone"], _where(path, text, section, "timezone"))
+        lines.append(_line_of(text, section, "path") or _line_of(text, section, None))
         folders.append(
             Folder(
-                path=items["path"],
+                path=folder_path,
                 organisation=items.get("organisation") or None,
                 telescope=items.get("telescope") or None,
                 telescope_name=items.get("telescope_name") or None,
@@ -264,7 +269,67 @@ def load_settings(paths: Paths) -> Settings:
                 exclude=_excludes(items.get("exclude"), _where(path, text, section, "exclude")),
             )
         )
-    return Settings(folders=tuple(folders), **values)
+    settings = Settings(folders=tuple(folders), **values)
+    _check_folders(path, settings, lines)
+    return settings
+
+
+class FolderClash(ConfigError):
+    """Two watched folders are one, or one holds the other. `settings` are those read,
+    so that `unwatch` can still remove one of them."""
+
+    def __init__(self, message: str, settings: Settings):
+        super().__init__(message)
+        self.settings = settings
+
+
+def _folder_path(raw: str, where: str) -> str:
+    """A watched folder's path as written, `~` expanded; kept unresolved (a symlink such
+    as `nights/current` is followed again at every run). Raises ConfigError when it is
+    relative: it would depend on the folder cron happens to start in."""
+    expanded = os.path.expanduser(raw.strip())
+    if expanded.startswith("~"):
+        raise ConfigError(f"{where}: path = {raw!r}: no such user's home.")
+    if not os.path.isabs(expanded):
+        raise ConfigError(f"{where}: path = {raw!r} is relative; write the full path "
+                          "(e.g. /home/you/data or ~/data).")
+    return os.path.normpath(expanded)
+
+
+def _check_zone(name: str, where: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: timezone = {name!r} is not an IANA time zone name "
+                          "(e.g. Europe/Paris, America/Santiago, UTC).") from None
+
+
+def _check_folders(path: Path, settings: Settings, lines: list[int]) -> None:
+    """Raises FolderClash, naming the lines, when two watched folders are the same folder
+    or one holds the other (its files would go to two datasets)."""
+    folders = settings.folders
+    if len(folders) < 2:
+        return
+    from .host import is_inside
+
+    real = [os.path.realpath(f.path) for f in folders]
+    for b in range(len(folders)):
+        for a in range(b):
+            if not (is_inside(real[a], real[b]) or is_inside(real[b], real[a])):
+                continue
+            where = f"{path}, lines {lines[a]} and {lines[b]}"
+            first, second = folders[a].path, folders[b].path
+            if is_inside(real[a], real[b]) and is_inside(real[b], real[a]):
+                what = f"{first} and {second} are the same folder"
+            elif is_inside(real[b], real[a]):
+                what = f"{second} is inside {first}"
+            else:
+                what = f"{first} is inside {second}"
+            raise FolderClash(f"{where}: {what}: its files would be uploaded twice. Keep "
+                              f"one of the two sections (`oort-sync unwatch {second}` "
+                              "removes the second).", settings)
 
 
 def _check_zone(name: str, where: str) -> None:
@@ -336,10 +401,17 @@ def save_settings(paths: Paths, settings: Settings) -> None:
     folders that changed are touched; comments, order and other keys stay.
     """
     paths.config_dir.mkdir(parents=True, exist_ok=True)
+    old = None
     if paths.config_file.exists():
+        try:
+            old = load_settings(paths)
+        except FolderClash:
+            # `unwatch` fixing two sections of one folder: edited by path they cannot be
+            # told apart, so this once the file is written anew.
+            old = None
+    if old is not None:
         from . import configfile
 
-        old = load_settings(paths)
         changes = {key: _main_value(settings, key) for key in _MAIN_KEYS
                    if getattr(old, key) != getattr(settings, key)}
         before = {f.path: f for f in old.folders}
@@ -387,13 +459,19 @@ def select_folders(folders: Iterable[Folder], only: Iterable[str] = ()) -> list[
         return folders
     from .host import path_key
 
+    # As written, and where it points now (a folder watched through a symlink).
     by_path = {path_key(f.path): f for f in folders}
+    for f in folders:
+        by_path.setdefault(path_key(os.path.realpath(f.path)), f)
     chosen = []
     for name in only:
-        full = path_key(os.path.realpath(os.path.expanduser(name)))
-        if full not in by_path:
+        given = os.path.expanduser(name)
+        keys = (path_key(os.path.abspath(given)), path_key(os.path.realpath(given)))
+        found = next((by_path[k] for k in keys if k in by_path), None)
+        if found is None:
             raise ConfigError(f"{name} is not a watched folder (see `oort-sync status`).")
-        chosen.append(by_path[full])
+        if found not in chosen:
+            chosen.append(found)
     return chosen
 
 

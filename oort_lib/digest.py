@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from .errors import FileProblem
+from .errors import local_problem
 
 _BUFFER = 1 << 20
 
@@ -28,7 +28,7 @@ def new_hash():
 def file_hash(path: str) -> tuple[str, int]:
     """(hex digest, bytes read) of a file, read once in 1 MiB blocks.
 
-    Raises FileProblem when the file cannot be opened or read.
+    Raises LocalTransient when the file cannot be opened or read (retried later).
     """
     digest = new_hash()
     buffer = bytearray(_BUFFER)
@@ -46,10 +46,6 @@ def file_hash(path: str) -> tuple[str, int]:
                     break
                 digest.update(view[:count])
                 total += count
-    except FileNotFoundError:
-        raise FileProblem("vanished before it could be read") from None
-    except PermissionError:
-        raise FileProblem("permission denied") from None
     except OSError as exc:
-        raise FileProblem(f"unreadable: {exc.strerror or exc}") from None
+        raise local_problem(exc, "hash") from None
     return digest.hexdigest(), total

@@ -90,15 +90,45 @@ class Aborted(OortError):
 
 
 class FileProblem(OortError):
-    """A local file cannot be used as it is (corrupt header, unreadable, vanished...).
+    """A local file cannot be used as it is: a permanent property of its content
+    (corrupt or truncated header, not FITS, no date).
 
     The file is skipped with `reason` (the message without the path, for listings that
-    show the path already); the other files go on.
+    show the path already) until it changes; the other files go on.
     """
 
     def __init__(self, message: str, reason: str | None = None):
         super().__init__(message)
         self.reason = reason or message
+
+
+class LocalTransient(FileProblem):
+    """A local problem that may go away by itself: an I/O error, a file that vanished or
+    moved, permission denied, a file locked by another program.
+
+    Classified like a remote TransientError: the file is recorded failed (transient),
+    retried by later runs with the same backoff, and the run exits 1 while it lasts;
+    never skipped, never failed for good.
+    """
+
+    transient = True
+
+
+class FileChanged(LocalTransient):
+    """The file changed while it was being read: it waits, like a file being written."""
+
+
+def local_problem(exc: OSError, doing: str = "read") -> LocalTransient:
+    """The LocalTransient of an OSError met on a watched file (`doing`: "read",
+    "upload"...). Every OSError of a file that passed the walk is transient: the same file
+    read a moment later may well work (a disk waking up, a USB hiccup, a lock released)."""
+    if isinstance(exc, PermissionError):
+        why = "permission denied"
+    elif isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        why = f"vanished (moved or deleted) before its {doing}"
+    else:
+        why = f"unreadable: {exc.strerror or exc}"
+    return LocalTransient(why, why)
 
 
 # --- remote problems (raised by api.py) ------------------------------------------------

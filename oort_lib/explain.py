@@ -18,9 +18,11 @@ __all__ = ["explain", "explain_lines", "watched_folder"]
 
 
 def watched_folder(path: str, folders: tuple[Folder, ...] | list[Folder]) -> Folder | None:
-    """The watched folder holding ``path`` (an absolute, symlink-free path), or None."""
+    """The watched folder holding ``path`` (an absolute, symlink-free path), or None; its
+    path is where it points now (a run resolves a watched symlink the same way)."""
     best = None
     for folder in folders:
+        folder = folder._replace(path=os.path.realpath(folder.path))
         root = folder.path.rstrip(os.sep) + os.sep
         if path.startswith(root) and (best is None or len(folder.path) > len(best.path)):
             best = folder

@@ -14,16 +14,18 @@ WRITER_ROLES = ("owner", "superadmin", "admin", "member")
 
 
 def normalise(path: str) -> str:
-    """Absolute, symlink-free path of an existing, readable folder.
+    """Absolute path of an existing, readable folder, symlinks kept: a watched
+    `nights/current` that is re-pointed every night is followed again by every run.
 
     Raises ConfigError saying what is wrong with it.
     """
-    full = os.path.realpath(os.path.expanduser(path))
-    if not os.path.exists(full):
+    full = os.path.abspath(os.path.expanduser(path))
+    real = os.path.realpath(full)
+    if not os.path.exists(real):
         raise ConfigError(f"{path}: no such folder.")
-    if not os.path.isdir(full):
+    if not os.path.isdir(real):
         raise ConfigError(f"{path}: not a folder.")
-    if not os.access(full, os.R_OK | os.X_OK):
+    if not os.access(real, os.R_OK | os.X_OK):
         raise ConfigError(f"{path}: not readable by this user; fix its permissions.")
     try:
         full.encode("utf-8")
@@ -60,13 +62,17 @@ def check_nesting(new: Iterable[str], existing: Iterable[str]) -> None:
     new = list(new)
     seen = list(existing)
     for path in new:
+        real = os.path.realpath(path)  # where the files are: symlinks and all
         for other in seen:
-            if path_key(path) == path_key(other):
-                raise ConfigError(f"{path} is already watched.")
-            if _inside(path, other):
+            other_real = os.path.realpath(other)
+            if path_key(real) == path_key(other_real):
+                raise ConfigError(f"{path} is already watched"
+                                  + ("." if path_key(path) == path_key(other)
+                                     else f" (as {other})."))
+            if _inside(real, other_real):
                 raise ConfigError(f"{path} is inside the watched folder {other}; "
                                   "its files are already synced from there.")
-            if _inside(other, path):
+            if _inside(other_real, real):
                 raise ConfigError(f"{path} contains the watched folder {other}; "
                                   f"unwatch {other} first, or watch a separate folder.")
         seen.append(path)
@@ -298,13 +304,17 @@ def remove(settings: Settings, paths: Iterable[str]) -> tuple[Settings, list[str
     """
     from .host import path_key
 
-    watched = {path_key(f.path): f for f in settings.folders}
+    watched = list(settings.folders)
     removed = []
     for name in paths:
-        candidates = {os.path.realpath(os.path.expanduser(name)),
-                      os.path.abspath(os.path.expanduser(name))}
-        match = next((path_key(c) for c in candidates if path_key(c) in watched), None)
-        if match is None:
+        given = os.path.expanduser(name)
+        keys = {path_key(os.path.abspath(given)), path_key(os.path.realpath(given))}
+        # As written first; else where it points (a folder watched through a symlink).
+        # Of two sections naming one folder (a hand-edited config), the last goes.
+        match = [i for i, f in enumerate(watched) if path_key(f.path) in keys]
+        match = match or [i for i, f in enumerate(watched)
+                          if path_key(os.path.realpath(f.path)) in keys]
+        if not match:
             raise ConfigError(f"{name} is not a watched folder.")
-        removed.append(watched.pop(match).path)
-    return with_folders(settings, tuple(watched.values())), removed
+        removed.append(watched.pop(match[-1]).path)
+    return with_folders(settings, tuple(watched)), removed

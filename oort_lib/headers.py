@@ -25,7 +25,7 @@ from .dates import (
     parse_header_date,
     plausible,
 )
-from .errors import FileProblem
+from .errors import FileProblem, LocalTransient
 from .fitsfile import fits_hdus, silence
 from .localtime import longitude_from_geocentric, parse_longitude
 from .scan import display_name
@@ -100,8 +100,9 @@ def read_header(path: str) -> HeaderInfo:
 
     Dispatches on the name: ``.xisf`` is XISF, anything else FITS (plain, ``.gz``, ``.bz2``
     or tile-compressed ``.fz``; gzip and bzip2 are recognised by their magic bytes).
-    Raises FileProblem when the file cannot be read or its header is truncated or corrupt;
-    a readable header without a usable date is not an error (``date`` is None and
+    Raises FileProblem when its header is truncated or corrupt, LocalTransient when the
+    file cannot be read now (I/O error, vanished, permission denied: retried later); a
+    readable header without a usable date is not an error (``date`` is None and
     ``date_problem`` says why).
     """
     path = os.fspath(path)
@@ -114,7 +115,7 @@ def read_header(path: str) -> HeaderInfo:
         raise
     except OSError as exc:
         why = _os_reason(exc)
-        raise FileProblem(f"{shown}: {why}", why) from exc
+        raise LocalTransient(f"{shown}: {why}", why) from exc
 
 
 def _os_reason(exc: OSError) -> str:

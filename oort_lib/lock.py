@@ -1,4 +1,5 @@
-"""The run lock: one `oort-sync run` at a time per state directory.
+"""The run lock: one `oort-sync run` at a time per state directory; and the folder locks:
+one run at a time per watched folder on the whole host, whatever the profile (`--home`).
 
 An OS lock (flock) on the lock file: the kernel drops it when the holder dies, however it
 dies, so a lock can never go stale. The holder's pid and start time sit in a side file
@@ -11,9 +12,11 @@ same kind of lock, is used where fcntl does not exist (Windows).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +26,7 @@ from .errors import LockHeld
 class Holder(NamedTuple):
     pid: int | None
     since: float | None
+    home: str | None = None  # the holder's state folder (folder locks)
 
     def describe(self) -> str:
         since = (
@@ -40,7 +44,7 @@ def _info_path(lock_path: Path) -> Path:
 def _read_holder(lock_path: Path) -> Holder:
     try:
         data = json.loads(_info_path(lock_path).read_text())
-        return Holder(int(data["pid"]), float(data["since"]))
+        return Holder(int(data["pid"]), float(data["since"]), data.get("home"))
     except (OSError, ValueError, KeyError, TypeError):
         return Holder(None, None)
 
@@ -100,6 +104,8 @@ class _PortableLock:
 class RunLock:
     """Context manager holding the run lock. Raises LockHeld at once if another run has it."""
 
+    home: str | None = None  # written beside the pid for the folder locks
+
     def __init__(self, lock_path: Path):
         self.path = Path(lock_path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,20 +116,25 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         if not self._lock.acquire():
-            holder = _read_holder(self.path)
-            raise LockHeld(
-                f"Another oort-sync run holds the lock ({holder.describe()}); "
-                "this one exits and the next scheduled run will go on."
-            ) from None
+            raise self._held(_read_holder(self.path)) from None
         info = _info_path(self.path)
-        tmp = info.with_name(info.name + ".tmp")
+        tmp = info.with_name(f"{info.name}.{os.getpid()}.tmp")
+        data = {"pid": os.getpid(), "since": time.time()}
+        if self.home:
+            data["home"] = self.home
         try:
-            tmp.write_text(json.dumps({"pid": os.getpid(), "since": time.time()}))
+            tmp.write_text(json.dumps(data))
             os.replace(tmp, info)
         except OSError:
             self._lock.release()  # a full disk: the caller says so; the lock is not kept
             raise
         return self
+
+    def _held(self, holder: Holder) -> LockHeld:
+        return LockHeld(
+            f"Another oort-sync run holds the lock ({holder.describe()}); "
+            "this one exits and the next scheduled run will go on."
+        )
 
     def release(self) -> None:
         if self._lock.is_locked:
@@ -195,3 +206,70 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # exists, belongs to someone else
     return True
+
+
+# --- folder locks ---------------------------------------------------------------------------
+
+
+class FolderLock(RunLock):
+    """The host-wide lock of one watched folder, keyed by its real path: two profiles
+    (`--home`) that watch one folder never upload it at the same time."""
+
+    def __init__(self, folder: str, home: str):
+        from .host import path_key
+
+        self.folder = folder
+        self.home = home
+        real = path_key(os.path.realpath(folder))
+        super().__init__(folder_lock_dir() / f"{_digest(real)}.lock")
+
+    def _held(self, holder: Holder) -> LockHeld:
+        where = f"the profile in {holder.home}" if holder.home else "another profile"
+        return LockHeld(
+            f"{self.folder} is being uploaded by another oort-sync run ({where}, "
+            f"{holder.describe()}); this one exits and the next scheduled run will go on."
+        )
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+
+
+def folder_lock_dir() -> Path:
+    """Where the folder locks live: one place per user whatever the profile
+    ($OORT_SYNC_LOCK_DIR, else `folder-locks` in the platform's state folder, which
+    --home does not move)."""
+    override = os.environ.get("OORT_SYNC_LOCK_DIR")
+    if override:
+        return Path(override)
+    from .host import user_dirs
+
+    return Path(user_dirs("oort-sync").state) / "folder-locks"
+
+
+@contextlib.contextmanager
+def folder_locks(folders: Iterable, paths) -> Iterator[None]:
+    """Hold the folder lock of each folder (in a fixed order) for the block.
+
+    Raises LockHeld naming the other run (and its profile) if one is held elsewhere.
+    """
+    held: list[FolderLock] = []
+    home = str(paths.state_dir)
+    try:
+        for path in sorted({f.path for f in folders}):
+            try:
+                lock = FolderLock(path, home)
+                held.append(lock.acquire())
+            except OSError as exc:
+                # No place for the lock (a read-only home?): the run lock still holds.
+                import logging
+
+                logging.getLogger("oort_sync").warning(
+                    "no folder lock for %s (%s): two profiles could upload it at once",
+                    path, exc.strerror or exc)
+        yield
+    finally:
+        for lock in reversed(held):
+            lock.release()

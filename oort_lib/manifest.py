@@ -23,7 +23,10 @@ PENDING = "pending"
 DEFERRED = "deferred"
 FAILED = "failed"
 SKIPPED = "skipped"
-STATUSES = (UPLOADED, PENDING, DEFERRED, FAILED, SKIPPED)
+# Another file would have the same name on the server (conflicts.py): looked at again by
+# every run until one of them is renamed or moved.
+CONFLICT = "conflict"
+STATUSES = (UPLOADED, PENDING, DEFERRED, FAILED, SKIPPED, CONFLICT)
 
 
 def _m0001_initial(db) -> None:

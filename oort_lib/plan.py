@@ -16,11 +16,42 @@ from typing import NamedTuple
 from . import manifest as mf
 from .config import Folder
 from .decision import FACTS, decide, header_facts
-from .errors import FileProblem
+from .errors import FileChanged, FileProblem
 from .exclude import EXCLUDED, matcher
-from .scan import Entry, Skipped, walk
+from .scan import Entry, Skipped, is_transient, walk
 
 NO_DATE = "no date found"
+# A file whose upload failed for a transient reason (remote or local) waits
+# `retry_delay` (a setting), doubled per failure, up to this. A `retry_at` further than
+# this from now was set by a clock that was wrong (ahead then, or behind now): retried.
+RETRY_MAX = 6 * 3600.0
+# Said of a watched folder that looks emptied by an unmount (see _emptied).
+UNMOUNTED = "watched folder is missing (disk unmounted?)."
+
+
+def backoff(retry_delay: float, attempts: int) -> float:
+    """Seconds a file waits after its `attempts`-th failure (0 for the first)."""
+    return min(RETRY_MAX, retry_delay * 2 ** min(attempts, 12))
+
+
+def waits(known, now: float) -> bool:
+    """True while a failed file must wait: permanent failures (until --retry-failed or a
+    change), transient ones until their retry time, which is never believed further than
+    RETRY_MAX from now (a clock set a year ahead at the failure must not hold a file for
+    a year once it is fixed)."""
+    if not known.transient:
+        return True
+    retry_at = known.retry_at or 0
+    return now < retry_at <= now + RETRY_MAX
+
+
+def server_name(name: str) -> str:
+    """The name on the server of a file called `name` (a basename): its non-UTF-8 bytes
+    percent-encoded (a backslash escape would read as a path separator to some servers)."""
+    if name.isascii():
+        return name
+    return "".join(f"%{ord(ch) - 0xDC00:02X}" if "\udc80" <= ch <= "\udcff" else ch
+                   for ch in name)
 
 
 class Item(NamedTuple):
@@ -47,12 +78,8 @@ class Item(NamedTuple):
 
     @property
     def filename(self) -> str:
-        """The name on the server: the basename, its non-UTF-8 bytes percent-encoded
-        (a backslash escape would read as a path separator to some servers)."""
-        return "".join(
-            f"%{ord(ch) - 0xDC00:02X}" if "\udc80" <= ch <= "\udcff" else ch
-            for ch in os.path.basename(self.path)
-        )
+        """The name on the server (see server_name)."""
+        return server_name(os.path.basename(self.path))
 
     def row(self) -> dict:
         """The manifest row of this file while it waits for its upload."""
@@ -110,9 +137,16 @@ class Plan:
         self.deferred_due: float | None = None  # when the last deferred file is due
         self.waiting: list[tuple[str, str, str]] = []  # failed, retried later
         self.excluded: list[tuple[str, str, str]] = []  # root, relpath, "excluded by P"
+        # Failed while planning (read error, vanished, permission denied): root, relpath,
+        # reason. Transient ones are retried by later runs; the run exits 1.
+        self.failed: list[tuple[str, str, str]] = []
         self.unchanged = 0
         self.missing: list[tuple[str, str]] = []  # root, message
+        self.notes: list[str] = []  # warnings for a person (clock skew...)
         self.bytes_read = 0
+        # What a real run remembers of each watched folder (see _emptied): path as
+        # given -> {"dev": device, "files": whether it had files}.
+        self.devices: dict[str, dict] = {}
         # What a real run records before uploading (dry runs never apply them).
         self.rows: dict[str, list[dict]] = {}
         self.gone: list[int] = []
@@ -189,15 +223,18 @@ class Plan:
                 "deferred": len(self.deferred),
                 "skipped": len(self.skipped),
                 "waiting": len(self.waiting),
+                "failed": len(self.failed),
             },
             "skipped": [
                 {"folder": r, "path": p, "reason": reason} for r, p, reason in self.skipped
             ],
             "deferred": [{"folder": r, "path": p} for r, p in self.deferred],
             "waiting": [{"folder": r, "path": p, "reason": why} for r, p, why in self.waiting],
+            "failed": [{"folder": r, "path": p, "reason": why} for r, p, why in self.failed],
             "missing_folders": [{"folder": r, "reason": why} for r, why in self.missing],
             "excluded": [{"folder": r, "path": p, "reason": why}
                          for r, p, why in self.excluded],
+            "notes": list(self.notes),
         }
 
 
@@ -210,36 +247,73 @@ def make_plan(
     retry_failed: bool = False,
     destination: Callable[[Folder], str] | None = None,
     keep_items: bool = True,
+    retry_delay: float = 60.0,
+    devices: dict[str, dict] | None = None,
 ) -> Plan:
     """Compare the folders with the manifest and describe what a run must do.
 
     `destination(folder)` names where the folder's files go (server, account,
     organisation): a file uploaded to another destination is new there.
-    Per-file problems become skipped entries; a missing watched folder is reported in
-    `missing` and its manifest rows are left alone (an unmounted disk is not a deletion).
+    Each folder's path is resolved now (a watched symlink may point elsewhere since the
+    last run); its files are keyed in the manifest under the resolved path.
+    Per-file problems become skipped entries (permanent: the content) or failed ones
+    (transient: an I/O error, a file that vanished, permission denied; retried after
+    `retry_delay`, doubled per failure). A missing watched folder, or one that looks
+    emptied by an unmount (`devices`: what the last runs saw, see _emptied), is reported
+    in `missing` and its manifest rows are left alone (an unmounted disk is not a deletion).
     """
     now = time.time() if now is None else now
     folders = list(folders)
     plan = Plan(folders=folders, keep_items=keep_items)
+    taken: list[tuple[str, str]] = []  # (resolved path, path as given) of planned folders
     for folder in folders:
+        real = _resolve(folder.path)
+        clash = _nested(real, taken)
+        if clash is not None:
+            plan.missing.append((folder.path, f"{folder.path} (now {real}) is inside the "
+                                 f"watched folder {clash}, or holds it: not scanned twice."))
+            continue
+        taken.append((real, folder.path))
         dest = destination(folder) if destination else None
-        _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest)
+        resolved = folder if real == folder.path else folder._replace(path=real)
+        _plan_folder(plan, resolved, manifest, now, min_age, retry_failed, dest,
+                     retry_delay, folder.path, (devices or {}).get(folder.path))
     return plan
 
 
-def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest) -> None:
+def _resolve(path: str) -> str:
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return path
+
+
+def _nested(real: str, taken: list[tuple[str, str]]) -> str | None:
+    from .host import is_inside
+
+    for other, given in taken:
+        if is_inside(real, other) or is_inside(other, real):
+            return given
+    return None
+
+
+def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_delay,
+                 given, seen) -> None:
     root = folder.path
     quick = manifest.quick_index(root)
     unsettled = manifest.known(root, unsettled_only=True)
     rows = plan.rows.setdefault(root, [])
     todo: list[tuple[Entry, mf.Known | None, mf.Known | None]] = []
     young = now - min_age
+    ahead = now + min_age  # an mtime past this was set by a wrong clock, not a writer
     entries = walk(root, matcher(folder.exclude) if folder.exclude else None)
     try:
         # walk() checks the root when first advanced: a missing folder raises here.
         first = next(entries, None)
     except FileProblem as exc:
         plan.missing.append((root, exc.message))
+        return
+    if _emptied(plan, given, root, first is not None, bool(quick), seen):
         return
     for entry in _chain(first, entries):
         relpath = entry.relpath
@@ -254,6 +328,15 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest) -> No
                 plan.excluded.append((root, relpath, entry.reason))
                 if quick_old is not None and quick_old[3] != mf.UPLOADED:
                     plan.gone.append(quick_old[0])  # no longer to be uploaded
+                continue
+            if is_transient(entry.reason):
+                if (quick_old is not None and quick_old[3] == mf.UPLOADED
+                        and (quick_old[1], quick_old[2]) == (entry.size, entry.mtime_ns)):
+                    # Uploaded as it is: that it cannot be read now does not matter.
+                    plan.unchanged += 1
+                    continue
+                _failed(plan, root, entry, entry.reason, unsettled.get(relpath), now,
+                        retry_delay, rows, dest, observed=True)
                 continue
             plan.skipped.append((root, relpath, entry.reason))
             if quick_old is None or quick_old[3:5] != (mf.SKIPPED, entry.reason):
@@ -275,26 +358,94 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest) -> No
             old = unsettled.get(relpath) or manifest.known_by_id(quick_old[0])
         if same:
             status = old.status
-            if status == mf.FAILED and not retry_failed:
-                if not old.transient or (old.retry_at or 0) > now:
-                    plan.waiting.append((root, relpath, old.reason or "failed"))
-                    continue
-        if entry.mtime_ns / 1e9 > young:
-            plan.deferred.append((root, relpath))
-            plan.min_age = min_age
-            plan.deferred_due = max(plan.deferred_due or 0.0, entry.mtime_ns / 1e9 + min_age)
-            if old is None or old.status != mf.DEFERRED or not same:
-                rows.append(
-                    {"relpath": relpath, "size": entry.size, "mtime_ns": entry.mtime_ns,
-                     "status": mf.DEFERRED, "reason": "still being written"}
-                )
-            continue
+            if status == mf.FAILED and not retry_failed and waits(old, now):
+                plan.waiting.append((root, relpath, old.reason or "failed"))
+                continue
+        mtime = entry.mtime_ns / 1e9
+        if mtime > young:
+            if mtime <= ahead:
+                plan.deferred.append((root, relpath))
+                plan.min_age = min_age
+                plan.deferred_due = max(plan.deferred_due or 0.0, mtime + min_age)
+                if old is None or old.status != mf.DEFERRED or not same:
+                    rows.append(
+                        {"relpath": relpath, "size": entry.size, "mtime_ns": entry.mtime_ns,
+                         "status": mf.DEFERRED, "reason": "still being written"}
+                    )
+                continue
+            # Modified "in the future": a clock was (or is) wrong. Waiting for that time
+            # could take years; the size and mtime checks around the upload still catch
+            # a file that is really being written.
+            plan.notes.append(
+                f"{root}/{relpath}: modified {_duration(mtime - now)} in the future "
+                "(a clock is wrong?); uploaded without waiting for it to settle.")
         todo.append((entry, old if same else None, old))
         if len(todo) >= _BATCH:
-            _plan_batch(plan, folder, todo, rows, dest)
-    _plan_batch(plan, folder, todo, rows, dest)
+            _plan_batch(plan, folder, todo, rows, dest, now, retry_delay)
+    _plan_batch(plan, folder, todo, rows, dest, now, retry_delay)
     # What is left was not seen by this walk: deleted since (uploaded rows stay as history).
     plan.gone.extend(quick.gone())
+
+
+def _emptied(plan: Plan, given: str, root: str, has_files: bool, known: bool,
+             seen: dict | None) -> bool:
+    """Whether a watched folder found empty is rather missing (an unmount leaves an empty
+    mountpoint, on another device); records what a real run remembers of the folder.
+
+    Empty on another device than when it last had files: missing at every run until the
+    disk is back. Emptied on the same device (files archived away, or a bind mount gone):
+    said once, then taken as empty. Files on a new device: a disk plugged back in.
+    `known`: the manifest has rows for it (what tells, before the first remembered run).
+    """
+    try:
+        dev = os.stat(root).st_dev
+    except OSError:
+        return False  # walk() found it a moment ago: nothing more to tell
+    had_files = seen["files"] if seen else known
+    if has_files or not had_files:
+        plan.devices[given] = {"dev": dev, "files": has_files}
+        return False
+    if seen and seen.get("dev") not in (None, dev):
+        plan.missing.append((root, f"{given}: {UNMOUNTED} It is empty, and on another "
+                             "device than when it had files."))
+        return True
+    plan.devices[given] = {"dev": dev, "files": False}
+    plan.missing.append((root, f"{given}: {UNMOUNTED} It had files and is empty now (said "
+                         "once: if they were moved away on purpose, all is well)."))
+    return True
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def _failed(plan: Plan, root: str, entry, reason: str, old, now: float,
+            retry_delay: float, rows: list, dest: str | None, *,
+            observed: bool = False) -> None:
+    """A file that cannot be read now (transient): failed, retried after the backoff.
+
+    `observed`: the walk itself saw the problem (permission denied, a folder that cannot
+    be listed). It looks again at every run for free: failed at every run while it
+    lasts, and read at once when it is over (no backoff to wait).
+    """
+    attempts = old.attempts if old is not None else 0
+    plan.failed.append((root, entry.relpath, reason))
+    row = {"relpath": entry.relpath, "size": entry.size,
+           "mtime_ns": getattr(entry, "mtime_ns", None), "status": mf.FAILED,
+           "reason": reason, "transient": 1, "attempts": attempts + 1,
+           "retry_at": now if observed else now + backoff(retry_delay, attempts),
+           "destination": dest}
+    if old is None or (old.size, old.mtime_ns) != (row["size"], row["mtime_ns"]):
+        # What was known of the content (hash, header) is of another version: once
+        # readable, the file is read again rather than planned from stale facts.
+        row.update(hash=None, header_date=None)
+    rows.append(row)
 
 
 # Files read (header, hash) per batch: enough to keep the cores busy, few enough that a
@@ -302,11 +453,28 @@ def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest) -> No
 _BATCH = 256
 
 
-def _plan_batch(plan: Plan, folder: Folder, todo: list, rows: list, dest: str | None) -> None:
-    """Read the files of `todo`, turn them into items or skips, and empty it."""
+def _plan_batch(plan: Plan, folder: Folder, todo: list, rows: list, dest: str | None,
+                now: float = 0.0, retry_delay: float = 60.0) -> None:
+    """Read the files of `todo`, turn them into items, skips or failures, and empty it."""
     inspected = _inspect_all(plan, todo)
     for entry, same, old in todo:
-        _plan_file(plan, folder, entry, same, old, rows, inspected.get(entry.path), dest)
+        found = inspected.get(entry.path)
+        if isinstance(found, FileChanged):
+            # Being written after all: it waits, like a young file.
+            plan.deferred.append((folder.path, entry.relpath))
+            rows.append({"relpath": entry.relpath, "size": entry.size,
+                         "mtime_ns": entry.mtime_ns, "status": mf.DEFERRED,
+                         "reason": found.reason})
+        elif isinstance(found, FileProblem) and found.transient:
+            _failed(plan, folder.path, entry, found.reason, old, now, retry_delay, rows, dest)
+        else:
+            try:
+                _plan_file(plan, folder, entry, same, old, rows, found, dest)
+            except Exception as exc:  # noqa: BLE001 - one file's values must not stop the rest
+                # A value the rules did not expect: a bug, fixed by an upgrade; retried
+                # with the backoff meanwhile.
+                why = f"the rules failed on its header values ({type(exc).__name__}: {exc})"
+                _failed(plan, folder.path, entry, why, old, now, retry_delay, rows, dest)
     todo.clear()
 
 
@@ -346,6 +514,9 @@ def _inspect_all(plan: Plan, todo: list) -> dict[str, tuple | FileProblem]:
             return _inspect(*job)
         except FileProblem as exc:
             return exc
+        except Exception as exc:  # noqa: BLE001 - a value no parser expected: this file only
+            why = f"its header could not be read ({type(exc).__name__}: {exc})"
+            return FileProblem(f"{job[0].path}: {why}", why)
 
     if sum(1 for _entry, with_hash in needed if with_hash) < 4:
         results = list(map(one, needed))
@@ -422,7 +593,7 @@ def _inspect(
     entry: Entry, with_hash: bool
 ) -> tuple[str | None, str | None, str | None, str | None, int, dict]:
     """(hash or None, ISO header date or None, OBJECT, why there is no date, bytes hashed,
-    header facts). Raises FileProblem.
+    header facts). Raises FileProblem (LocalTransient when the file cannot be read now).
     """
     from .headers import read_header
 
@@ -432,7 +603,8 @@ def _inspect(
 
         digest, count = file_hash(entry.path)
         if count != entry.size:
-            raise FileProblem("changed while it was being read; it will be retried next run")
+            why = "changed while it was being read; it is read again later"
+            raise FileChanged(why, why)
     info = read_header(entry.path)
     date = info.date.isoformat() if info.date is not None else None
     return digest, date, info.target, info.date_problem, count, header_facts(info)

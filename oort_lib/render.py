@@ -63,6 +63,9 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
     note = deferred_note(plan)
     if note:
         lines.extend(["", note])
+    if data["notes"]:
+        lines.append("")
+        lines.extend(f"Note: {note}" for note in data["notes"])
     for key, title in _PLAN_LISTS:
         if data[key]:
             lines.extend(["", title])
@@ -78,6 +81,7 @@ _PLAN_LISTS = (
     ("deferred", "Deferred (modified too recently, still being written?):"),
     ("waiting", "Failed earlier, waiting to be retried:"),
     ("excluded", "Excluded (--exclude; excluded folders are not entered):"),
+    ("failed", "Cannot be read now (retried later):"),
 )
 
 
@@ -93,7 +97,8 @@ def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], 
     others = ", ".join(
         f"{summary[key]} {label}" for key, label in (
             ("already_on_server", "already on the server"), ("failed", "failed"),
-            ("deferred", "deferred"), ("skipped", "skipped"), ("unchanged", "unchanged"))
+            ("conflicts", "in conflict"), ("deferred", "deferred"), ("skipped", "skipped"),
+            ("unchanged", "unchanged"))
         if summary[key])
     lines.append(
         f"{plural(summary['uploaded'], 'file')} uploaded ({human_bytes(summary['bytes'])})"
@@ -106,12 +111,21 @@ def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], 
     for _root, why in result.plan.missing:
         if why not in hide:
             problems.append(f"oort-sync: {why}")
-    if result.failed:
-        problems.append(f"oort-sync: {plural(len(result.failed), 'file')} failed (retried later):")
-        shown = result.failed[:20]
-        problems.extend(f"  {i.folder.path}/{i.relpath}: {why}" for i, why in shown)
-        if len(result.failed) > len(shown):
-            problems.append(f"  ... and {len(result.failed) - len(shown)} more (oort-sync status)")
+    problems.extend(f"oort-sync: warning: {note}" for note in result.plan.notes[:20])
+    failed = [(f"{root}/{relpath}", why) for root, relpath, why in result.plan.failed]
+    failed += [(f"{i.folder.path}/{i.relpath}", why) for i, why in result.failed]
+    if failed:
+        problems.append(f"oort-sync: {plural(len(failed), 'file')} failed (retried later):")
+        problems.extend(f"  {path}: {why}" for path, why in failed[:20])
+        if len(failed) > 20:
+            problems.append(f"  ... and {len(failed) - 20} more (oort-sync status)")
+    if result.conflicts:
+        problems.append(f"oort-sync: {plural(len(result.conflicts), 'conflict')} (nothing sent "
+                        "for these files; see `oort-sync status`):")
+        problems.extend(f"  {i.folder.path}/{i.relpath}: {why}"
+                        for i, why in result.conflicts[:20])
+        if len(result.conflicts) > 20:
+            problems.append(f"  ... and {len(result.conflicts) - 20} more (oort-sync status)")
     if result.fatal is not None and result.fatal.message not in hide:
         problems.append(f"oort-sync: {result.fatal.message}")
     return lines, problems
@@ -135,7 +149,8 @@ def file_line(item, outcome: str, reason: str | None) -> str:
     """One file's outcome, for -v."""
     text = "already on the server" if outcome == "already" else outcome
     return f"{text} {item.folder.path}/{item.relpath}" + (
-        f": {reason}" if reason and outcome.startswith("failed") else "")
+        f": {reason}" if reason and (outcome.startswith("failed") or outcome == "conflict")
+        else "")
 
 
 def status_lines(data: dict) -> list[str]:
@@ -181,6 +196,7 @@ def status_lines(data: dict) -> list[str]:
             f"  uploaded {counts['uploaded']} ({human_bytes(folder['bytes_uploaded'])}), "
             f"pending {counts['pending']}, deferred {counts['deferred']}, "
             f"failed {counts['failed']}, skipped {counts['skipped']}"
+            + (f", conflicts {counts['conflict']}" if counts.get("conflict") else "")
         )
         if folder.get("assumed_local_time"):
             lines.append(
@@ -191,6 +207,9 @@ def status_lines(data: dict) -> list[str]:
         for reason in folder["reasons"]:
             count = plural(reason["files"], "file")
             lines.append(f"    {reason['status']}: {reason['reason']} ({count})")
+        for conflict in folder.get("conflicts") or ():
+            lines.append(f"    conflict: {folder['path']}/{conflict['path']}: "
+                         f"{conflict['reason']}")
     if not data["folders"]:
         lines.append("No folder is watched yet: `oort-sync watch FOLDER`.")
     where = data.get("paths")

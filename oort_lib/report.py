@@ -68,7 +68,8 @@ def collect(manifest: mf.Manifest, settings: Settings) -> dict:
         "summary": summary,
         "runs": [_run(r) for r in runs],
         "night_logs": _night_logs(manifest, names),
-        "problems": {status: _problems(manifest, status) for status in (mf.FAILED, mf.SKIPPED)},
+        "problems": {status: _problems(manifest, status)
+                     for status in (mf.FAILED, mf.CONFLICT, mf.SKIPPED)},
         "history": [
             {"night": r["night"], "files": r["n"], "bytes": r["b"] or 0}
             for r in manifest.rows(
@@ -206,6 +207,7 @@ def _summary(data: dict) -> list[str]:
         ("Files uploaded", s[mf.UPLOADED], ""),
         ("Bytes uploaded", human_bytes(s["bytes"]), ""),
         ("Failed", s[mf.FAILED], "bad" if s[mf.FAILED] else ""),
+        *((("Conflicts", s[mf.CONFLICT], "bad"),) if s.get(mf.CONFLICT) else ()),
         ("Pending", s[mf.PENDING], ""),
         ("Deferred", s[mf.DEFERRED], ""),
         ("Skipped", s[mf.SKIPPED], "warn" if s[mf.SKIPPED] else ""),
@@ -284,7 +286,8 @@ def _link(url: str | None, text: str) -> str:
 
 def _dataset_state(ds: dict) -> str:
     parts = [f"{ds[mf.UPLOADED]}"]
-    for status, cls in ((mf.FAILED, "bad"), (mf.PENDING, "warn"), (mf.DEFERRED, "muted")):
+    for status, cls in ((mf.FAILED, "bad"), (mf.CONFLICT, "bad"), (mf.PENDING, "warn"),
+                        (mf.DEFERRED, "muted")):
         if ds.get(status):
             parts.append(f'<span class="{cls}">{ds[status]} {status}</span>')
     return ", ".join(parts)
@@ -294,12 +297,19 @@ def _problem_sections(problems: dict) -> list[str]:
     out = []
     for status, title, empty in (
         (mf.FAILED, "Failures", "No failed file."),
+        (mf.CONFLICT, "Conflicts", None),
         (mf.SKIPPED, "Skipped files", "No skipped file."),
     ):
+        if empty is None and not problems.get(status):
+            continue  # conflicts: a section only when there are some
         out.append(f"<h2>{title}</h2>")
-        if not problems[status]:
+        if status == mf.CONFLICT:
+            out.append("<p>Each of these files has the same name on the server as another "
+                       "(named in the reason) with another content: nothing was sent for "
+                       "it. Rename or move one of the two; the next run sends it.</p>")
+        if not problems.get(status):
             out.append(f"<p>{empty}</p>")
-        for group in problems[status]:
+        for group in problems.get(status) or ():
             retry = ""
             if status == mf.FAILED:
                 retry = (" (transient: retried automatically)" if group["transient"]
@@ -350,28 +360,61 @@ def _duration(seconds: float | None) -> str:
 def write_report(paths: Paths, settings: Settings, output: str | Path | None) -> Path:
     """Write the report (default ./oort-sync-report.html) atomically; return its path.
 
+    The target is a new file or replaces a regular file, never anything else: a symlink,
+    a FIFO, a device (`/dev/full`), a socket or a folder is refused, not replaced.
     Raises ConfigError when the file cannot be written, ManifestError when the manifest is
     damaged.
     """
+    import stat
+
     target = Path(output if output else DEFAULT_OUTPUT).expanduser().absolute()
-    if target.is_dir():
-        raise ConfigError(f"{target} is a folder: give a file name, e.g. --output=report.html.")
+    _check_target(target)
     if not target.parent.is_dir():
         raise ConfigError(f"Cannot write the report to {target}: the folder {target.parent} "
                           "does not exist.")
     with mf.Manifest(paths.manifest_file, create=False, readonly=True) as manifest:
         page = render_report(collect(manifest, settings))
     # Same folder as the target, so os.replace is atomic and a reader never sees half a page.
+    # O_EXCL | O_NOFOLLOW: never write through something planted under the temporary name.
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(page)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISREG(os.lstat(tmp).st_mode):
+                tmp.unlink()  # left by a crashed run of this pid
+        fd = os.open(tmp, flags, 0o666)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(page)
+                handle.flush()
+                os.fsync(handle.fileno())
+            _check_target(target)  # again: it may have become something else meanwhile
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise ConfigError(f"Cannot write the report to {target}: {exc.strerror or exc}.") from None
     return target
+
+
+def _check_target(target: Path) -> None:
+    """Raises ConfigError unless `target` is missing or a regular file (not a link)."""
+    import stat
+
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"Cannot write the report to {target}: {exc.strerror or exc}.") from None
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{target} is a folder: give a file name, e.g. --output=report.html.")
+    kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    raise ConfigError(f"{target} is {kind}: the report is written to a regular file only "
+                      "(give another --output).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections import deque
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ __all__ = [
     "Skipped",
     "display_name",
     "is_candidate",
+    "is_transient",
+    "key_name",
+    "name_of_key",
     "walk",
 ]
 
@@ -61,12 +65,22 @@ class Entry(NamedTuple):
 
 
 class Skipped(NamedTuple):
-    """A file or folder that will not be uploaded, and why (one of the reasons above)."""
+    """A file or folder that will not be uploaded, and why (one of the reasons above).
+
+    ``mtime_ns`` is known when the file itself could be looked at (permission denied).
+    """
 
     path: str
     relpath: str
     reason: str
     size: int = 0
+    mtime_ns: int | None = None
+
+
+def is_transient(reason: str) -> bool:
+    """True for the reasons that may go away by themselves (permission denied, vanished,
+    an I/O error): the planner retries those files like a remote transient failure."""
+    return reason in (PERMISSION_DENIED, VANISHED) or reason.startswith("unreadable")
 
 
 def is_candidate(name: str) -> bool:
@@ -77,6 +91,29 @@ def is_candidate(name: str) -> bool:
 def display_name(name: str) -> str:
     """``name`` as valid UTF-8 text: undecodable bytes become ``\\xNN`` escapes."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def key_name(name: str) -> str:
+    """A name as the manifest keys it: valid UTF-8 text that maps back to one name only.
+
+    Undecodable bytes become ``\\xNN`` and a literal backslash ``\\\\``, so the byte
+    0xE9 and a name that really holds the four characters ``\\xe9`` never share a key.
+    Names without a backslash or odd bytes (all of them on Windows) are unchanged.
+    """
+    if name.isascii() and "\\" not in name:
+        return name
+    return display_name(name.replace("\\", "\\\\"))
+
+
+_ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2})")
+
+
+def name_of_key(key: str) -> str:
+    """The inverse of key_name: the name (odd bytes as surrogates, like os.listdir)."""
+    if "\\" not in key:
+        return key
+    return _ESCAPE.sub(lambda m: "\\" if m[1] == "\\" else chr(0xDC00 + int(m[1][1:], 16)),
+                       key)
 
 
 def _reason(exc: OSError) -> str:
@@ -196,7 +233,8 @@ def walk(root: str, exclude=None) -> Iterator[Entry | Skipped]:
             name = entry.name
             if name[0] == ".":
                 continue
-            relpath = prefix + (name if name.isascii() else display_name(name))
+            relpath = prefix + (name if name.isascii() and "\\" not in name
+                                else key_name(name))
             path = entry.path
             if exclude is not None:
                 pattern = exclude(relpath, entry.is_dir())
@@ -232,7 +270,7 @@ def walk(root: str, exclude=None) -> Iterator[Entry | Skipped]:
             elif size == 0:
                 yield skipped(path, relpath, EMPTY)
             elif check_access and not access.readable(path, st):
-                yield skipped(path, relpath, PERMISSION_DENIED, size)
+                yield skipped(path, relpath, PERMISSION_DENIED, size, st.st_mtime_ns)
             else:
                 yield fits_entry(path, relpath, size, st.st_mtime_ns)
         # Reversed so that popping the stack walks subfolders in name order.

@@ -16,6 +16,7 @@ from .lock import current_holder
 from .records import RUNNING, rfc3339, run_state
 
 SCHEMA_VERSION = 1
+MAX_CONFLICTS = 100  # listed one by one per folder (the counts say how many in all)
 
 
 def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -> dict:
@@ -57,6 +58,8 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
         if ok:
             result["last_success"] = run_record(ok[0])
         for folder in settings.folders:
+            # Its files are recorded under the path it resolves to now (a symlink).
+            root = _resolve(folder.path)
             entry = {
                 "path": folder.path,
                 "organisation": folder.organisation,
@@ -76,7 +79,7 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
                 "ELSE status END AS state, COUNT(*) AS n, SUM(CASE WHEN status = 'uploaded' "
                 "AND destination IS ? THEN uploaded_size ELSE 0 END) AS b FROM files "
                 "WHERE root = ? GROUP BY state",
-                (here, here, folder.path),
+                (here, here, root),
             ):
                 entry["counts"][row["state"]] += row["n"]
                 entry["bytes_uploaded"] += row["b"] or 0
@@ -85,12 +88,19 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
                 "AND (status IN ('failed', 'skipped', 'deferred') OR (status = 'uploaded' "
                 "AND reason LIKE '%not verified%')) GROUP BY status, reason "
                 "ORDER BY status, files DESC",
-                (folder.path,),
+                (root,),
             )
+            # Each conflict with both paths: its own and the other's (in the reason).
+            entry["conflicts"] = [
+                {"path": row["relpath"], "reason": row["reason"]}
+                for row in manifest.rows(
+                    "SELECT relpath, reason FROM files WHERE root = ? AND status = ? "
+                    "ORDER BY relpath LIMIT ?", (root, mf.CONFLICT, MAX_CONFLICTS))
+            ]
             # Said once per folder, not per file: see localtime (the Oort docs' assumption).
             entry["assumed_local_time"] = manifest.rows(
                 "SELECT COUNT(*) AS n FROM files WHERE root = ? AND time_source = ?",
-                (folder.path, "assumed local"),
+                (root, "assumed local"),
             )[0]["n"]
             for key, value in entry["counts"].items():
                 result["totals"][key] += value
@@ -100,6 +110,15 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
 
 
 _iso = rfc3339
+
+
+def _resolve(path: str) -> str:
+    import os
+
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return path
 
 
 def _so_far(manifest: mf.Manifest, since: float) -> dict:

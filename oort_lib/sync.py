@@ -22,29 +22,34 @@ from .errors import (
     EXIT_OK,
     Aborted,
     AlreadyExists,
+    FileProblem,
     NotFound,
     OortError,
     RemoteError,
     TransientError,
     WrongGeneration,
+    local_problem,
 )
-from .lock import RunLock
-from .plan import Item, Plan, make_plan
+from .lock import RunLock, folder_locks
+from .plan import Item, Plan, backoff, make_plan
 from .reasons import classify
 
 log = logging.getLogger("oort_sync")
 
-# Upload attempts within one run before a file waits for a later run.
+# Upload attempts within one run before a file waits for a later run (which waits
+# plan.backoff(), at most plan.RETRY_MAX).
 ATTEMPTS_PER_RUN = 2
-# A file whose upload failed for a transient reason waits `retry_delay` (a setting),
-# doubled per failure, up to this.
-RETRY_MAX = 6 * 3600.0
 UNKNOWN_REMOTE = "?"  # uploaded_hash when the server holds a copy of unknown content
 ALREADY = "already on the server"
 # 2026: a duplicate answer for a file this destination never sent: same name, but the
 # content cannot be compared (the generation has no checksum and no existence check).
 ALREADY_UNVERIFIED = "already on the server (not verified)"
+# 2021: a file of that name and size that this destination never sent (a lost or rebuilt
+# manifest, another installation): the server gives no checksum to compare.
+ALREADY_SAME_SIZE = "already on the server (same name and size; content not verified)"
 NOT_REPLACED = "changed after upload; the server keeps the first version"
+# A state file beside the manifest: what the last runs saw of each watched folder.
+FOLDERS_SEEN = "folders.json"
 
 
 class Events:
@@ -69,6 +74,8 @@ class RunResult:
         self.already = 0  # found on the server (a lost manifest, an answer lost)
         self.failed: list[tuple[Item, str]] = []
         self.postponed: list[tuple[Item, str]] = []  # retried next run
+        # Different files that would be one on the server: (item, reason naming the other).
+        self.conflicts: list[tuple[Item, str]] = []
         self.fatal: OortError | None = None
         self.bytes_sent = 0
         self.started = time.time()
@@ -84,14 +91,17 @@ class RunResult:
             return self.signal_code
         if self.fatal is not None:
             return self.fatal.exit_code
-        # A missing watched folder (unmounted disk?) needs a person, like a failed file.
-        return EXIT_FILES_FAILED if self.failed or self.plan.missing else EXIT_OK
+        # A missing watched folder (unmounted disk?) needs a person, like a failed file,
+        # and so does a conflict.
+        trouble = self.failed or self.plan.failed or self.plan.missing or self.conflicts
+        return EXIT_FILES_FAILED if trouble else EXIT_OK
 
     def summary(self) -> dict:
         return {
             "uploaded": self.uploaded,
             "already_on_server": self.already,
-            "failed": len(self.failed),
+            "failed": len(self.failed) + len(self.plan.failed),
+            "conflicts": len(self.conflicts),
             "postponed": len(self.postponed),
             "deferred": len(self.plan.deferred),
             "skipped": len(self.plan.skipped),
@@ -127,6 +137,8 @@ def dry_run(
             retry_failed=retry_failed,
             destination=lambda f: destination(settings.api, account, f.organisation),
             keep_items=keep_items,
+            retry_delay=settings.retry_delay,
+            devices=_folders_seen(paths),
         )
 
 
@@ -145,10 +157,14 @@ def run(
     on_locked: Callable[[], None] | None = None,
     stop_code: Callable[[], int] | None = None,
     bwlimit: str | None = None,
+    rebuilt: bool = False,
 ) -> RunResult:
-    """One batch run under the run lock.
+    """One batch run under the run lock, and the host-wide lock of each of its folders
+    (two profiles never upload one folder at once).
 
     `stop` asks for a graceful end (no new uploads); `abort` also cuts in-flight uploads.
+    `rebuilt`: the manifest was just rebuilt, so a file of this name but another size on
+    a 2021 server is this file's older version (replaced), not another file (conflict).
     Raises LockHeld, ConfigError, ManifestError before anything is sent. Remote fatal
     errors (auth, unreachable) end the run and are returned in RunResult.fatal.
     `on_locked` is called once the lock is taken (a monitor's start ping: a tick that
@@ -170,6 +186,7 @@ def run(
 
         limiter = Limiter(parse(bwlimit or settings.bwlimit))
     with (RunLock(paths.lock_file),
+          folder_locks(folders, paths),
           mf.Manifest(paths.manifest_file, origin=origin) as manifest,
           _RunRecord(manifest) as run_id):
         if on_locked is not None:
@@ -180,10 +197,17 @@ def run(
             min_age=settings.min_age if min_age is None else min_age,
             retry_failed=retry_failed,
             destination=lambda f: destination(settings.api, creds.username, f.organisation),
+            retry_delay=settings.retry_delay,
+            devices=_folders_seen(paths),
         )
         result = RunResult(plan=plan)
         result.run_id = run_id
         _record_plan(manifest, plan)
+        _remember_folders(paths, plan)
+        for note in plan.notes:
+            log.warning("%s", note)
+        for root, relpath, why in plan.failed:
+            log.warning("failed-transient %s/%s (%s)", root, relpath, why)
         events.planned(plan)
         if plan.items and not stop.is_set():
             # requests costs ~60 ms: only when there is work
@@ -193,7 +217,7 @@ def run(
                                          halt=stop)
             try:
                 _upload_all(client, manifest, settings, creds, result, events, stop, abort,
-                            jobs, limiter)
+                            jobs, limiter, rebuilt)
             finally:
                 client.close()
         if stop.is_set() and result.fatal is None:
@@ -205,9 +229,10 @@ def run(
         log.log(
             logging.ERROR if result.fatal else logging.INFO,
             "run finished: exit %s, %s uploaded, %s already on the server, %s failed, "
-            "%s deferred, %s skipped, %s unchanged, %s bytes in %.1f s%s",
+            "%s conflicts, %s deferred, %s skipped, %s unchanged, %s bytes in %.1f s%s",
             summary["exit_code"], summary["uploaded"], summary["already_on_server"],
-            summary["failed"], summary["deferred"], summary["skipped"], summary["unchanged"],
+            summary["failed"], summary["conflicts"], summary["deferred"], summary["skipped"],
+            summary["unchanged"],
             summary["bytes"], summary["seconds"],
             f" ({result.fatal.message})" if result.fatal else "",
             extra={"run_id": run_id, "exit_code": summary["exit_code"], "bytes": summary["bytes"],
@@ -217,7 +242,7 @@ def run(
             run_id,
             exit_code=result.exit_code,
             uploaded=result.uploaded + result.already,
-            failed=len(result.failed),
+            failed=summary["failed"] + summary["conflicts"],
             skipped=len(plan.skipped),
             deferred=len(plan.deferred),
             bytes=result.bytes_sent,
@@ -263,8 +288,37 @@ def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
         manifest.delete_files(plan.gone)
 
 
+def _folders_seen(paths: Paths) -> dict[str, dict]:
+    """What the last runs saw of each watched folder (see plan._emptied); {} if unknown."""
+    import json
+
+    try:
+        data = json.loads((paths.state_dir / FOLDERS_SEEN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember_folders(paths: Paths, plan: Plan) -> None:
+    if not plan.devices:
+        return
+    import json
+
+    seen = _folders_seen(paths)
+    if all(seen.get(k) == v for k, v in plan.devices.items()):
+        return  # the no-change path writes nothing
+    seen.update(plan.devices)
+    target = paths.state_dir / FOLDERS_SEEN
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(seen, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        log.warning("cannot write %s: %s", target, exc.strerror or exc)
+
+
 def _upload_all(client, manifest, settings, creds, result, events, stop, abort, jobs,
-                limiter=None) -> None:
+                limiter=None, rebuilt=False) -> None:
     """Pick the API generation, upload the plan; once, if a route of the remembered
     generation is missing (the server was upgraded), detect again and go on."""
     from .account import generation_for
@@ -281,6 +335,7 @@ def _upload_all(client, manifest, settings, creds, result, events, stop, abort, 
         uploader = _Uploader(remote, manifest, settings, creds, result, events, stop, abort)
         uploader.second_pass = redetect
         uploader.limiter = limiter
+        uploader.rebuilt = rebuilt
         uploader.run(jobs)
         if (isinstance(result.fatal, WrongGeneration) and not redetect
                 and settings.api_dialect == "auto"):
@@ -306,16 +361,28 @@ class _Uploader:
         self.retry_delay = settings.retry_delay
         self.second_pass = False
         self.limiter = None  # bandwidth.Limiter shared by the workers, if any
+        self.rebuilt = False
         self._guard = threading.Lock()
 
     def run(self, jobs: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self.result.plan.items.sort(key=lambda i: (i.group, i.relpath))
+        from . import conflicts
+
+        items = self.result.plan.items
+        if self.second_pass:
+            items = [i for i in items if self._pending(i)]
+        # Before anything is sent: different files that would be one on the server.
+        items, verdicts = conflicts.check(items, self.remote, self.manifest, _content_hash)
+        for verdict in verdicts:
+            self._record(verdict.item, verdict.outcome, verdict.reason, None, verdict.digest)
+        # Stable: of two files with the same path in two folders, the first folder's goes
+        # first (conflicts.check kept that one).
+        items.sort(key=lambda i: (i.group, i.relpath))
         # A short queue of futures, not one per file: memory stays flat over 100,000 files.
         in_flight: deque = deque()
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="upload") as pool:
-            for item in self.result.plan.items:
+            for item in items:
                 if len(in_flight) >= 4 * jobs:
                     in_flight.popleft().result()
                 in_flight.append(pool.submit(self._one, item))
@@ -336,13 +403,13 @@ class _Uploader:
             self.result.bytes_sent += nbytes
         self.events.sent(nbytes)
 
+    def _pending(self, item: Item) -> bool:
+        row = self.manifest.file(item.folder.path, item.relpath)
+        return not row or row["status"] == mf.PENDING  # else dealt with by the first pass
+
     def _one(self, item: Item) -> None:
         if self.stop.is_set():
             return
-        if self.second_pass:
-            row = self.manifest.file(item.folder.path, item.relpath)
-            if row and row["status"] != mf.PENDING:
-                return  # dealt with by the first pass
         try:
             outcome, reason, uuids, digest = self._upload(item)
         except Aborted:
@@ -356,40 +423,64 @@ class _Uploader:
             log.info("%s: %s", item.path, exc.message,  # the URL and details, for the log
                      extra={"run_id": self.result.run_id, "file": item.path,
                             "reason": reason, "detail": exc.message})
+        except FileProblem as exc:
+            # Local: an I/O error, a file that vanished or changed mode (transient, with
+            # the backoff of remote ones), or its content (permanent).
+            outcome = "failed-transient" if exc.transient else "failed"
+            reason, uuids, digest = exc.reason, None, None
         except OortError as exc:
             outcome, reason, uuids, digest = "failed", exc.message, None, None
+        except OSError as exc:
+            # A local file call not wrapped as a FileProblem: transient all the same.
+            log.warning("unexpected local error on %s: %r", item.path, exc)
+            outcome, reason, uuids, digest = ("failed-transient",
+                                              local_problem(exc, "upload").reason, None, None)
         except Exception as exc:  # noqa: BLE001 - one file's bug must not stop the others
             log.exception("unexpected error on %s", item.path)
             outcome, reason, uuids, digest = "failed", f"internal error: {exc!r}", None, None
         self._record(item, outcome, reason, uuids, digest)
 
     def _upload(self, item: Item) -> tuple[str, str | None, tuple | None, str | None]:
-        """(outcome, reason, remote UUIDs, content hash). Raises api/Oort errors."""
+        """(outcome, reason, remote UUIDs, content hash). Raises api/Oort errors, and
+        LocalTransient when the file cannot be read now (retried later)."""
         before = _stat(item)
-        if before is None:
-            return "vanished", "vanished before its upload", None, None
         if before != (item.size, item.mtime_ns):
             return ("changed", "changed since it was read; it is uploaded on a later run",
                     None, None)
         remote = self.remote
         if item.replace and not remote.can_replace:
             return "failed", NOT_REPLACED, None, None
-        attempt, stale = 0, False
+        attempt, stale, replace = 0, False, item.replace
         while True:
             if self.stop.is_set():
                 raise Aborted("the run is stopping")
             box = remote.container(item)
+            # A copy on the server after an earlier attempt (of this run or an earlier
+            # one) is this file's, maybe incomplete or older: see _judge.
+            ours = attempt > 0 or item.attempts > 0
             # Look before sending unless the container is new (nothing can be in it):
             # after a failed attempt, or a file an earlier run may have sent already.
-            if remote.can_check and not item.replace:
-                if attempt > 0 or item.attempts > 0 or not remote.is_new(box):
-                    if remote.exists(item, box):
-                        return "already", ALREADY, box, _content_hash(item)
+            if remote.can_check and not replace:
+                if ours or not remote.is_new(box):
+                    found = remote.exists(item, box)
+                    if found is not None:
+                        verdict = self._judge(item, found, ours)
+                        if verdict is not None:
+                            return (*verdict[:2], box, verdict[2])
+                        replace = True
             try:
-                digest = remote.send(item, box, replace=item.replace, progress=self._sent,
+                digest = remote.send(item, box, replace=replace, progress=self._sent,
                                      abort=self.abort)
             except AlreadyExists:
-                ours = remote.can_check or attempt > 0 or item.attempts > 0
+                if remote.can_check and not replace:
+                    found = remote.exists(item, box)
+                    verdict = self._judge(item, found, ours) if found is not None else None
+                    if verdict is not None:
+                        return (*verdict[:2], box, verdict[2])
+                    if found is not None:
+                        replace = True
+                        continue
+                ours = ours or remote.can_check
                 return ("already", ALREADY if ours else ALREADY_UNVERIFIED, box,
                         _content_hash(item))
             except NotFound:
@@ -405,11 +496,42 @@ class _Uploader:
                 if attempt >= ATTEMPTS_PER_RUN or self.stop.is_set():
                     raise
                 continue
-            after = _stat(item)
+            try:
+                after = _stat(item)
+            except FileProblem:
+                after = before  # gone after a whole upload: what was sent was complete
             if after != before:
                 return ("changed", "changed during its upload; it is uploaded again later",
                         box, None)
-            return "uploaded", None, box, digest
+            return "uploaded", "replaced" if replace else None, box, digest
+
+    def _judge(self, item: Item, found, ours: bool) -> tuple[str, str, str | None] | None:
+        """What a file of the item's name on the server (2021: with its size) means:
+        (outcome, reason, hash), or None to replace it with this file.
+
+        Same size: this file, already there (not verified unless ours: the generation
+        gives no checksum). Another size: an older version of this file when ours or
+        after a rebuild (replaced), else another file (a conflict, never "already").
+        After a rebuild, a local file modified after the server's copy was written is
+        replaced even at the same size.
+        """
+        # After a rebuild, a file modified after the server's copy was written is newer
+        # than that copy, whatever its size (replacing an equal copy costs only time).
+        newer = (self.rebuilt and found.modified is not None
+                 and item.mtime_ns / 1e9 > found.modified + 2)
+        if (found.size is None or found.size == item.size) and not newer:
+            reason = (ALREADY if ours else ALREADY_UNVERIFIED if found.size is None
+                      else ALREADY_SAME_SIZE)
+            return "already", reason, _content_hash(item)
+        if ours or self.rebuilt:
+            log.info("replacing %s on the server (%s bytes there, %s here)", item.filename,
+                     found.size, item.size)
+            return None
+        from .conflicts import CONFLICT
+
+        return (CONFLICT, f"conflict: the server already holds another file named "
+                f"{item.filename} in {item.dataset} ({found.size} bytes; this one "
+                f"{item.size} bytes); rename one of them", None)
 
     def _record(self, item: Item, outcome: str, reason: str | None, uuids,
                 digest: str | None) -> None:
@@ -424,18 +546,26 @@ class _Uploader:
                 uploaded_size=item.size, uploaded_at=now,
             )
             if outcome == "uploaded":
-                fields["reason"] = "replaced" if item.replace else None
+                fields["reason"] = reason or ("replaced" if item.replace else None)
         elif outcome == "failed-transient":
-            delay = min(RETRY_MAX, self.retry_delay * 2 ** min(item.attempts, 12))
-            fields.update(status=mf.FAILED, transient=1, retry_at=now + delay)
+            # Bounded from now: see plan.waits for a clock that was wrong.
+            fields.update(status=mf.FAILED, transient=1,
+                          retry_at=now + backoff(self.retry_delay, item.attempts))
         elif outcome == "failed":
             fields.update(status=mf.FAILED, transient=0, retry_at=None)
+        elif outcome == "conflict":
+            # Looked at again by every run: it ends when one of the files is renamed.
+            # Not an attempt: nothing was sent (see `ours` in _upload).
+            fields.update(status=mf.CONFLICT, transient=0, retry_at=None,
+                          attempts=item.attempts)
+            if digest:
+                fields["hash"] = digest
         elif outcome == "changed":
             fields["status"] = mf.PENDING
             if uuids:  # something reached the server: replace it once the file settles
                 fields["uploaded_hash"] = UNKNOWN_REMOTE
-        elif outcome == "vanished":
-            fields.update(status=mf.SKIPPED)
+        elif outcome == "wait":
+            fields.update(status=mf.PENDING, attempts=item.attempts)
         self.manifest.update_file(item.folder.path, item.relpath, **fields)
         with self._guard:
             if outcome == "uploaded":
@@ -444,9 +574,12 @@ class _Uploader:
                 self.result.already += 1
             elif outcome.startswith("failed"):
                 self.result.failed.append((item, reason or "failed"))
+            elif outcome == "conflict":
+                self.result.conflicts.append((item, reason or "conflict"))
             else:
                 self.result.postponed.append((item, reason or outcome))
-        level = logging.WARNING if outcome.startswith("failed") else logging.INFO
+        level = (logging.WARNING if outcome.startswith("failed") or outcome == "conflict"
+                 else logging.INFO)
         log.log(level, "%s %s/%s%s", outcome, item.folder.path, item.relpath,
                 f" ({reason})" if reason else "",
                 extra={"run_id": self.result.run_id, "outcome": outcome, "reason": reason,
@@ -456,7 +589,8 @@ class _Uploader:
 
 
 def _content_hash(item: Item) -> str:
-    """The item's hash, reading the file only if planning did not (raises FileProblem)."""
+    """The item's hash, reading the file only if planning did not (raises
+    LocalTransient)."""
     if item.hash:
         return item.hash
     from .digest import file_hash
@@ -464,9 +598,11 @@ def _content_hash(item: Item) -> str:
     return file_hash(item.path)[0]
 
 
-def _stat(item: Item) -> tuple[int, int] | None:
+def _stat(item: Item) -> tuple[int, int]:
+    """(size, mtime) of the item's file now; raises LocalTransient (vanished, moved,
+    unreadable: the file is retried later, never skipped for good)."""
     try:
         st = os.stat(item.path)
-    except OSError:
-        return None
+    except OSError as exc:
+        raise local_problem(exc, "upload") from None
     return st.st_size, st.st_mtime_ns

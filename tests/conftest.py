@@ -25,6 +25,12 @@ class Result:
     err: str
 
 
+@pytest.fixture(autouse=True)
+def _folder_locks(tmp_path_factory, monkeypatch):
+    """The host-wide folder locks (lock.folder_lock_dir) of the tests, not the user's."""
+    monkeypatch.setenv("OORT_SYNC_LOCK_DIR", str(tmp_path_factory.getbasetemp() / "locks"))
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> cfg.Paths:
     """An empty oort-sync home; the environment cannot leak a real key into tests."""

@@ -76,7 +76,10 @@ def test_bad_files_are_reported_and_good_ones_uploaded_intact(cli, home, logged_
 
 @pytest.mark.skipif(not shutil.which("setpriv"), reason="setpriv (util-linux) is needed")
 def test_permission_denied_files_and_folders(sandbox):
-    """Run as a process without the capability to bypass permissions (root otherwise can)."""
+    """Run as a process without the capability to bypass permissions (root otherwise can).
+
+    Permission denied is transient (a mode fixed later, a file another program holds):
+    failed and retried, never skipped; once readable, the files are uploaded."""
     base = tempfile.mkdtemp(prefix="oort-perm-")
     try:
         root = os.path.join(base, "data")
@@ -95,13 +98,27 @@ def test_permission_denied_files_and_folders(sandbox):
         done = subprocess.run([*command, "run", "--min-age=0", "--dry-run", "--json"],
                               env=env, capture_output=True, text=True, timeout=60)
         plan = json.loads(done.stdout)
-        reasons = {s["path"]: s["reason"] for s in plan["skipped"]}
+        reasons = {s["path"]: s["reason"] for s in plan["failed"]}
         assert reasons["ok/locked.fits"] == "permission denied"
         assert reasons["closed"] == "permission denied"
+        assert plan["skipped"] == []
+        for _ in range(2):  # failed at every run while it lasts: exit 1, never skipped
+            done = subprocess.run([*command, "run", "--min-age=0"], env=env,
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 1, done.stderr
+            assert "ok/locked.fits: permission denied" in done.stderr
+        assert [f["filename"] for f in sandbox.objects("datafiles")] == ["good.fits"]
+        status = json.loads(subprocess.run([*command, "status", "--json"], env=env,
+                                           capture_output=True, text=True).stdout)
+        assert status["folders"][0]["counts"]["failed"] == 2
+        assert status["folders"][0]["counts"]["skipped"] == 0
+        os.chmod(locked, 0o644)
+        os.chmod(os.path.join(root, "closed"), 0o755)
         done = subprocess.run([*command, "run", "--min-age=0"], env=env, capture_output=True,
                               text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-        assert [f["filename"] for f in sandbox.objects("datafiles")] == ["good.fits"]
+        assert sorted(f["filename"] for f in sandbox.objects("datafiles")) == [
+            "good.fits", "inside.fits", "locked.fits"]
     finally:
         for dirpath, _dirs, _files in os.walk(base):
             os.chmod(dirpath, 0o755)

@@ -108,7 +108,7 @@ def test_status_json_schema(cli, logged_in, sandbox, tmp_path):
     folder = data["folders"][0]
     assert folder["path"] == str(root)
     assert folder["counts"] == {"uploaded": 13, "pending": 0, "deferred": 0, "failed": 0,
-                                "skipped": 2}
+                                "skipped": 2, "conflict": 0}
     assert folder["bytes_uploaded"] == sum(
         f["size"] for f in sandbox.objects("datafiles"))
     assert {r["reason"] for r in folder["reasons"]} == {

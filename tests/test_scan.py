@@ -20,6 +20,8 @@ from oort_lib.scan import (
     _reason,
     display_name,
     is_candidate,
+    key_name,
+    name_of_key,
     walk,
 )
 
@@ -154,7 +156,9 @@ def test_unicode_and_odd_characters(tmp_path):
     for name in names:
         touch(tmp_path / "Nébuleuse" / name, b"data")
     found = results(tmp_path)
-    assert sorted(found) == sorted(f"Nébuleuse/{name}" for name in names)
+    # A literal backslash is doubled in the key (see test_keys_of_odd_names_never_collide).
+    assert sorted(found) == sorted(f"Nébuleuse/{key_name(name)}" for name in names)
+    assert "Nébuleuse/back\\\\slash.fits" in found
     for item in found.values():
         assert isinstance(item, Entry)
         assert Path(item.path).read_bytes() == b"data"
@@ -174,6 +178,22 @@ def test_non_utf8_names(tmp_path):
     assert os.fsencode(item.path) == os.path.join(base, b"Caf\xe9", b"d\xfcst \xff.fits")
     with open(item.path, "rb") as f:
         assert f.read() == b"latin-1 named"
+
+
+def test_keys_of_odd_names_never_collide(tmp_path):
+    """The byte 0xE9 and a name holding the characters \\xe9 are two keys, and each key
+    maps back to its one name."""
+    raw = [b"caf\xe9.fits", b"caf\\xe9.fits", b"caf\\\\xe9.fits", b"back\\slash.fits",
+           b"plain.fits", "Étoile.fits".encode(), b"\xff\\x.fits"]
+    for name in raw:
+        touch(Path(os.fsdecode(bytes(tmp_path) + b"/" + name)))
+    found = results(tmp_path)
+    assert len(found) == len(raw)
+    for name in raw:
+        decoded = os.fsdecode(name)
+        assert key_name(decoded) in found
+        assert name_of_key(key_name(decoded)) == decoded
+        assert key_name(decoded).encode("utf-8")  # valid UTF-8 text
 
 
 def test_display_name():

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from ..digest import new_hash
-from ..errors import Aborted
+from ..errors import Aborted, local_problem
 
 _CHUNK = 1 << 20
 
@@ -53,9 +53,18 @@ class FileBody:
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode("utf-8", "surrogateescape")
         self._tail = f"\r\n--{self.boundary}--\r\n".encode()
-        self._file = open(path, "rb")  # noqa: SIM115 - closed in close()/read()
+        try:
+            self._file = open(path, "rb")  # noqa: SIM115 - closed in close()/read()
+        except OSError as exc:
+            # Vanished, moved, permission changed since the walk: the file's problem, not
+            # the server's (LocalTransient: retried later, never a permanent failure).
+            raise local_problem(exc, "upload") from None
+        try:
+            self.file_size = os.fstat(self._file.fileno()).st_size
+        except OSError as exc:
+            self._file.close()
+            raise local_problem(exc, "upload") from None
         self._hash = new_hash()
-        self.file_size = os.fstat(self._file.fileno()).st_size
         self.len = len(self._head) + self.file_size + len(self._tail)
         self._stage = 0
         self._progress = progress
@@ -75,7 +84,12 @@ class FileBody:
             self._stage = 1
             return self._head
         if self._stage == 1:
-            data = self._file.read(max(size, _CHUNK))
+            try:
+                data = self._file.read(max(size, _CHUNK))
+            except OSError as exc:
+                # An I/O error of the disk (EIO): not the connection's fault. Raised
+                # through the transport untouched, like Aborted.
+                raise local_problem(exc, "upload") from None
             if data:
                 self._hash.update(data)
                 if self._progress:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from ..errors import AuthError, NotFound, PermanentError, TransientError, WrongGeneration
 from .body import FileBody
 from .client import NO_KEY, prefix
-from .remote import Container, Remote
+from .remote import Container, Remote, RemoteFile
 
 
 class Gen2021(Remote):
@@ -78,13 +78,22 @@ class Gen2021(Remote):
             return str(created["uuid"])
         raise last
 
-    def exists(self, item, container: Container) -> bool:
+    def slot(self, destination, telescope, night, kind, dataset, filename) -> tuple:
+        # One dataset per (night log, observation or calibration, name): see container().
+        return (destination, telescope or "", night, kind, dataset, filename)
+
+    def exists(self, item, container: Container) -> RemoteFile | None:
         try:
-            self.client.request("GET", _datafile_path(item.folder.organisation,
-                                                      container.dataset, item.filename))
+            found = self.client.request("GET", _datafile_path(item.folder.organisation,
+                                                              container.dataset,
+                                                              item.filename))
         except NotFound:
-            return False
-        return True
+            return None
+        if not isinstance(found, dict):
+            return RemoteFile()
+        size = found.get("size")
+        return RemoteFile(size=size if isinstance(size, int) and size >= 0 else None,
+                          modified=_epoch(found.get("modified")))
 
     def send(self, item, container: Container, *, replace: bool = False,
              progress: Callable[[int], None] | None = None,
@@ -103,6 +112,19 @@ class Gen2021(Remote):
                 pass  # no longer on the server: send it anew
         return self.client.send_file(
             f"{prefix(org)}/datasets/{container.dataset}/datafiles/", body)
+
+
+def _epoch(value) -> float | None:
+    """Epoch seconds of an ISO 8601 timestamp with a zone ("...Z"), else None."""
+    if not isinstance(value, str):
+        return None
+    from datetime import datetime
+
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.timestamp() if when.tzinfo is not None else None
 
 
 def _datafile_path(organisation: str | None, dataset: str, filename: str) -> str:

@@ -67,8 +67,12 @@ class Gen2026(Remote):
             return str(created["uuid"])
         raise last
 
-    def exists(self, item, container: Container) -> bool:
+    def exists(self, item, container: Container):
         raise NotImplementedError("the 2026 generation has no existence check by name")
+
+    def slot(self, destination, telescope, night, kind, dataset, filename) -> tuple:
+        # One dataset per (telescope, name), whatever the night: see container().
+        return (destination, telescope or "", dataset, filename)
 
     def send(self, item, container: Container, *, replace: bool = False,
              progress: Callable[[int], None] | None = None,

@@ -23,6 +23,13 @@ class Container(NamedTuple):
     parent: str | None = None  # observation or calibration
 
 
+class RemoteFile(NamedTuple):
+    """What the server says of a file it holds (None: it does not say)."""
+
+    size: int | None = None
+    modified: float | None = None  # when its copy was last written (epoch seconds)
+
+
 class Cache:
     """What a Remote remembers of remote objects between runs (the manifest's `remote`
     table): key -> UUID. The manifest implements it; tests may pass a dict-backed one."""
@@ -61,8 +68,14 @@ class Remote:
         """
         raise NotImplementedError
 
-    def exists(self, item, container: Container) -> bool:
-        """Whether a file of the item's name is in the container (only if can_check)."""
+    def exists(self, item, container: Container) -> RemoteFile | None:
+        """The file of the item's name in the container, or None (only if can_check)."""
+        raise NotImplementedError
+
+    def slot(self, destination: str | None, telescope: str | None, night: str, kind: str,
+             dataset: str, filename: str) -> tuple:
+        """Where a file of that name lands on the server: two different files with the
+        same slot would be one file there (see conflicts.py)."""
         raise NotImplementedError
 
     def send(self, item, container: Container, *, replace: bool = False,
