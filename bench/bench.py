@@ -24,9 +24,9 @@ BIN = Path(sys.executable).parent
 OORT = str(BIN / "oort-sync")
 sys.path.insert(0, str(ROOT))
 
-from oort_lib import config as cfg  # noqa: E402
 from oort_lib import credentials  # noqa: E402
 from oort_lib.samples import make_bulk_tree, write_fits  # noqa: E402
+from oort_lib.state import config as cfg  # noqa: E402
 
 WORK = Path(os.environ.get("OORT_BENCH_DIR", ROOT / ".bench"))
 RESULTS: list[dict] = []
@@ -396,9 +396,9 @@ def bench_million(count=1_000_000, runs=3):
 
 
 def _record_all_uploaded(home: str, data: Path, api: str) -> None:
-    from oort_lib import manifest as mf
-    from oort_lib.destination import destination
-    from oort_lib.scan import Entry, walk
+    from oort_lib.local.scan import Entry, walk
+    from oort_lib.state import manifest as mf
+    from oort_lib.state.destination import destination
 
     paths = cfg.resolve_paths(home)
     where = destination(api, "astro", None)
@@ -422,7 +422,7 @@ def bench_bwlimit(rates=("1M", "4M"), total=24 * 1024**2, count=12):
         path = write_fits(tree / f"f{index:03d}.fits", {"DATE-OBS": "2021-01-01T22:00:00"})
         with open(path, "r+b") as handle:
             handle.truncate(total // count)
-    from oort_lib.bandwidth import parse_rate
+    from oort_lib.run.bandwidth import parse_rate
 
     held = True
     for rate in rates:

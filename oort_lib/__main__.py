@@ -9,7 +9,7 @@ import sys
 def _console_file(argv: list[str]):
     """Where a windowless run's output goes: console.log beside the log file, rewritten by
     each run, so what the last scheduled run printed can be read afterwards."""
-    from .config import resolve_paths
+    from oort_lib.state.config import resolve_paths
 
     home = None
     for index, arg in enumerate(argv):
@@ -33,7 +33,7 @@ def main() -> int:
         stream = _console_file(sys.argv[1:])
         sys.stdout = sys.stdout or stream
         sys.stderr = sys.stderr or stream
-    from .cli import main as cli_main
+    from oort_lib.cli import main as cli_main
 
     return cli_main()
 

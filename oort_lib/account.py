@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .arcsecond import gen2021
-from .arcsecond.detect import detect
-from .credentials import Credentials
-from .errors import ConfigError
+from oort_lib.arcsecond import gen2021
+from oort_lib.arcsecond.detect import detect
+from oort_lib.errors import ConfigError
+from oort_lib.state.credentials import Credentials
 
 
 def login_with_key(client, username: str | None, key: str, *, dialect: str = "auto"

@@ -98,9 +98,8 @@ import sys
 
 from docopt import DocoptExit, docopt
 
-from . import __version__
-from . import config as cfg
-from .errors import (
+from oort_lib import __version__
+from oort_lib.errors import (
     EXIT_LOCKED,
     EXIT_OK,
     EXIT_SIGINT,
@@ -111,6 +110,7 @@ from .errors import (
     OortError,
     UsageError,
 )
+from oort_lib.state import config as cfg
 
 
 def _say(*lines: str, err: bool = False) -> None:
@@ -144,10 +144,10 @@ def _number(args: dict, name: str, kind=int, default=None, high: float = 10**7):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from .host import tolerant_console
+    from oort_lib.state.host import tolerant_console
 
     tolerant_console()
-    from . import usage
+    from oort_lib.views import usage
 
     try:  # `help [COMMAND]`, `COMMAND --help`: that command only
         text = usage.wants_help(__doc__, argv)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
-    from . import logfile
+    from oort_lib.state import logfile
 
     command = next((name for name in (*COMMANDS, "sandbox") if args.get(name)), "oort-sync")
     try:
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 def _guarded(args: dict, command: str) -> int:
     """The one failure path: a plain line on stderr and a documented exit code for every
     error; for a bug, the traceback in the log (which is still open) and exit code 70."""
-    from . import logfile
+    from oort_lib.state import logfile
 
     log = logging.getLogger("oort_sync")
     try:
@@ -233,7 +233,7 @@ def _quiet_stdout() -> None:
 def _open_log(paths: cfg.Paths, args: dict, settings: cfg.Settings | None = None) -> None:
     """The log file, for every command: a failure of any of them must reach it. Nothing
     is written (the file not even created) unless something is logged."""
-    from . import logfile
+    from oort_lib.state import logfile
 
     level = getattr(logging, str(args["--log-level"]).upper(), None)
     if not isinstance(level, int):
@@ -266,7 +266,7 @@ def _dispatch(args: dict) -> int:
 
 def _client(settings: cfg.Settings, key: str | None = None, api: str | None = None,
             allow_http: bool | None = None):
-    from .arcsecond.client import Client
+    from oort_lib.arcsecond.client import Client
 
     return Client.from_settings(settings, key, api=api, allow_http=allow_http)
 
@@ -278,7 +278,8 @@ KEY_WHERE = ("Your upload key is on the settings page of your Arcsecond account 
 def _login(args, paths, settings) -> int:
     from getpass import getpass
 
-    from . import account, credentials
+    from oort_lib import account
+    from oort_lib.state import credentials
 
     api = args["--api"]
     allow_http = bool(args["--allow-http"] or settings.allow_http)
@@ -323,7 +324,8 @@ def _login(args, paths, settings) -> int:
 
 
 def _telescopes(args, paths, settings) -> int:
-    from . import credentials, folders
+    from oort_lib import folders
+    from oort_lib.state import credentials
 
     creds = credentials.require(paths.credentials_file)
     client = _client(settings, creds.key)
@@ -337,7 +339,7 @@ def _telescopes(args, paths, settings) -> int:
 
 
 def _logout(args, paths, settings) -> int:
-    from . import credentials
+    from oort_lib.state import credentials
 
     removed = credentials.delete(paths.credentials_file)
     _say("Logged out." if removed else "Nobody was logged in.")
@@ -345,7 +347,8 @@ def _logout(args, paths, settings) -> int:
 
 
 def _watch(args, paths, settings) -> int:
-    from . import credentials, folders
+    from oort_lib import folders
+    from oort_lib.state import credentials
 
     creds = credentials.load(paths.credentials_file)
     remote = bool(args["--organisation"] or args["--telescope"])
@@ -353,7 +356,7 @@ def _watch(args, paths, settings) -> int:
         raise credentials.AuthError("Not logged in: run `oort-sync login` first.")
     client = generation = None
     if creds is not None:
-        from .account import generation_for
+        from oort_lib.account import generation_for
 
         client = _client(settings, creds.key)
         generation = generation_for(client, settings, creds)
@@ -367,7 +370,7 @@ def _watch(args, paths, settings) -> int:
                                tags=cfg.parse_tags(args["--tags"]),
                                classify=args["--classify"])
     if args["--exclude"]:
-        from .exclude import check
+        from oort_lib.local.exclude import check
 
         patterns = check(args["--exclude"])
         proposal.folders = [f._replace(exclude=patterns) for f in proposal.folders]
@@ -387,7 +390,7 @@ def _watch(args, paths, settings) -> int:
 
 
 def _unwatch(args, paths, settings) -> int:
-    from . import folders
+    from oort_lib import folders
 
     new, removed = folders.remove(settings, args["FOLDER"])
     cfg.save_settings(paths, new)
@@ -396,9 +399,10 @@ def _unwatch(args, paths, settings) -> int:
 
 
 def _import_oort(args, paths, settings) -> int:
-    from . import credentials, folders, oort1
-    from .account import generation_for, login_with_key
-    from .errors import ConfigError
+    from oort_lib import folders, oort1
+    from oort_lib.account import generation_for, login_with_key
+    from oort_lib.errors import ConfigError
+    from oort_lib.state import credentials
 
     old = oort1.read(args["--oort-dir"])
     where = oort1.config_file(args["--oort-dir"])
@@ -458,10 +462,11 @@ def _import_oort(args, paths, settings) -> int:
 
 
 def _run(args, paths, settings) -> int:
-    from . import credentials, sync
-    from . import manifest as mf
-    from .interrupt import GracefulStop
-    from .render import plan_lines
+    from oort_lib.run import sync
+    from oort_lib.run.interrupt import GracefulStop
+    from oort_lib.state import credentials
+    from oort_lib.state import manifest as mf
+    from oort_lib.views.render import plan_lines
 
     if args["--rebuild-manifest"]:
         aside = mf.rebuild(paths.manifest_file)
@@ -472,7 +477,7 @@ def _run(args, paths, settings) -> int:
         raise UsageError("--jobs must be at least 1.")
     min_age = _number(args, "--min-age", float)
     if args["--bwlimit"]:
-        from .bandwidth import parse
+        from oort_lib.run.bandwidth import parse
 
         parse(args["--bwlimit"])  # a typo is a usage error before anything starts
     if args["--dry-run"]:
@@ -494,7 +499,7 @@ def _run(args, paths, settings) -> int:
         _say(f"oort-sync: warning: ${name} holds only blanks and is ignored (the key "
              f"comes from {used}).", err=True)
     interactive = sys.stderr.isatty() and not args["--quiet"] and not args["--json"]
-    from .progress import Bar, PlainLines
+    from oort_lib.views.progress import Bar, PlainLines
 
     events = Bar(verbose=args["--verbose"]) if interactive else (
         PlainLines() if args["--verbose"] else sync.Events())
@@ -539,8 +544,8 @@ def _run_report(args, paths, settings, result, interactive):
     import logging
     import time
 
-    from . import outage
-    from .render import result_lines
+    from oort_lib.run import outage
+    from oort_lib.views.render import result_lines
 
     state_file = paths.state_dir / "outages.json"
     checked = [f.path for f in cfg.select_folders(settings.folders, args["FOLDER"])]
@@ -573,9 +578,9 @@ def _one_line_reason(result, stopper) -> str | None:
 
 
 def _status(args, paths, settings) -> int:
-    from . import credentials
-    from .render import status_lines
-    from .status import status
+    from oort_lib.state import credentials
+    from oort_lib.views.render import status_lines
+    from oort_lib.views.status import status
 
     data = status(paths, settings, credentials.load(paths.credentials_file))
     if args["--json"]:
@@ -586,8 +591,8 @@ def _status(args, paths, settings) -> int:
 
 
 def _explain(args, paths, settings) -> int:
-    from . import manifest as mf
-    from .explain import explain, explain_lines
+    from oort_lib.state import manifest as mf
+    from oort_lib.views.explain import explain, explain_lines
 
     with mf.Manifest(paths.manifest_file, create=False, readonly=True) as manifest:
         reports = [explain(path, settings, manifest) for path in args["FILE"]]
@@ -600,7 +605,7 @@ def _explain(args, paths, settings) -> int:
 
 
 def _logs(args, paths, settings) -> int:
-    from .logfile import tail
+    from oort_lib.state.logfile import tail
 
     lines = tail(paths.log_file, _number(args, "-n", default=50, high=1_000_000))
     _say(*(lines or [f"(no log yet at {paths.log_file})"]))
@@ -608,7 +613,7 @@ def _logs(args, paths, settings) -> int:
 
 
 def _report(args, paths, settings) -> int:
-    from .report import write_report
+    from oort_lib.views.report import write_report
 
     output = write_report(paths, settings, args["--output"])
     _say(f"Report written to {output}")
@@ -616,15 +621,15 @@ def _report(args, paths, settings) -> int:
 
 
 def _schedule(args, paths, settings) -> int:
-    from .schedule import cron_recipe, systemd_recipe
+    from oort_lib.views.schedule import cron_recipe, systemd_recipe
 
     home = args["--home"] or os.environ.get("OORT_SYNC_HOME")
     if args["--launchd"]:
-        from .launchagent import recipe
+        from oort_lib.views.launchagent import recipe
 
         _say(recipe(home, paths.log_file.parent))
     elif args["--windows"]:
-        from .scheduled_task import task_xml
+        from oort_lib.views.scheduled_task import task_xml
 
         _say(task_xml(home))
     else:
@@ -633,7 +638,7 @@ def _schedule(args, paths, settings) -> int:
 
 
 def _sandbox(args) -> int:
-    from .sandbox import Sandbox
+    from oort_lib.sandbox import Sandbox
 
     port = _number(args, "--port", default=8765, high=65535)
     page_size = _number(args, "--page-size", default=50, high=10_000)
@@ -659,7 +664,7 @@ def _sandbox(args) -> int:
 def _ping(url: str | None, *, start: bool = False, code: int = 0,
           reason: str | None = None) -> None:
     if url:
-        from . import ping
+        from oort_lib.views import ping
 
         ping.send(url, code, reason if code else None, start=start)
 

@@ -6,9 +6,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .config import Folder, Settings, with_folders
-from .credentials import Credentials
-from .errors import AuthError, ConfigError, NotFound
+from oort_lib.errors import AuthError, ConfigError, NotFound
+from oort_lib.state.config import Folder, Settings, with_folders
+from oort_lib.state.credentials import Credentials
 
 WRITER_ROLES = ("owner", "superadmin", "admin", "member")
 
@@ -56,8 +56,8 @@ def check_timezone(name: str | None) -> str | None:
 
 def check_nesting(new: Iterable[str], existing: Iterable[str]) -> None:
     """Raises ConfigError when folders repeat, or one would contain another."""
-    from .host import is_inside as _inside
-    from .host import path_key
+    from oort_lib.state.host import is_inside as _inside
+    from oort_lib.state.host import path_key
 
     new = list(new)
     seen = list(existing)
@@ -230,7 +230,7 @@ def _check_2026(client, creds: Credentials, organisation: str | None, telescope:
 
     Returns (telescope uuid, name). Raises ConfigError, AuthError.
     """
-    from .arcsecond.gen2026 import verify_organisation
+    from oort_lib.arcsecond.gen2026 import verify_organisation
 
     if organisation:
         try:
@@ -302,7 +302,7 @@ def remove(settings: Settings, paths: Iterable[str]) -> tuple[Settings, list[str
     Raises ConfigError when a name is not watched. The manifest rows are kept: watching
     the folder again later re-uploads nothing.
     """
-    from .host import path_key
+    from oort_lib.state.host import path_key
 
     watched = list(settings.folders)
     removed = []

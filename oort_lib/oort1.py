@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import ConfigError
+from oort_lib.errors import ConfigError
 
 DEFAULT_DIR = "~/.oort"
 

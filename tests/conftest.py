@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from oort_lib import config as cfg
-from oort_lib import credentials
 from oort_lib.cli import main
+from oort_lib.state import config as cfg
+from oort_lib.state import credentials
 
 ROOT = Path(__file__).resolve().parent.parent
 

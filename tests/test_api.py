@@ -17,7 +17,6 @@ import requests
 
 from oort_lib import __version__
 from oort_lib.arcsecond.client import Client, error_message
-from oort_lib.config import check_base_url
 from oort_lib.errors import (
     AlreadyExists,
     AuthError,
@@ -27,6 +26,7 @@ from oort_lib.errors import (
     ServerUnreachable,
     TransientError,
 )
+from oort_lib.state.config import check_base_url
 
 
 class Scripted:

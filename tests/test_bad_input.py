@@ -12,8 +12,8 @@ import tempfile
 import pytest
 from conftest import ROOT, configure
 
-from oort_lib import config as cfg
 from oort_lib.samples import write_fits, write_xisf
+from oort_lib.state import config as cfg
 
 ODD_NAMES = ["a b#c?d%e.fits", "it's \"quoted\".fits", "ünïcødé ☄.fits", "100%.fit",
              "x" * 245 + ".fits"]

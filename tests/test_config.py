@@ -5,9 +5,9 @@ import stat
 
 import pytest
 
-from oort_lib import config as cfg
-from oort_lib import credentials
 from oort_lib.errors import AuthError, ConfigError
+from oort_lib.state import config as cfg
+from oort_lib.state import credentials
 
 
 def test_paths_precedence(tmp_path):

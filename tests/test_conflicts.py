@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import configure
 
-from oort_lib import config as cfg
-from oort_lib import manifest as mf
 from oort_lib.samples import write_fits
+from oort_lib.state import config as cfg
+from oort_lib.state import manifest as mf
 
 NIGHT = {"DATE-OBS": "2021-06-01T22:00:00", "OBJECT": "M 31"}
 
@@ -219,7 +219,7 @@ def test_rebuilt_manifest_relearns_the_server_honestly(cli, home, sandbox, tmp_p
 
 def test_plan_keys_of_odd_names_never_collide(home, tmp_path):
     """The byte 0xE9 and the four characters `\\xe9` are two files, two manifest rows."""
-    from oort_lib.plan import make_plan
+    from oort_lib.run.plan import make_plan
 
     root = tmp_path / "data"
     byte = fits(Path(os.fsdecode(bytes(root) + b"/M31/caf\xe9.fits")))

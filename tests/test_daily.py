@@ -22,11 +22,11 @@ from datetime import datetime
 import pytest
 from conftest import ROOT, configure, run_process
 
-from oort_lib import config as cfg
-from oort_lib import manifest as mf
-from oort_lib import outage
-from oort_lib.lock import RunLock
+from oort_lib.run import outage
 from oort_lib.samples import make_sample_tree, write_fits
+from oort_lib.state import config as cfg
+from oort_lib.state import manifest as mf
+from oort_lib.state.lock import RunLock
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -89,7 +89,7 @@ def test_verbose_lines_scroll_above_the_bar(home, sandbox, tmp_path):
 
 
 def test_no_change_path_never_imports_tqdm(tmp_path):
-    code = ("import sys\nfrom oort_lib.progress import Bar\n"
+    code = ("import sys\nfrom oort_lib.views.progress import Bar\n"
             "class Plan:\n    items = []\n    files = 0\n    total_bytes = 0\n"
             "bar = Bar()\nbar.planned(Plan())\nbar.finish()\n"
             "assert 'tqdm' not in sys.modules\n")
@@ -132,7 +132,8 @@ def test_sigterm_run_is_recorded_with_143(cli, home, sandbox, tmp_path):
 
 def test_run_ended_by_an_exception_is_recorded_with_its_code(home, logged_in, tmp_path,
                                                               monkeypatch):
-    from oort_lib import credentials, sync
+    from oort_lib.run import sync
+    from oort_lib.state import credentials
 
     root = many(tmp_path / "data", 2)
     settings = logged_in(root)
@@ -282,7 +283,7 @@ def test_failure_ping_carries_code_and_reason(cli, home, tmp_path, monitor):
 def test_ping_has_a_total_deadline():
     import socket
 
-    from oort_lib import ping
+    from oort_lib.views import ping
 
     silent = socket.socket()  # accepts connections, never answers
     silent.bind(("127.0.0.1", 0))
@@ -356,7 +357,7 @@ def test_failure_reasons_group_without_urls(cli, home, logged_in, sandbox, tmp_p
 
 def test_reason_classes():
     from oort_lib import errors
-    from oort_lib.reasons import classify
+    from oort_lib.run.reasons import classify
 
     def remote(kind, message, status=None):
         return kind(message, status)
@@ -474,14 +475,14 @@ def test_deferred_files_are_explained_with_when_they_are_due(cli, logged_in, tmp
     ("Light_[0-4]*.fits", "n/Light_7_x.fits", False, False),
 ])
 def test_exclude_globs(pattern, relpath, is_folder, excluded):
-    from oort_lib.exclude import matcher
+    from oort_lib.local.exclude import matcher
 
     assert (matcher([pattern])(relpath, is_folder) == pattern) is excluded
 
 
 def test_exclude_patterns_that_make_no_sense_are_refused():
     from oort_lib.errors import ConfigError
-    from oort_lib.exclude import check
+    from oort_lib.local.exclude import check
 
     for bad in ("", "*", "../other", "C:/data"):
         with pytest.raises(ConfigError):
@@ -527,8 +528,8 @@ def test_excluded_folders_are_not_entered_and_shown_in_plan_and_explain(
 
 
 def test_rates_and_timetables():
-    from oort_lib import bandwidth as bw
     from oort_lib.errors import ConfigError
+    from oort_lib.run import bandwidth as bw
 
     assert bw.parse_rate("512k") == 512 * 1024 and bw.parse_rate("4M") == 4 * 1024**2
     assert bw.parse_rate("1.5M") == 1.5 * 1024**2 and bw.parse_rate("100") == 100 * 1024
@@ -548,7 +549,7 @@ def test_limiter_holds_the_rate_across_workers():
     """Four workers take 64 kB chunks at once (the clock stands still): the shared bucket
     schedules every byte of all of them at the rate, so the last chunk may only leave
     when the total at the cap has had time to go (the benchmark measures it for real)."""
-    from oort_lib import bandwidth as bw
+    from oort_lib.run import bandwidth as bw
 
     waits: list[float] = []
     limiter = bw.Limiter(bw.parse("512k"), clock=lambda: 100.0, sleep=waits.append)
@@ -688,7 +689,7 @@ def test_report_links_to_the_objects_on_the_server(cli, home, logged_in, sandbox
 
 
 def test_web_addresses_per_kind_of_server():
-    from oort_lib import weblinks as w
+    from oort_lib.views import weblinks as w
 
     cloud = w.site("https://api.arcsecond.io|astro|")
     assert w.night_log(cloud, "u1", "2021-03-10") == "https://www.arcsecond.io/nightlogs/u1"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oort_lib.dates import (
+from oort_lib.local.dates import (
     combine_date_time,
     from_jd,
     from_mjd,

@@ -35,7 +35,7 @@ def test_readme_examples_parse():
     for line in examples:
         argv = line.split()[1:]
         if "--help" in argv:  # main() answers it before docopt, with that command's help
-            from oort_lib.usage import wants_help
+            from oort_lib.views.usage import wants_help
 
             assert wants_help(cli.__doc__, argv), line
             continue
@@ -94,7 +94,7 @@ def test_help_per_command(cli):
 
 
 def test_every_command_has_help_and_examples_that_parse():
-    from oort_lib import usage
+    from oort_lib.views import usage
 
     for command in usage.commands(cli.__doc__):
         text = usage.command_help(cli.__doc__, command)

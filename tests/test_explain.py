@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 
-from oort_lib import config as cfg
 from oort_lib import folders as fo
-from oort_lib.explain import explain, explain_lines, watched_folder
 from oort_lib.samples import write_fits
+from oort_lib.state import config as cfg
+from oort_lib.views.explain import explain, explain_lines, watched_folder
 
 
 def nina_frame(path, **extra):

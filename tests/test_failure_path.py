@@ -13,12 +13,12 @@ import time
 import pytest
 from conftest import run_process
 
-from oort_lib import config as cfg
-from oort_lib import manifest as mf
 from oort_lib.errors import EXIT_SOFTWARE, LockHeld
-from oort_lib.lock import RunLock
 from oort_lib.samples import write_fits
-from oort_lib.status import status
+from oort_lib.state import config as cfg
+from oort_lib.state import manifest as mf
+from oort_lib.state.lock import RunLock
+from oort_lib.views.status import status
 
 
 def night_file(path):
@@ -29,7 +29,7 @@ def test_internal_error_is_one_line_with_the_traceback_in_the_log(cli, home, mon
     def bug(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr("oort_lib.render.status_lines", bug)
+    monkeypatch.setattr("oort_lib.views.render.status_lines", bug)
     result = cli("status")
     assert result.code == EXIT_SOFTWARE == 70
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
@@ -45,7 +45,7 @@ def test_internal_error_of_a_run_reaches_the_log(cli, home, logged_in, tmp_path,
     def bug(*args, **kwargs):
         raise ZeroDivisionError("planning bug")
 
-    monkeypatch.setattr("oort_lib.sync.make_plan", bug)
+    monkeypatch.setattr("oort_lib.run.sync.make_plan", bug)
     result = cli("run", "--min-age=0")
     assert result.code == 70 and "Traceback" not in result.err
     assert "ZeroDivisionError: planning bug" in home.log_file.read_text()

@@ -16,13 +16,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from oort_lib import manifest as mf
-from oort_lib.config import Folder
-from oort_lib.decision import decide, header_facts
 from oort_lib.errors import FileProblem
-from oort_lib.headers import read_header
-from oort_lib.plan import make_plan
-from oort_lib.scan import key_name
+from oort_lib.local.decision import decide, header_facts
+from oort_lib.local.headers import read_header
+from oort_lib.local.scan import key_name
+from oort_lib.run.plan import make_plan
+from oort_lib.state import manifest as mf
+from oort_lib.state.config import Folder
 
 DATE_KEYWORDS = ("DATE-OBS", "DATE_OBS", "MJD-OBS", "JD", "DATE", "TIME-OBS", "UT",
                  "UTSTART", "DATE-LOC", "TIMESYS")
@@ -138,13 +138,13 @@ def test_a_file_the_rules_or_the_reader_choke_on_stops_only_itself(tmp_path, mon
     """Whatever a value makes the code raise (a bug), that file fails alone: the reader's
     surprise skips it, the rules' surprise fails it (retried with the backoff, so an
     upgrade that fixes the bug picks it up), and every other file is planned."""
-    import oort_lib.headers
-    import oort_lib.plan
+    import oort_lib.local.headers
+    import oort_lib.run.plan
 
     root = tmp_path / "data"
     for name in ("a", "reader", "rules", "z"):
         write_header(root / "M31" / f"{name}.fits", {"DATE-OBS": ("text", "2021-06-01T22:00")})
-    real_read, real_decide = oort_lib.headers.read_header, oort_lib.plan.decide
+    real_read, real_decide = oort_lib.local.headers.read_header, oort_lib.run.plan.decide
 
     def read(path):
         if path.endswith("reader.fits"):
@@ -156,8 +156,8 @@ def test_a_file_the_rules_or_the_reader_choke_on_stops_only_itself(tmp_path, mon
             raise OverflowError("date value out of range")
         return real_decide(relpath, *args)
 
-    monkeypatch.setattr(oort_lib.headers, "read_header", read)
-    monkeypatch.setattr(oort_lib.plan, "decide", rules)
+    monkeypatch.setattr(oort_lib.local.headers, "read_header", read)
+    monkeypatch.setattr(oort_lib.run.plan, "decide", rules)
     with mf.Manifest(tmp_path / "m.sqlite") as manifest:
         plan = make_plan([Folder(str(root))], manifest, min_age=0)
         for root_path, rows in plan.rows.items():

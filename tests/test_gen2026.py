@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from oort_lib import config as cfg
-from oort_lib import rules
+from oort_lib.local import rules
 from oort_lib.samples import SAMPLE_FILES, make_sample_tree, write_fits
 from oort_lib.sandbox import Sandbox
+from oort_lib.state import config as cfg
 
 FAST = {"retries": 3, "backoff_base": 0.01, "backoff_max": 0.2, "retry_delay": 0}
 CHAIN = ("nightlogs", "observations", "calibrations")

@@ -15,10 +15,10 @@ from fitsfiles import BLOCK, flip_bytes, header_end, rewrite_xisf_header
 
 from oort_lib import samples
 from oort_lib.errors import FileProblem
-from oort_lib.headers import HeaderInfo, read_header
-from oort_lib.rules import classify, night_date
+from oort_lib.local.headers import HeaderInfo, read_header
+from oort_lib.local.rules import classify, night_date
+from oort_lib.local.scan import Entry, Skipped, walk
 from oort_lib.samples import write_fits, write_xisf
-from oort_lib.scan import Entry, Skipped, walk
 
 UTC = timezone.utc
 DATE = "2021-03-04T21:15:03"
@@ -431,7 +431,8 @@ def test_fits_file_named_xisf(tmp_path):
 
 def test_importing_the_fast_path_loads_neither_astropy_nor_xisf():
     code = (
-        "import sys\nimport oort_lib.headers, oort_lib.scan, oort_lib.rules, oort_lib.dates\n"
+        "import sys\nimport oort_lib.local.headers, oort_lib.local.scan\n"
+        "import oort_lib.local.rules, oort_lib.local.dates\n"
         "print(sorted(m for m in ('astropy', 'xisf', 'numpy') if m in sys.modules))"
     )
     root = Path(__file__).resolve().parent.parent

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from oort_lib import config as cfg
-from oort_lib import credentials, folders, host, lock, logfile, scan
+from oort_lib import folders
 from oort_lib.errors import ConfigError, LockHeld
-from oort_lib.interrupt import GracefulStop
+from oort_lib.local import scan
+from oort_lib.run.interrupt import GracefulStop
+from oort_lib.state import config as cfg
+from oort_lib.state import credentials, host, lock, logfile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -300,7 +302,7 @@ def test_pythonw_run_without_console_writes_console_log(tmp_path):
 
 
 def test_schedule_entry_point_on_windows_is_the_scripts_exe(on_windows, monkeypatch, tmp_path):
-    from oort_lib import schedule
+    from oort_lib.views import schedule
 
     (tmp_path / "Scripts").mkdir()
     exe = tmp_path / "Scripts" / "oort-sync.exe"

@@ -19,11 +19,11 @@ import pytest
 from conftest import configure, run_process
 from hostile import Hostile, wait_for
 
-from oort_lib import config as cfg
 from oort_lib.arcsecond.client import Client, ping
 from oort_lib.errors import Aborted, Redirected, TransientError
-from oort_lib.lock import RunLock
 from oort_lib.samples import write_fits
+from oort_lib.state import config as cfg
+from oort_lib.state.lock import RunLock
 
 KEY = "h0st1le5ecretc0ffee0123456789abcd"
 QUICK = {"connect_timeout": 0.5, "read_timeout": 0.5, "retries": 1, "backoff_base": 0.01,
@@ -240,7 +240,7 @@ def test_blank_key_variable_is_ignored(cli, home, tmp_path, monkeypatch):
     with Hostile() as server:
         configure(home, server.url, KEY, folders=[cfg.Folder(str(tmp_path))], **QUICK)
         monkeypatch.setenv("ARCSECOND_UPLOAD_KEY", "  \t")
-        from oort_lib import credentials
+        from oort_lib.state import credentials
 
         assert credentials.load(home.credentials_file).key == KEY
         assert os.environ["ARCSECOND_UPLOAD_KEY"].strip() == ""

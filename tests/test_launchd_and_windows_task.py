@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from oort_lib import launchagent, schedule, scheduled_task
+from oort_lib.views import launchagent, schedule, scheduled_task
 
 ROOT = Path(__file__).resolve().parent.parent
 T = "{http://schemas.microsoft.com/windows/2004/02/mit/task}"

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, configure, run_process
 
-from oort_lib import config as cfg
-from oort_lib import manifest as mf
 from oort_lib.samples import write_fits
+from oort_lib.state import config as cfg
+from oort_lib.state import manifest as mf
 
 NIGHT = {"DATE-OBS": "2021-06-01T22:00:00", "OBJECT": "M 31"}
 
@@ -182,7 +182,7 @@ class _FailingReads:
         self._handle.close()
 
 
-@pytest.mark.parametrize("where", ["oort_lib.fitsfile", "oort_lib.digest",
+@pytest.mark.parametrize("where", ["oort_lib.local.fitsfile", "oort_lib.local.digest",
                                    "oort_lib.arcsecond.body"])
 def test_io_error_in_header_hash_or_upload_is_retried(cli, home, logged_in, sandbox, tmp_path,
                                                       monkeypatch, where):
@@ -192,7 +192,7 @@ def test_io_error_in_header_hash_or_upload_is_retried(cli, home, logged_in, sand
     root = tmp_path / "data"
     victim, other = frames(root, "light_001.fits", "light_002.fits")
     logged_in(root)
-    if where == "oort_lib.digest":  # only a file uploaded before is hashed by planning
+    if where == "oort_lib.local.digest":  # only a file uploaded before is hashed by planning
         assert cli("run").code == 0
         write_fits(victim, dict(NIGHT, EXPTIME=300), shape=(24, 24))
         settle(victim)
@@ -221,7 +221,8 @@ def test_io_error_in_header_hash_or_upload_is_retried(cli, home, logged_in, sand
 
 def test_moved_away_and_back_during_a_run_is_uploaded_later(home, logged_in, sandbox,
                                                             tmp_path):
-    from oort_lib import credentials, sync
+    from oort_lib.run import sync
+    from oort_lib.state import credentials
 
     root = tmp_path / "data"
     moved, gone, stays = frames(root, "a.fits", "b.fits", "c.fits")
@@ -249,8 +250,9 @@ def test_moved_away_and_back_during_a_run_is_uploaded_later(home, logged_in, san
 
 def test_vanished_while_its_remote_chain_is_resolved(home, logged_in, sandbox, tmp_path,
                                                      monkeypatch):
-    from oort_lib import credentials, sync
     from oort_lib.arcsecond.gen2021 import Gen2021
+    from oort_lib.run import sync
+    from oort_lib.state import credentials
 
     root = tmp_path / "data"
     victim, other = frames(root, "a.fits", "b.fits")
@@ -276,7 +278,7 @@ def test_vanished_while_its_remote_chain_is_resolved(home, logged_in, sandbox, t
 
 
 def sync_creds(home):
-    from oort_lib import credentials
+    from oort_lib.state import credentials
 
     return credentials.load(home.credentials_file)
 
@@ -333,7 +335,7 @@ class _Clock:
 def test_clock_a_year_ahead_at_a_failure_does_not_hold_the_file(cli, home, logged_in,
                                                                 sandbox, tmp_path,
                                                                 monkeypatch):
-    from oort_lib import sync
+    from oort_lib.run import sync
 
     root = tmp_path / "data"
     victim, = frames(root, "a.fits")
@@ -356,7 +358,7 @@ def test_clock_a_year_ahead_at_a_failure_does_not_hold_the_file(cli, home, logge
 def test_retry_time_is_bounded_relative_to_now(home, tmp_path, offset, retried):
     """A retry 1 h away waits; the same retry seen by a clock moved back a year (or
     whose failure was recorded a year ahead) never waits more than the longest backoff."""
-    from oort_lib.plan import RETRY_MAX, make_plan
+    from oort_lib.run.plan import RETRY_MAX, make_plan
 
     root = tmp_path / "data"
     victim, = frames(root, "a.fits")

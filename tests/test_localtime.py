@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oort_lib.localtime import (
+from oort_lib.local.localtime import (
     ASSUMED,
     DATE_LOC,
     LONGITUDE,
@@ -22,7 +22,7 @@ from oort_lib.localtime import (
     mean_solar_time,
     parse_longitude,
 )
-from oort_lib.rules import night_date
+from oort_lib.local.rules import night_date
 
 UTC = timezone.utc
 ZONES = ["Australia/Sydney", "America/Santiago", "Pacific/Honolulu", "Asia/Tokyo",

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from oort_lib.errors import LockHeld
-from oort_lib.lock import RunLock, current_holder
+from oort_lib.state.lock import RunLock, current_holder
 
 
 def test_second_holder_is_refused_with_pid(tmp_path):
@@ -26,7 +26,7 @@ def test_second_holder_is_refused_with_pid(tmp_path):
 
 def test_lock_of_a_killed_process_is_free(tmp_path):
     path = tmp_path / "run.lock"
-    code = ("import sys, time; from oort_lib.lock import RunLock; "
+    code = ("import sys, time; from oort_lib.state.lock import RunLock; "
             f"RunLock({str(path)!r}).acquire(); print('locked', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"

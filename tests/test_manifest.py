@@ -4,8 +4,8 @@ import sqlite3
 
 import pytest
 
-from oort_lib import manifest as mf
 from oort_lib.errors import ManifestError
+from oort_lib.state import manifest as mf
 
 
 def test_migrations_are_named_and_applied_once(tmp_path):

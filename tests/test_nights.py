@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from oort_lib import manifest as mf
-from oort_lib.config import Folder
-from oort_lib.decision import decide, header_facts
-from oort_lib.headers import read_header
-from oort_lib.plan import make_plan
+from oort_lib.local.decision import decide, header_facts
+from oort_lib.local.headers import read_header
+from oort_lib.run.plan import make_plan
 from oort_lib.samples import write_fits, write_xisf
+from oort_lib.state import manifest as mf
+from oort_lib.state.config import Folder
 
 UTC = timezone.utc
 BLOCK = 2880
@@ -280,7 +280,7 @@ def test_a_retried_file_is_planned_from_the_manifest_without_reading_it(tmp_path
         def no_reading(*_args):
             raise AssertionError("the header was read again")
 
-        monkeypatch.setattr("oort_lib.headers.read_header", no_reading)
+        monkeypatch.setattr("oort_lib.local.headers.read_header", no_reading)
         second = make_plan([folder], manifest, min_age=0)
     (a,), (b,) = first.items, second.items
     assert (b.night, b.kind, b.time_source, b.date_source) == (

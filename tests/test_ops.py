@@ -87,7 +87,7 @@ def test_log_file_lines_rotation_and_json(cli, home, logged_in, sandbox, tmp_pat
     assert json.loads(last)["message"].startswith("run finished")
     import logging
 
-    from oort_lib import logfile
+    from oort_lib.state import logfile
 
     # The log file is closed after each run: a host calling main() again never writes
     # into an earlier home.

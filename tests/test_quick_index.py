@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from oort_lib import manifest as mf
+from oort_lib.state import manifest as mf
 
 
 def _fill(manifest: mf.Manifest) -> dict[str, int]:
@@ -73,10 +73,10 @@ def test_a_folder_walked_twice_loses_nothing(tmp_path):
 
 def test_a_summarising_plan_prints_what_the_full_plan_prints(tmp_path):
     """`run --dry-run` without -v/--json keeps totals per dataset, not a million items."""
-    from oort_lib import config as cfg
-    from oort_lib.plan import make_plan
-    from oort_lib.render import plan_lines
+    from oort_lib.run.plan import make_plan
     from oort_lib.samples import make_bulk_tree, make_sample_tree
+    from oort_lib.state import config as cfg
+    from oort_lib.views.render import plan_lines
 
     make_sample_tree(tmp_path / "data")
     make_bulk_tree(tmp_path / "data" / "bulk", 300)

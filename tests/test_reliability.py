@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import configure, run_process
 
-from oort_lib import config as cfg
-from oort_lib import manifest as mf
-from oort_lib.lock import current_holder
 from oort_lib.samples import make_sample_tree, write_fits
+from oort_lib.state import config as cfg
+from oort_lib.state import manifest as mf
+from oort_lib.state.lock import current_holder
 
 
 def many_files(root: Path, count: int) -> Path:
@@ -129,7 +129,7 @@ def test_server_down_exits_4_quickly(cli, home, tmp_path):
     root = many_files(tmp_path / "data", 3)
     cfg.save_settings(home, cfg.Settings(api=f"http://127.0.0.1:{port}",
                                          folders=(cfg.Folder(str(root)),)))
-    from oort_lib import credentials
+    from oort_lib.state import credentials
 
     credentials.save(home.credentials_file, credentials.Credentials(key="k" * 32))
     start = time.monotonic()
@@ -272,7 +272,8 @@ def test_file_being_written_is_never_uploaded_half_written(cli, home, logged_in,
 
 
 def test_vanished_and_replaced_between_walk_and_upload(home, logged_in, sandbox, tmp_path):
-    from oort_lib import credentials, sync
+    from oort_lib.run import sync
+    from oort_lib.state import credentials
 
     root = many_files(tmp_path / "data", 8)
     settings = logged_in(root)

@@ -9,10 +9,10 @@ import subprocess
 
 import pytest
 
-from oort_lib import chart, report
-from oort_lib import config as cfg
 from oort_lib.errors import ConfigError
-from oort_lib.manifest import Manifest
+from oort_lib.state import config as cfg
+from oort_lib.state.manifest import Manifest
+from oort_lib.views import chart, report
 
 ROOT = "/data/obs"
 ODD_DATASET = 'M31/<script>alert("x")</script>'

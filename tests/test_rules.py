@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oort_lib.rules import (
+from oort_lib.local.rules import (
     CALIBRATION_KEYWORDS,
     classify,
     dataset_name,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from oort_lib.errors import FileProblem
-from oort_lib.scan import (
+from oort_lib.local.scan import (
     FITS_EXTENSIONS,
     Entry,
     Skipped,

@@ -15,9 +15,9 @@ from conftest import configure
 from docopt import DocoptExit, docopt
 
 from oort_lib import cli as oort_cli
-from oort_lib import config as cfg
-from oort_lib import schedule
-from oort_lib.lock import RunLock
+from oort_lib.state import config as cfg
+from oort_lib.state.lock import RunLock
+from oort_lib.views import schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRIB = ROOT / "contrib"

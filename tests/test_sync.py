@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from oort_lib import config as cfg
-from oort_lib import manifest as mf
 from oort_lib.samples import make_sample_tree, write_fits
+from oort_lib.state import config as cfg
+from oort_lib.state import manifest as mf
 
 
 def _posts(sandbox, what="datafiles"):
@@ -141,8 +141,9 @@ def test_guest_is_refused(cli, home, logged_in, sandbox, tree):
 
 
 def test_watch_remote_checks(cli, home, logged_in, sandbox, tmp_path):
-    from oort_lib import account, credentials
+    from oort_lib import account
     from oort_lib.arcsecond.client import Client
+    from oort_lib.state import credentials
 
     seed = sandbox.seed
     folder = tmp_path / "d"
@@ -225,8 +226,8 @@ def test_plain_http_refused_off_loopback(cli, monkeypatch):
 
 
 def test_quick_check_opens_nothing_unchanged(cli, home, logged_in, sandbox, tree):
-    from oort_lib import sync
-    from oort_lib.digest import file_hash
+    from oort_lib.local.digest import file_hash
+    from oort_lib.run import sync
 
     settings = logged_in(tree)
     first = sync.dry_run(home, settings, min_age=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from oort_lib import config as cfg
+from oort_lib.state import config as cfg
 
 
 def test_watch_saves_folder_and_unwatch_removes_it(cli, home, tmp_path):

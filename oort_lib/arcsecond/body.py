@@ -13,8 +13,8 @@ import uuid as uuidlib
 from collections.abc import Callable
 from urllib.parse import quote
 
-from ..digest import new_hash
-from ..errors import Aborted, local_problem
+from oort_lib.errors import Aborted, local_problem
+from oort_lib.local.digest import new_hash
 
 _CHUNK = 1 << 20
 

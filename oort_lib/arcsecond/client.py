@@ -22,9 +22,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
-from .. import __version__
-from ..config import check_base_url
-from ..errors import (
+from oort_lib import __version__
+from oort_lib.arcsecond.body import FileBody
+from oort_lib.arcsecond.deadline import Deadline, WatchedAdapter
+from oort_lib.errors import (
     Aborted,
     AlreadyExists,
     AuthError,
@@ -35,8 +36,7 @@ from ..errors import (
     ServerUnreachable,
     TransientError,
 )
-from .body import FileBody
-from .deadline import Deadline, WatchedAdapter
+from oort_lib.state.config import check_base_url
 
 log = logging.getLogger("oort_sync.api")  # a child of the log file's logger
 

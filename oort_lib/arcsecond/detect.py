@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import NamedTuple
 from urllib.parse import quote
 
-from ..errors import AuthError, ConfigError, NotFound, PermanentError
-from .client import prefix
-from .gen2026 import verify_key
+from oort_lib.arcsecond.client import prefix
+from oort_lib.arcsecond.gen2026 import verify_key
+from oort_lib.errors import AuthError, ConfigError, NotFound, PermanentError
 
 
 class Detected(NamedTuple):

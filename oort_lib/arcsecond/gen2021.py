@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable
 from urllib.parse import quote
 
-from ..errors import AuthError, NotFound, PermanentError, TransientError, WrongGeneration
-from .body import FileBody
-from .client import NO_KEY, prefix
-from .remote import Container, Remote, RemoteFile
+from oort_lib.arcsecond.body import FileBody
+from oort_lib.arcsecond.client import NO_KEY, prefix
+from oort_lib.arcsecond.remote import Container, Remote, RemoteFile
+from oort_lib.errors import AuthError, NotFound, PermanentError, TransientError, WrongGeneration
 
 
 class Gen2021(Remote):

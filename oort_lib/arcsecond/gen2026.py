@@ -14,16 +14,16 @@ import threading
 from collections.abc import Callable
 from urllib.parse import quote
 
-from ..errors import (
+from oort_lib.arcsecond.body import FileBody
+from oort_lib.arcsecond.client import NO_KEY, prefix
+from oort_lib.arcsecond.remote import Container, Remote
+from oort_lib.errors import (
     AuthError,
     NotFound,
     PermanentError,
     TransientError,
     WrongGeneration,
 )
-from .body import FileBody
-from .client import NO_KEY, prefix
-from .remote import Container, Remote
 
 NEEDS_TELESCOPE = (
     "today's Arcsecond (2026) attaches every dataset to a telescope: watch the folder "

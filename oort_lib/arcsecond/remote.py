@@ -124,9 +124,9 @@ class Remote:
 def open_remote(generation: str, client, cache: Cache, destination: str) -> Remote:
     """The Remote of a generation ("2021" or "2026")."""
     if generation == "2026":
-        from .gen2026 import Gen2026
+        from oort_lib.arcsecond.gen2026 import Gen2026
 
         return Gen2026(client, cache, destination)
-    from .gen2021 import Gen2021
+    from oort_lib.arcsecond.gen2021 import Gen2021
 
     return Gen2021(client, cache, destination)

@@ -13,8 +13,8 @@ night logs itself, and injects the faults of ``Faults`` on demand.
 
 from __future__ import annotations
 
-from .faults import Faults
-from .seed import Seed
-from .service import Sandbox
+from oort_lib.sandbox.faults import Faults
+from oort_lib.sandbox.seed import Seed
+from oort_lib.sandbox.service import Sandbox
 
 __all__ = ["Faults", "Sandbox", "Seed"]

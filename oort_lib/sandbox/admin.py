@@ -15,11 +15,11 @@ from collections.abc import Callable
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_input_stream, wrap_file
 
-from . import objects
-from .faults import Faults
-from .responses import NOT_FOUND, ApiError, json_response
-from .seed import Seed
-from .store import KINDS, Store
+from oort_lib.sandbox import objects
+from oort_lib.sandbox.faults import Faults
+from oort_lib.sandbox.responses import NOT_FOUND, ApiError, json_response
+from oort_lib.sandbox.seed import Seed
+from oort_lib.sandbox.store import KINDS, Store
 
 OBJECT_KINDS = (*KINDS, "datafiles", "telescopes")
 

@@ -16,14 +16,14 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Request, Response
 
-from . import objects, page
-from .admin import Admin
-from .auth import WRITERS, AuthHandlers
-from .faults import DropConnection, Faults, Plan
-from .responses import NO_PERMISSION, NOT_FOUND, ApiError, body_data, json_response
-from .routes import DIALECTS, LISTS, METHODS, Route, raw_path, route
-from .store import Space, Store
-from .uploads import UploadHandlers
+from oort_lib.sandbox import objects, page
+from oort_lib.sandbox.admin import Admin
+from oort_lib.sandbox.auth import WRITERS, AuthHandlers
+from oort_lib.sandbox.faults import DropConnection, Faults, Plan
+from oort_lib.sandbox.responses import NO_PERMISSION, NOT_FOUND, ApiError, body_data, json_response
+from oort_lib.sandbox.routes import DIALECTS, LISTS, METHODS, Route, raw_path, route
+from oort_lib.sandbox.store import Space, Store
+from oort_lib.sandbox.uploads import UploadHandlers
 
 log = logging.getLogger("oort_lib.sandbox")
 

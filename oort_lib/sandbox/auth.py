@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from werkzeug.wrappers import Request, Response
 
-from .responses import (
+from oort_lib.sandbox.responses import (
     INVALID_KEY,
     NO_CREDENTIALS,
     NO_PERMISSION,
@@ -20,7 +20,7 @@ from .responses import (
     body_data,
     json_response,
 )
-from .store import Store
+from oort_lib.sandbox.store import Store
 
 # Roles that may write in an organisation: 2026 calls the top role "owner", 2021
 # called it "superadmin".

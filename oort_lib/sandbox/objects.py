@@ -11,7 +11,7 @@ import re
 from datetime import date
 from urllib.parse import quote
 
-from .store import API_FIELDS, KINDS, Space, Store
+from oort_lib.sandbox.store import API_FIELDS, KINDS, Space, Store
 
 REQUIRED = "This field is required."
 NOT_NULL = "This field may not be null."

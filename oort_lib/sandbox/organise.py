@@ -12,9 +12,9 @@ import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ..headers import read_header
-from ..rules import is_calibration, night_date
-from .store import Store
+from oort_lib.local.headers import read_header
+from oort_lib.local.rules import is_calibration, night_date
+from oort_lib.sandbox.store import Store
 
 log = logging.getLogger("oort_lib.sandbox")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from html import escape
 
-from ..render import plural
-from .store import Store
+from oort_lib.sandbox.store import Store
+from oort_lib.views.render import plural
 
 MAX_FILES_SHOWN = 500
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit
 
-from .store import KINDS
+from oort_lib.sandbox.store import KINDS
 
 RESOURCES = frozenset({"telescopes", "datafiles", *KINDS})
 FILES_PREFIX = "/_sandbox/files/"

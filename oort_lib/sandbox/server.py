@@ -18,7 +18,7 @@ from email.utils import formatdate
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from .faults import DropConnection
+from oort_lib.sandbox.faults import DropConnection
 
 log = logging.getLogger("oort_lib.sandbox")
 

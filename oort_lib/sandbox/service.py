@@ -7,14 +7,14 @@ import threading
 import time
 from pathlib import Path
 
-from .admin import Admin
-from .app import App
-from .faults import Faults
-from .objects import inventory
-from .routes import API_PREFIX, DIALECTS
-from .seed import Seed, banner_lines
-from .server import make_threaded_server
-from .store import Store
+from oort_lib.sandbox.admin import Admin
+from oort_lib.sandbox.app import App
+from oort_lib.sandbox.faults import Faults
+from oort_lib.sandbox.objects import inventory
+from oort_lib.sandbox.routes import API_PREFIX, DIALECTS
+from oort_lib.sandbox.seed import Seed, banner_lines
+from oort_lib.sandbox.server import make_threaded_server
+from oort_lib.sandbox.store import Store
 
 
 class Sandbox:

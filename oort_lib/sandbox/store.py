@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from . import schema
-from .schema import API_FIELDS, COLUMNS, FILTERS, KINDS
-from .seed import Seed
+from oort_lib.sandbox import schema
+from oort_lib.sandbox.schema import API_FIELDS, COLUMNS, FILTERS, KINDS
+from oort_lib.sandbox.seed import Seed
 
 __all__ = ["API_FIELDS", "KINDS", "Space", "Store", "now"]
 

@@ -10,12 +10,12 @@ from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_input_stream
 
-from . import objects
-from .faults import DropConnection
-from .multipart import Form, MultipartError, boundary_of, receive_form
-from .organise import organise
-from .responses import NOT_FOUND, ApiError, json_response
-from .store import Space, Store
+from oort_lib.sandbox import objects
+from oort_lib.sandbox.faults import DropConnection
+from oort_lib.sandbox.multipart import Form, MultipartError, boundary_of, receive_form
+from oort_lib.sandbox.organise import organise
+from oort_lib.sandbox.responses import NOT_FOUND, ApiError, json_response
+from oort_lib.sandbox.store import Space, Store
 
 RESET_READ = 256 * 1024  # bytes of an upload read before a "reset" fault cuts it
 TRUE = ("true", "1")

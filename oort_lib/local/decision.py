@@ -1,0 +1,73 @@
+"""The decision the rules make for one dated file: its local time, night, kind and
+dataset, from the header facts the manifest keeps (so that the planner, which must not
+re-read an unchanged file, and `explain`, which reads it, decide alike).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from oort_lib.local.localtime import LocalTime, local_time
+from oort_lib.state.config import Folder
+
+__all__ = ["FACTS", "Decision", "decide", "header_facts"]
+
+# The header facts kept in the manifest (columns of 0003_night_sources, less time_source).
+FACTS = ("date_source", "date_raw", "date_loc", "site_longitude", "longitude_source",
+         "frame_type", "frame_keyword")  # fmt: skip
+
+
+class Decision(NamedTuple):
+    """What the rules decide for one dated file, and why (for `explain`)."""
+
+    local: LocalTime
+    night: str
+    kind: str
+    kind_reason: str
+    dataset: str
+
+    def target(self, obj: str | None) -> str:
+        """The observation's target: the header's OBJECT, else the dataset name."""
+        from oort_lib.local.rules import target_name
+
+        return target_name(obj, self.dataset)
+
+
+def decide(relpath: str, folder: Folder, header_date: str, facts: dict) -> Decision:
+    """Apply the rules to one file's header facts (as the manifest stores them).
+
+    Raises ValueError for an unknown folder time zone or classification mode.
+    """
+    from oort_lib.local import rules
+
+    date_loc = facts.get("date_loc")
+    longitude, source = facts.get("site_longitude"), facts.get("longitude_source")
+    if longitude is None and folder.longitude is not None:
+        # The header has no site: the telescope's coordinates, as the server gave them.
+        longitude = folder.longitude
+        source = f"telescope {folder.telescope_name or folder.telescope} on the server"
+    local = local_time(
+        datetime.fromisoformat(header_date),
+        timezone=folder.timezone,
+        date_loc=datetime.fromisoformat(date_loc) if date_loc else None,
+        longitude=longitude,
+        longitude_source=source,
+    )
+    kind, why = rules.decide_kind(relpath, folder.classify, facts.get("frame_type"),
+                                  facts.get("frame_keyword"))  # fmt: skip
+    dataset = rules.dataset_name(relpath.rpartition("/")[0], folder.name)
+    return Decision(local, rules.night_date(local.when).isoformat(), kind, why, dataset)
+
+
+def header_facts(info: Any) -> dict:
+    """The manifest columns of a headers.HeaderInfo (see FACTS)."""
+    return {
+        "date_source": info.date_source,
+        "date_raw": info.date_raw,
+        "date_loc": info.date_loc.replace(tzinfo=None).isoformat() if info.date_loc else None,
+        "site_longitude": info.longitude,
+        "longitude_source": info.longitude_keyword,
+        "frame_type": info.frame_type,
+        "frame_keyword": info.frame_keyword,
+    }

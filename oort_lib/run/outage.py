@@ -1,0 +1,123 @@
+"""Quiet outages: a failure that lasts is said once when it starts and once when it ends.
+
+During a server outage or while a disk is unplugged, every cron tick meets the same
+error; printing it each time makes cron mail every five minutes for hours. The ongoing
+problems are kept in a small state file (`outages.json` beside the manifest): a problem
+seen by the previous run too is logged and still gives a non-zero exit code, but is not
+printed; when it is gone, one line says so ("recovered after 3 h 10 min, 42 runs").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+UNREACHABLE = "server unreachable"
+AUTH = "authentication refused"
+MISSING = "folder missing"
+
+
+class Problem(NamedTuple):
+    key: str  # what stays the same from one run to the next: kind (and folder)
+    kind: str  # UNREACHABLE, AUTH, MISSING
+    message: str  # what was printed when it started
+
+
+class Verdict(NamedTuple):
+    quiet: frozenset[str]  # messages of this run not to print again
+    started: tuple[Problem, ...]  # new this run: printed as usual
+    recovered: tuple[str, ...]  # lines to print: problems gone since the last run
+    state: dict  # the new content of the state file
+
+
+def problems_of(result) -> list[Problem]:
+    """The lasting kinds of problem a run's result shows (sync.RunResult)."""
+    from oort_lib.errors import AuthError, ServerUnreachable
+
+    found = [Problem(f"{MISSING}:{root}", MISSING, why) for root, why in result.plan.missing]
+    if isinstance(result.fatal, ServerUnreachable):
+        found.append(Problem(UNREACHABLE, UNREACHABLE, result.fatal.message))
+    elif isinstance(result.fatal, AuthError):
+        found.append(Problem(AUTH, AUTH, result.fatal.message))
+    return found
+
+
+def judge(previous: dict, problems: list[Problem], now: float, *, checked_roots,
+          server_checked: bool) -> Verdict:
+    """Compare this run's problems with the ongoing ones of `previous` (the state file).
+
+    A server problem is over only when this run spoke to the server (`server_checked`:
+    a tick with nothing to send cannot tell); a missing folder only when this run looked
+    at that folder (`checked_roots`).
+    """
+    ongoing = dict(previous.get("ongoing") or {})
+    state: dict = {}
+    quiet, started = set(), []
+    for problem in problems:
+        entry = ongoing.pop(problem.key, None)
+        if entry is None:
+            started.append(problem)
+            entry = {"kind": problem.kind, "message": problem.message, "since": now, "runs": 0}
+        else:
+            quiet.add(problem.message)
+        entry["runs"] = int(entry.get("runs", 0)) + 1
+        entry["last"] = now
+        state[problem.key] = entry
+    roots = set(checked_roots)
+    recovered = []
+    for key, entry in ongoing.items():
+        kind = entry.get("kind")
+        over = (key.split(":", 1)[1] in roots) if kind == MISSING else server_checked
+        if not over:
+            state[key] = entry
+            continue
+        recovered.append(f"oort-sync: {_label(entry)}: recovered after "
+                         f"{duration(now - float(entry.get('since', now)))}, "
+                         f"{entry.get('runs', 1)} run{'s' if entry.get('runs', 1) != 1 else ''}.")
+    return Verdict(frozenset(quiet), tuple(started), tuple(recovered), {"ongoing": state})
+
+
+def _label(entry: dict) -> str:
+    if entry.get("kind") == MISSING:
+        return entry.get("message") or MISSING
+    return str(entry.get("kind"))
+
+
+def duration(seconds: float) -> str:
+    """`3 h 10 min`, `5 min`, `40 s`, `2 d 4 h`."""
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min"
+    return f"{secs} s"
+
+
+def load(path: Path) -> dict:
+    """The state file; an unreadable one counts as no ongoing problem (it is rewritten)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save(path: Path, state: dict) -> None:
+    """Write the state file atomically; nothing to remember removes it."""
+    path = Path(path)
+    if not state.get("ongoing"):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,66 @@
+"""Failure reasons as classified messages ("server error 503", "connection reset").
+
+A reason is what `status` and the report group files by, so it must be the same for
+every file that failed the same way: no request URL, no path, no object id. The full
+message, URL included, goes to the log.
+"""
+
+from __future__ import annotations
+
+import re
+
+from oort_lib.errors import OortError, RemoteError
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
+# "POST /datasets/1b2c.../: " and the like, at the start of a server message.
+_REQUEST = re.compile(r"^(?:(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+)?/\S*:\s*")
+_CONNECTION = (
+    ("reset", "connection reset"),
+    ("refused", "connection refused"),
+    ("aborted", "connection aborted"),
+    ("broken pipe", "connection broken"),
+    ("name or service", "server name not found"),
+    ("resolve", "server name not found"),
+    ("timed out", "connection timed out"),
+    ("ssl", "TLS error"),
+    ("certificate", "TLS certificate refused"),
+)
+
+
+def classify(exc: OortError) -> str:
+    """The reason recorded for a file that failed with `exc` (same failure, same text)."""
+    message = exc.message
+    status = getattr(exc, "status", None) if isinstance(exc, RemoteError) else None
+    lowered = message.lower()
+    if status is not None:
+        if status == 429:
+            return "server busy (429 too many requests)"
+        if status >= 500:
+            return f"server error {status}"
+        if status == 404:
+            return "not found on the server (404)"
+        if status in (401, 403):
+            return f"refused by the server ({status})"
+        detail = _strip(message)
+        return f"refused by the server ({status}: {detail})" if detail else (
+            f"refused by the server ({status})")
+    if not isinstance(exc, RemoteError):
+        return _strip(message)
+    waited = re.search(r"no answer within [\d.]+ s", message)
+    if waited:
+        return waited.group(0)
+    if "not json" in lowered:
+        return "answer not understood (not JSON; a proxy page?)"
+    if "connection" in lowered or "unreachable" in lowered:
+        for needle, reason in _CONNECTION:
+            if needle in lowered:
+                return reason
+        return "connection failed"
+    return _strip(message)
+
+
+def _strip(message: str) -> str:
+    """The message without URLs and without a leading `METHOD /path:`."""
+    text = _REQUEST.sub("", message.strip())
+    text = _URL.sub("the server", text)
+    return " ".join(text.split())[:200]

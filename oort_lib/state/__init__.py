@@ -1,0 +1,1 @@
+"""What oort-sync remembers: config, credentials, manifest, locks, log, the host's places."""

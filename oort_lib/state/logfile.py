@@ -1,0 +1,151 @@
+"""The log file in the state dir: size-rotated, one line per file outcome and per run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import re
+from collections import deque
+from pathlib import Path
+
+from oort_lib.views.records import rfc3339
+
+LOGGER = "oort_sync"
+# Defence in depth: whatever a message holds, a key-looking header value never lands.
+_KEY = re.compile(r"(Key|Token)\s+[A-Za-z0-9_\-]{8,}")
+# A file name may hold a line break or an escape sequence: in a text log it would forge a
+# line (or a terminal's colours) for whoever reads it. Shown escaped instead.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The handler setup() attaches (told apart from any a host program adds).
+
+    Its rotation survives a reader holding the file: Windows refuses to rename a file
+    another process has open (an editor, `Get-Content -Wait`, an antivirus scan), and the
+    standard handler would then print a traceback for every later line and lose it.
+    Here the run keeps writing to the current file and the next run rotates it.
+    """
+
+    _stuck = False
+    failed: OSError | None = None  # the first write that failed (disk full...), if any
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # The standard handler prints a traceback on stderr for every line it cannot
+        # write ("--- Logging error ---"): a full disk would bury the one useful line.
+        import sys
+
+        exc = sys.exc_info()[1]
+        if type(self).failed is None and isinstance(exc, OSError):
+            type(self).failed = exc
+
+    def _open(self):
+        # Made with the first line, not at setup: a command that logs nothing (status,
+        # watch) must not create the state folder.
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+    def shouldRollover(self, record: logging.LogRecord) -> int:
+        return 0 if self._stuck else super().shouldRollover(record)
+
+    def doRollover(self) -> None:
+        try:
+            super().doRollover()
+        except OSError:
+            self._stuck = True  # one try per run: the file grows a little past max_bytes
+            if self.stream is None and not self.delay:
+                self.stream = self._open()
+
+
+class _Redact(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _KEY.search(message):
+            record.msg, record.args = _KEY.sub(r"\1 ****", message), ()
+        return True
+
+
+class _Escape(logging.Filter):
+    """Control characters of the message written as \\xNN (text logs only)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if _CONTROL.search(message):
+            record.msg = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)
+            record.args = ()
+        return True
+# Structured fields a log call may carry (`extra=`), copied into a JSON line as they are.
+FIELDS = ("run_id", "file", "outcome", "bytes", "dataset", "reason", "exit_code", "detail")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": rfc3339(record.created),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def setup(log_file: Path, *, level: int = logging.INFO, max_bytes: int = 1_000_000,
+          backups: int = 3, json_lines: bool = False) -> logging.Handler:
+    """Attach a rotating file handler to the oort_sync logger (disk use stays bounded:
+    at most max_bytes * (backups + 1))."""
+    logger = logging.getLogger(LOGGER)
+    close(logger)  # one log file at a time, even when main() runs twice in a process
+    handler = _LogFile(
+        log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True,
+        errors="backslashreplace",  # a non-UTF-8 file name must not lose the line
+    )
+    handler.setLevel(level)
+    handler.addFilter(_Redact())
+    if not json_lines:
+        handler.addFilter(_Escape())
+    handler.setFormatter(
+        _JsonFormatter() if json_lines
+        else logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    )
+    logger.setLevel(level)
+    logger.addHandler(handler)
+    return handler
+
+
+def current() -> Path | None:
+    """The log file setup() attached, if any (for "details are in ...")."""
+    for handler in logging.getLogger(LOGGER).handlers:
+        if isinstance(handler, _LogFile):
+            return Path(handler.baseFilename)
+    return None
+
+
+def write_failure() -> OSError | None:
+    """The first error met writing the log in this process (a full disk...), if any."""
+    return _LogFile.failed
+
+
+def close(logger: logging.Logger | None = None) -> None:
+    """Detach and close the log file handler(s) that setup() attached."""
+    logger = logger or logging.getLogger(LOGGER)
+    for handler in [h for h in logger.handlers if isinstance(h, _LogFile)]:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def tail(log_file: Path, lines: int = 50) -> list[str]:
+    """The last lines of the log (older rotated files first when the current one is short)."""
+    files = [log_file.with_name(f"{log_file.name}.{n}") for n in range(9, 0, -1)] + [log_file]
+    kept: deque[str] = deque(maxlen=max(lines, 0))
+    for path in files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    kept.append(line.rstrip("\n"))
+        except FileNotFoundError:
+            continue
+    return list(kept)

@@ -1,0 +1,565 @@
+"""The manifest: what oort-sync knows of every file, remote object and run (SQLite).
+
+The schema evolves only through the named migrations below, applied with sqlite-utils.
+Day-to-day reads and writes use the plain sqlite3 connection: importing sqlite-utils costs
+~150 ms, which the no-change fast path of a cron tick must not pay.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+from oort_lib.errors import ManifestBusy, ManifestError
+
+# Statuses of a file row.
+UPLOADED = "uploaded"
+PENDING = "pending"
+DEFERRED = "deferred"
+FAILED = "failed"
+SKIPPED = "skipped"
+# Another file would have the same name on the server (conflicts.py): looked at again by
+# every run until one of them is renamed or moved.
+CONFLICT = "conflict"
+STATUSES = (UPLOADED, PENDING, DEFERRED, FAILED, SKIPPED, CONFLICT)
+
+
+def _m0001_initial(db) -> None:
+    db["files"].create(
+        {
+            "id": int,
+            "root": str,
+            "relpath": str,
+            "size": int,
+            "mtime_ns": int,
+            "hash": str,
+            "header_date": str,
+            "night": str,
+            "kind": str,
+            "dataset": str,
+            "target": str,
+            "status": str,
+            "reason": str,
+            "transient": int,
+            "attempts": int,
+            "retry_at": float,
+            "organisation": str,
+            "telescope": str,
+            "nightlog_uuid": str,
+            "parent_uuid": str,
+            "dataset_uuid": str,
+            "uploaded_hash": str,
+            "uploaded_size": int,
+            "first_seen": float,
+            "updated_at": float,
+            "uploaded_at": float,
+        },
+        pk="id",
+        not_null={"root", "relpath", "status"},
+        defaults={"attempts": 0, "transient": 0},
+    )
+    db["files"].create_index(["root", "relpath"], unique=True)
+    db["files"].create_index(["status"])
+    db["remote"].create(
+        {"key": str, "kind": str, "uuid": str, "created_at": float}, pk="key"
+    )
+    db["runs"].create(
+        {
+            "id": int,
+            "pid": int,
+            "started_at": float,
+            "ended_at": float,
+            "exit_code": int,
+            "uploaded": int,
+            "failed": int,
+            "skipped": int,
+            "deferred": int,
+            "bytes": int,
+            "message": str,
+        },
+        pk="id",
+    )
+
+
+def _m0002_destination(db, origin: tuple[str, str | None] | None = None) -> None:
+    """Each file row records where its upload went: server, account, organisation.
+
+    Rows uploaded before this migration belong to the server of the config at
+    migration time (`origin`: api, username), with the row's own organisation.
+    """
+    db["files"].add_column("destination", str)
+    if origin is not None:
+        api, account = origin
+        db.execute(
+            "UPDATE files SET destination = ? || coalesce(organisation, '') "
+            "WHERE status != 'skipped'",
+            [f"{api.rstrip('/')}|{account or ''}|"],
+        )
+
+
+# The header facts a file's night and kind are decided from, kept so that a file whose
+# upload is retried is planned again without re-reading its header (see plan.py).
+NIGHT_SOURCE_COLUMNS = {
+    "date_source": str,  # "DATE-OBS in HDU 1", "MJD-OBS in HDU 0", ...
+    "date_raw": str,  # the value as written
+    "date_loc": str,  # DATE-LOC, ISO
+    "site_longitude": float,  # degrees east
+    "longitude_source": str,  # "SITELONG = 151.2"
+    "frame_type": str,  # IMAGETYP/FRAME/OBSTYPE value
+    "frame_keyword": str,
+    "time_source": str,  # what gave the local time (localtime.LocalTime.source)
+}
+
+
+def _m0003_night_sources(db) -> None:
+    # Independent of the other migrations: only adds what is missing.
+    have = set(db["files"].columns_dict)
+    for name, kind in NIGHT_SOURCE_COLUMNS.items():
+        if name not in have:
+            db["files"].add_column(name, kind)
+
+
+# The folder part of a relpath ("a/b/" of "a/b/c.fits", "" at the root), as SQL: rtrim
+# strips every trailing character that is not a slash. The same text in the index and in
+# QuickIndex's query lets SQLite use the index.
+_DIR_SQL = "rtrim(relpath, replace(relpath, '/', ''))"
+
+
+def _m0007_quick_by_folder(db) -> None:
+    db.execute(f"CREATE INDEX IF NOT EXISTS files_by_folder ON files (root, {_DIR_SQL})")
+
+
+# Append only: a migration, once released, is never edited or renamed.
+MIGRATIONS: list[tuple[str, Callable]] = [
+    ("0001_initial", _m0001_initial),
+    ("0002_destination", _m0002_destination),
+    ("0003_night_sources", _m0003_night_sources),
+    ("0007_quick_by_folder", _m0007_quick_by_folder),
+]
+
+
+class Known(NamedTuple):
+    """The manifest's memory of one file, as the quick check needs it."""
+
+    id: int
+    size: int | None
+    mtime_ns: int | None
+    hash: str | None
+    status: str
+    reason: str | None
+    transient: int
+    attempts: int
+    retry_at: float | None
+    header_date: str | None
+    target: str | None
+    uploaded_hash: str | None
+    destination: str | None
+    # Added by 0003_night_sources; None in rows planned before it (see plan._plan_file).
+    date_source: str | None = None
+    date_raw: str | None = None
+    date_loc: str | None = None
+    site_longitude: float | None = None
+    longitude_source: str | None = None
+    frame_type: str | None = None
+    frame_keyword: str | None = None
+
+
+_KNOWN_COLUMNS = ", ".join(Known._fields)
+
+_DAMAGED = (
+    "{path}: the manifest is damaged ({error}). Run `oort-sync run --rebuild-manifest`: "
+    "the damaged copy is kept aside and nothing already on the server is uploaded again."
+)
+
+
+# How long a write waits for another program (an `sqlite3` shell, a backup) holding the
+# manifest before the run gives up with exit code 75: brief, the next tick tries again.
+BUSY_WAIT = 10.0
+
+
+def problem(path: Path, exc: sqlite3.Error) -> ManifestError | ManifestBusy:
+    """The error a person can act on for an SQLite failure: busy, disk full, not
+    writable, or (only then) damaged."""
+    text = str(exc).lower()
+    # Primary result codes (sqlite3.SQLITE_* names exist only from Python 3.11).
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    busy, locked, full, readonly, cantopen, perm = 5, 6, 13, 8, 14, 3
+    if "locked" in text or "busy" in text or code in (busy, locked):
+        from oort_lib.state.lock import current_holder
+
+        holder = current_holder(path.parent / "run.lock")
+        if holder is not None and holder.pid != os.getpid():
+            who = f"the run of {holder.describe()}"
+        else:
+            who = "another program (an sqlite3 shell, a backup?)"
+        return ManifestBusy(f"{path}: the manifest is kept busy by {who} for more than "
+                            f"{BUSY_WAIT:g} s; this run exits and the next one will go on.")
+    if "disk is full" in text or code == full:
+        return ManifestError(f"{path}: the disk is full ({exc}). Free some space; what the "
+                             "manifest recorded so far is intact.")
+    if "readonly" in text or "read-only" in text or "unable to open" in text or code in (
+            readonly, cantopen, perm):
+        return ManifestError(f"{path}: cannot write the manifest ({exc}); check that its "
+                             "folder is writable and mounted read-write.")
+    if isinstance(exc, sqlite3.OperationalError) and "malformed" not in text:
+        return ManifestError(f"{path}: cannot use the manifest ({exc}); check that its "
+                             "folder is writable and the disk is not full.")
+    return ManifestError(_DAMAGED.format(path=path, error=exc))
+
+
+class Manifest:
+    """One open manifest database. Each write is its own short transaction."""
+
+    def __init__(self, path: Path, *, create: bool = True,
+                 origin: tuple[str, str | None] | None = None, readonly: bool = False):
+        """Open (and migrate) the manifest. `origin` (api, username) is where the
+        uploads recorded before destinations existed went (migration 0002).
+
+        `readonly` (status, report, explain): opened with SQLite's mode=ro, so a reader
+        never takes a write lock a run could meet; a manifest of an older schema is
+        migrated in a private copy in memory, the file left as it is.
+
+        Raises ManifestError when the file is damaged, not a database, or written by a
+        newer oort-sync; ManifestBusy when another program keeps it locked.
+        """
+        self.path = Path(path)
+        self.origin = origin
+        # Upload workers share this connection; sqlite3 does not serialise a
+        # BEGIN..COMMIT pair across threads by itself.
+        self.lock = threading.RLock()
+        self.conn = None
+        try:
+            if (not create or readonly) and not self.path.exists():
+                self.conn = sqlite3.connect(":memory:", isolation_level=None)
+            elif readonly:
+                self.conn = self._private_copy()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(str(self.path), isolation_level=None,
+                                            check_same_thread=False, timeout=BUSY_WAIT)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL keeps WAL commits durable across process crashes (not power
+                # loss), and a commit per uploaded file stays cheap.
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.Error as exc:
+            if self.conn is not None:
+                self.conn.close()
+            raise problem(self.path, exc) from None
+
+    def _private_copy(self) -> sqlite3.Connection:
+        """The file opened read-only; copied into memory when its schema is older (its
+        migrations run on the copy only)."""
+        uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_WAIT)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # A WAL database on a read-only mount, its -shm gone with the last writer:
+            # SQLite cannot share it, but nobody can write there either.
+            conn.close()
+            conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+        self.conn = conn
+        self._check_version()
+        if {name for name, _ in MIGRATIONS} <= set(self.applied_migrations()):
+            return conn
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.backup(memory)
+        conn.close()
+        return memory
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+        # A damaged file often opens fine and fails at the first page read: whatever
+        # query meets the damage (or a full disk, or a lock), one explanation and way out.
+        if exc_type is not None and issubclass(exc_type, sqlite3.Error):
+            raise problem(self.path, exc) from None
+
+    # --- schema ----------------------------------------------------------------------
+
+    def applied_migrations(self) -> list[str]:
+        try:
+            rows = self.conn.execute("SELECT name FROM migrations ORDER BY rowid").fetchall()
+        except sqlite3.OperationalError:
+            return []
+        return [row[0] for row in rows]
+
+    def _check_version(self) -> None:
+        """Raises ManifestError when a newer oort-sync applied migrations this one does
+        not know: its rows may mean what this version cannot tell."""
+        unknown = sorted(set(self.applied_migrations()) - {name for name, _ in MIGRATIONS})
+        if unknown:
+            raise ManifestError(
+                f"{self.path}: the manifest was written by a newer oort-sync (schema "
+                f"{unknown[-1]}); upgrade oort-sync (`pipx upgrade oort-sync`). The file "
+                "is left untouched.")
+
+    def _migrate(self) -> None:
+        self._check_version()
+        done = set(self.applied_migrations())
+        pending = [(name, fn) for name, fn in MIGRATIONS if name not in done]
+        if not pending:
+            return
+        import sqlite_utils  # only when the schema changes: see the module docstring
+
+        db = sqlite_utils.Database(self.conn)
+        for name, fn in pending:
+            with self.transaction():
+                if not db["migrations"].exists():
+                    db["migrations"].create({"name": str, "applied_at": float}, pk="name")
+                if fn is _m0002_destination:
+                    fn(db, self.origin)
+                else:
+                    fn(db)
+                db["migrations"].insert({"name": name, "applied_at": time.time()})
+
+    def transaction(self):
+        return _Transaction(self.conn, self.lock)
+
+    # --- files -----------------------------------------------------------------------
+
+    def known(self, root: str, *, unsettled_only: bool = False) -> dict[str, Known]:
+        """File rows of a watched folder by relative path: all of them, or only those
+        still to be dealt with (neither uploaded nor skipped)."""
+        where = "root = ?"
+        if unsettled_only:
+            where += f" AND status NOT IN ('{UPLOADED}', '{SKIPPED}')"
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT relpath, {_KNOWN_COLUMNS} FROM files WHERE {where}", (root,)
+            ).fetchall()
+        return {row[0]: Known(*row[1:]) for row in rows}
+
+    def quick(self, root: str) -> dict[str, tuple]:
+        """(id, size, mtime_ns, status, reason, destination) of every file of a folder.
+
+        The quick check of a no-change run needs only these; plain tuples of five
+        columns load ~3x faster than full rows (measured: 28 ms against 86 ms for
+        20,000 files).
+        """
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT relpath, id, size, mtime_ns, status, reason, destination FROM files "
+                "WHERE root = ?",
+                (root,),
+            ).fetchall()
+        return {row[0]: row[1:] for row in rows}
+
+    def quick_index(self, root: str, *, whole_below: int = 100_000) -> QuickIndex:
+        """The quick check's rows of a watched folder (see QuickIndex): all at once for a
+        folder of up to `whole_below` files (one query, the fastest), else one
+        directory at a time, so memory stays bounded whatever the tree."""
+        with self.lock:
+            count = self.conn.execute("SELECT count(*) FROM files WHERE root = ?",
+                                      (root,)).fetchone()[0]
+        return QuickIndex(self, root, whole=self.quick(root) if count < whole_below else None)
+
+    def _folder_rows(self, root: str, folder: str) -> dict[str, tuple]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT relpath, id, size, mtime_ns, status, reason, destination FROM files "
+                f"WHERE root = ? AND {_DIR_SQL} = ?", (root, folder),
+            ).fetchall()
+        return {row[0]: row[1:] for row in rows}
+
+    def _unsettled_ids(self, root: str) -> list[tuple[int, str]]:
+        with self.lock:
+            return self.conn.execute(
+                f"SELECT id, {_DIR_SQL} FROM files WHERE root = ? AND status != ?",
+                (root, UPLOADED),
+            ).fetchall()
+
+    def known_by_id(self, file_id: int) -> Known | None:
+        with self.lock:
+            row = self.conn.execute(
+                f"SELECT {_KNOWN_COLUMNS} FROM files WHERE id = ?", (file_id,)
+            ).fetchone()
+        return Known(*row) if row else None
+
+    def upsert_files(self, root: str, rows: Iterable[dict]) -> None:
+        """Insert or update file rows (keyed by root + relpath) in one transaction."""
+        now = time.time()
+        with self.transaction():
+            for row in rows:
+                fields = dict(row, root=root, updated_at=now)
+                columns = list(fields)
+                update = ", ".join(f"{c}=excluded.{c}" for c in columns if c not in ("root",))
+                self.conn.execute(
+                    f"INSERT INTO files ({', '.join(columns)}, first_seen) "
+                    f"VALUES ({', '.join('?' for _ in columns)}, ?) "
+                    f"ON CONFLICT(root, relpath) DO UPDATE SET {update}",
+                    [*fields.values(), now],
+                )
+
+    def update_file(self, root: str, relpath: str, **fields) -> None:
+        """Record one outcome (its own transaction: a crash loses at most the files in flight)."""
+        fields["updated_at"] = time.time()
+        assignments = ", ".join(f"{c} = ?" for c in fields)
+        with self.transaction():
+            self.conn.execute(
+                f"UPDATE files SET {assignments} WHERE root = ? AND relpath = ?",
+                [*fields.values(), root, relpath],
+            )
+
+    def delete_files(self, ids: Iterable[int]) -> None:
+        with self.transaction():
+            self.conn.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in ids])
+
+    def file(self, root: str, relpath: str) -> dict | None:
+        rows = self.rows("SELECT * FROM files WHERE root = ? AND relpath = ?", (root, relpath))
+        return rows[0] if rows else None
+
+    def rows(self, sql: str, params: Iterable = ()) -> list[dict]:
+        """Read-only query helper for status and report."""
+        with self.lock:
+            cursor = self.conn.execute(sql, tuple(params))
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor]
+
+    # --- remote objects ---------------------------------------------------------------
+
+    def remote(self, key: str) -> str | None:
+        with self.lock:
+            row = self.conn.execute("SELECT uuid FROM remote WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_remote(self, key: str, kind: str, uuid: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO remote (key, kind, uuid, created_at) VALUES (?,?,?,?)",
+                (key, kind, uuid, time.time()),
+            )
+
+    def forget_remote(self, key: str) -> None:
+        with self.transaction():
+            self.conn.execute("DELETE FROM remote WHERE key = ?", (key,))
+
+    # --- runs ------------------------------------------------------------------------
+
+    def start_run(self) -> int:
+        with self.transaction():
+            cursor = self.conn.execute(
+                "INSERT INTO runs (pid, started_at) VALUES (?, ?)", (os.getpid(), time.time())
+            )
+        return int(cursor.lastrowid)
+
+    def finish_run(self, run_id: int, **fields) -> None:
+        fields["ended_at"] = time.time()
+        assignments = ", ".join(f"{c} = ?" for c in fields)
+        with self.transaction():
+            self.conn.execute(
+                f"UPDATE runs SET {assignments} WHERE id = ?", [*fields.values(), run_id]
+            )
+
+    def last_runs(self, limit: int = 10) -> list[dict]:
+        return self.rows("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+
+
+class QuickIndex:
+    """A watched folder's manifest rows as the walk meets them, one directory at a time.
+
+    The walk yields the files of a directory together, so only that directory's rows
+    need to be in memory: a tree of a million files costs what its largest directory
+    costs. `pop(relpath)` gives a row (see Manifest.quick) once; `gone()` lists the ids
+    of rows the walk never met that are not uploaded (uploaded rows stay as history).
+    """
+
+    def __init__(self, manifest: Manifest, root: str, whole: dict[str, tuple] | None = None):
+        self._manifest = manifest
+        self._root = root
+        self._whole = whole  # small folders: every row, loaded by one query
+        self._folder: str | None = None
+        self._rows: dict[str, tuple] = {}
+        self._unseen: dict[str, dict[str, int]] = {}  # folder -> relpath -> id (unsettled)
+
+    def pop(self, relpath: str, default=None):
+        if self._whole is not None:
+            return self._whole.pop(relpath, default)
+        folder = relpath[: relpath.rfind("/") + 1]
+        if folder != self._folder:
+            self._leave()
+            self._folder = folder
+            self._rows = self._manifest._folder_rows(self._root, folder)
+        return self._rows.pop(relpath, default)
+
+    def _leave(self) -> None:
+        if self._folder is None:
+            return
+        left = {k: v[0] for k, v in self._rows.items() if v[3] != UPLOADED}
+        if self._folder in self._unseen:  # walked twice: unseen means unseen both times
+            left = {k: i for k, i in self._unseen[self._folder].items() if k in left}
+        self._unseen[self._folder] = left
+        self._rows = {}
+
+    def gone(self) -> list[int]:
+        if self._whole is not None:
+            return [row[0] for row in self._whole.values() if row[3] != UPLOADED]
+        self._leave()
+        self._folder = None
+        ids = [i for rows in self._unseen.values() for i in rows.values()]
+        # Rows of folders the walk never entered (deleted folders).
+        ids.extend(i for i, folder in self._manifest._unsettled_ids(self._root)
+                   if folder not in self._unseen)
+        return ids
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock):
+        self.conn = conn
+        self.lock = lock
+
+    def __enter__(self):
+        self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            elif self.conn.in_transaction:
+                # SQLite already rolled back after some errors (a full disk): a second
+                # ROLLBACK would fail and hide the error that tells what happened.
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+        finally:
+            self.lock.release()
+        return False
+
+
+def rebuild(path: Path) -> Path | None:
+    """Move a damaged manifest aside (kept, never deleted) so a fresh one can be made.
+
+    Returns where the old copy went, or None if there was none.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            os.replace(extra, aside.with_name(aside.name + suffix))
+    return aside

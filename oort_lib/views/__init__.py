@@ -1,0 +1,1 @@
+"""What the operator sees: text, status, explain, the HTML report, schedules, help."""

@@ -1,0 +1,59 @@
+"""Healthchecks-style monitoring pings: URL/start, URL (success), URL/<exit code>.
+
+Each ping has a short total deadline, whatever the network does (a DNS lookup that
+hangs, a server that trickles its answer): monitoring must never hold a run up, nor be
+the reason one fails. The failure ping is a POST whose body is a one-line reason, which
+Healthchecks shows beside the failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+log = logging.getLogger("oort_sync")
+
+DEADLINE = 5.0  # seconds for one ping, all included
+
+
+def target(url: str, exit_code: int | None = None, *, start: bool = False) -> str:
+    """The URL to ping: URL/start, URL (exit code 0) or URL/<exit code>."""
+    base = url.rstrip("/")
+    if start:
+        return f"{base}/start"
+    return base if not exit_code else f"{base}/{exit_code}"
+
+
+def send(url: str, exit_code: int | None = None, reason: str | None = None, *,
+         start: bool = False, deadline: float = DEADLINE) -> bool:
+    """Ping the monitor; True if it answered within `deadline` seconds. Never raises."""
+    where = target(url, exit_code, start=start)
+    outcome: list[bool] = []
+    worker = threading.Thread(target=_request, args=(where, reason, deadline, outcome),
+                              name="ping", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if not outcome:
+        log.warning("ping %s: no answer within %g s", where.split("?")[0], deadline)
+        return False
+    return outcome[0]
+
+
+def _request(where: str, reason: str | None, deadline: float, outcome: list) -> None:
+    import urllib.request
+
+    from oort_lib import __version__
+    from oort_lib.errors import ConfigError
+    from oort_lib.state.config import check_base_url
+
+    try:
+        check_base_url(where)  # https://, or http:// on loopback
+        body = None if reason is None else " ".join(reason.split())[:500].encode()
+        request = urllib.request.Request(where, data=body, method="POST" if body else "GET",
+                                         headers={"User-Agent": f"oort-sync/{__version__}"})
+        with urllib.request.urlopen(request, timeout=deadline) as answer:  # noqa: S310
+            answer.read(1024)
+        outcome.append(True)
+    except (OSError, ValueError, ConfigError) as exc:
+        log.warning("ping %s failed: %s", where.split("?")[0], exc)
+        outcome.append(False)

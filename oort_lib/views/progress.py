@@ -1,0 +1,98 @@
+"""What a run shows while it goes: a progress bar that fits the terminal, or plain lines.
+
+The bar is drawn by tqdm, imported only once a run has files to send: the no-change path
+of a cron tick never pays for it. It is sized to the terminal at every redraw (a window
+resized mid-run, an 80-column SSH session on a Raspberry Pi) and redrawn in place.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+
+def terminal_width(stream=None, default: int = 80) -> int:
+    """The columns of the terminal behind `stream` (stderr), else `default`."""
+    import os
+
+    stream = stream or sys.stderr
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or default
+    except (OSError, ValueError, AttributeError):
+        return default
+
+
+class PlainLines:
+    """-v without a terminal (cron, a pipe): one line per file as it is done, on stderr."""
+
+    def planned(self, plan) -> None: ...
+
+    def sent(self, nbytes: int) -> None: ...
+
+    def done(self, item, outcome, reason) -> None:
+        from oort_lib.views.render import file_line
+
+        sys.stderr.write(file_line(item, outcome, reason) + "\n")
+        sys.stderr.flush()
+
+    def finish(self) -> None: ...
+
+
+# Files done/total, then percent, bar, bytes, rate and time left; tqdm shrinks the bar to
+# what the terminal leaves.
+BAR_FORMAT = ("{desc}{percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B "
+              "{rate_fmt}{postfix} ETA {remaining}")
+
+
+class Bar:
+    """The bar on a terminal (stderr), redrawn in place: files done/total, bytes, rate
+    and ETA; with `verbose`, each file's outcome printed above it."""
+
+    def __init__(self, verbose: bool = False, stream=None):
+        self.verbose = verbose
+        self.stream = stream or sys.stderr
+        self._lock = threading.Lock()
+        self._bar = None
+        self.files = self.total_files = 0
+
+    def planned(self, plan) -> None:
+        if not plan.files:
+            return  # nothing to draw: tqdm is not even imported
+        from tqdm import tqdm
+
+        self.total_files = plan.files
+        # A terminal that tells no size (0 columns: some serial consoles, a bare pty)
+        # gets 80, the width no terminal is narrower than in practice.
+        sized = terminal_width(self.stream, default=0) > 0
+        self._bar = tqdm(
+            total=max(plan.total_bytes, 1), unit="B", unit_scale=True, unit_divisor=1000,
+            file=self.stream, dynamic_ncols=sized, ncols=None if sized else 80,
+            nrows=None if sized else 24,
+            mininterval=0.2, leave=True, desc=self._desc(), bar_format=BAR_FORMAT,
+        )
+
+    def _desc(self) -> str:
+        return f"{self.files}/{self.total_files} files "
+
+    def sent(self, nbytes: int) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.update(nbytes)
+
+    def done(self, item, outcome, reason) -> None:
+        if self._bar is None:
+            return
+        with self._lock:
+            self.files += 1
+            if self.verbose:
+                from oort_lib.views.render import file_line
+
+                self._bar.write(file_line(item, outcome, reason), file=self.stream)
+            self._bar.set_description_str(self._desc(), refresh=True)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            with self._lock:
+                self._bar.set_description_str(self._desc(), refresh=False)
+                self._bar.close()
+                self._bar = None

@@ -1,0 +1,420 @@
+"""`oort-sync report`: one self-contained HTML page of what the manifest knows.
+
+It stands in for the Oort-Cloud web monitor in a daemon-free design, so it must open from
+a USB stick or an e-mail attachment on a machine with no network: inline CSS, an inline
+SVG chart, no script, and a Content-Security-Policy that forbids loading anything at all.
+`collect` gathers plain data, `render_report` turns it into HTML (pure, for tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import os
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from oort_lib.errors import EXIT_CODES, ConfigError
+from oort_lib.state import manifest as mf
+from oort_lib.state.config import Paths, Settings
+from oort_lib.views import weblinks
+from oort_lib.views.chart import bar_chart
+from oort_lib.views.render import human_bytes, plural
+from oort_lib.views.status import run_record
+
+DEFAULT_OUTPUT = "oort-sync-report.html"
+# Older night logs start folded so a years-long history stays readable.
+OPEN_NIGHTS = 14
+# A reason shared by thousands of files lists only the first ones.
+MAX_PATHS = 50
+RECENT_RUNS = 10
+# Bytes that reached the server: only uploaded rows count.
+_BYTES = "SUM(CASE WHEN status = 'uploaded' THEN COALESCE(uploaded_size, size, 0) ELSE 0 END)"
+
+
+def _stamp(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(seconds))
+
+
+def _run(row: dict) -> dict:
+    return run_record(row, stamp=_stamp)
+
+
+def collect(manifest: mf.Manifest, settings: Settings) -> dict:
+    """Everything the page shows, as plain data.
+
+    Raises sqlite3.Error only if the manifest cannot be queried.
+    """
+    summary: dict = {status: 0 for status in mf.STATUSES}
+    summary["bytes"] = 0
+    for row in manifest.rows(f"SELECT status, COUNT(*) AS n, {_BYTES} AS b FROM files "
+                             "GROUP BY status"):
+        summary[row["status"]] = row["n"]
+        summary["bytes"] += row["b"] or 0
+    runs = manifest.last_runs(RECENT_RUNS)
+    summary["runs"] = manifest.rows("SELECT COUNT(*) AS n FROM runs")[0]["n"]
+    summary["last_run"] = _run(runs[0]) if runs else None
+    names = {f.telescope: f.telescope_name for f in settings.folders if f.telescope}
+    return {
+        "generated_at": _stamp(time.time()),
+        # The host alone: the page shows where files went without holding any URL.
+        "api": urlsplit(settings.api).netloc or settings.api,
+        "folders": [{"path": f.path, "organisation": f.organisation,
+                     "telescope": f.telescope_name or f.telescope, "timezone": f.timezone}
+                    for f in settings.folders],
+        "summary": summary,
+        "runs": [_run(r) for r in runs],
+        "night_logs": _night_logs(manifest, names),
+        "problems": {status: _problems(manifest, status)
+                     for status in (mf.FAILED, mf.CONFLICT, mf.SKIPPED)},
+        "history": [
+            {"night": r["night"], "files": r["n"], "bytes": r["b"] or 0}
+            for r in manifest.rows(
+                f"SELECT night, COUNT(*) AS n, {_BYTES} AS b FROM files "
+                "WHERE status = 'uploaded' AND night IS NOT NULL GROUP BY night ORDER BY night")
+        ],
+    }
+
+
+def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
+    """Night logs, newest first; each observation/calibration has its one dataset."""
+    logs: dict[tuple, dict] = {}
+    # Skipped files never reach a night log (most have no date at all).
+    for row in manifest.rows(
+        f"SELECT night, organisation, telescope, kind, dataset, target, status, "
+        f"COUNT(*) AS n, SUM(COALESCE(size, 0)) AS size, {_BYTES} AS b, "
+        "MAX(nightlog_uuid) AS nl, MAX(dataset_uuid) AS ds, MAX(destination) AS dest FROM files "
+        "WHERE night IS NOT NULL AND status != 'skipped' "
+        "GROUP BY night, organisation, telescope, kind, dataset, target, status"
+    ):
+        org, telescope = row["organisation"] or None, row["telescope"] or None
+        log = logs.setdefault((row["night"], org or "", telescope or ""), {
+            "night": row["night"], "organisation": org,
+            "telescope": telescope_names.get(telescope) or telescope, "files": 0, "bytes": 0,
+            "observations": {}, "calibrations": {}, "link": None})
+        where = weblinks.site(row["dest"])
+        log["link"] = log["link"] or weblinks.night_log(where, row["nl"], row["night"])
+        group = "calibrations" if row["kind"] == "calibration" else "observations"
+        name = row["dataset"] or ""
+        entry = log[group].setdefault(name, {"name": name, "target": set(), "datasets": [
+            {"name": name, "files": 0, "size": 0, "bytes": 0, mf.UPLOADED: 0, mf.PENDING: 0,
+             mf.DEFERRED: 0, mf.FAILED: 0}]})
+        if group == "observations" and row["target"]:
+            entry["target"].add(row["target"])
+        dataset = entry["datasets"][0]
+        dataset["link"] = dataset.get("link") or weblinks.dataset(where, row["ds"])
+        for key, value in (("files", row["n"]), ("size", row["size"]), ("bytes", row["b"]),
+                           (row["status"], row["n"])):
+            dataset[key] = dataset.get(key, 0) + (value or 0)
+        log["files"] += row["n"]
+        log["bytes"] += row["b"] or 0
+    result = [logs[key] for key in sorted(logs, reverse=True)]
+    for log in result:
+        for group in ("observations", "calibrations"):
+            log[group] = [dict(e, target=", ".join(sorted(e["target"])) or None)
+                          for _, e in sorted(log[group].items())]
+    return result
+
+
+def _problems(manifest: mf.Manifest, status: str) -> list[dict]:
+    """Files of one status grouped by reason, biggest group first. A failed file links
+    to the dataset it belongs in when others of it reached the server (`links`)."""
+    groups: dict[str, dict] = {}
+    known: dict[tuple, str | None] = {}
+    if status == mf.FAILED:
+        for row in manifest.rows(
+                "SELECT root, night, dataset, MAX(dataset_uuid) AS ds, "
+                "MAX(destination) AS dest FROM files WHERE dataset_uuid IS NOT NULL "
+                "GROUP BY root, night, dataset"):
+            known[(row["root"], row["night"], row["dataset"])] = weblinks.dataset(
+                weblinks.site(row["dest"]), row["ds"])
+    for row in manifest.rows("SELECT root, relpath, reason, transient, night, dataset "
+                             "FROM files WHERE status = ? ORDER BY root, relpath", (status,)):
+        reason = row["reason"] or "no reason recorded"
+        group = groups.setdefault(reason, {"reason": reason, "transient": bool(row["transient"]),
+                                           "count": 0, "paths": [], "links": []})
+        group["count"] += 1
+        if len(group["paths"]) < MAX_PATHS:
+            group["paths"].append(os.path.join(row["root"], row["relpath"]))
+            group["links"].append(known.get((row["root"], row["night"], row["dataset"])))
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["reason"]))
+
+
+# --- HTML ------------------------------------------------------------------------------
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;
+background:#f4f5f8;margin:0}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:1.6em;margin:0 0 4px}h2{margin:32px 0 10px;font-size:1.25em}
+.muted{color:#5f6878;font-size:.9em}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(118px,1fr));gap:10px}
+.card{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:10px 14px}
+.card b{display:block;font-size:1.5em}.card.bad b{color:#b42318}.card.warn b{color:#9a6700}
+table{border-collapse:collapse;width:100%;background:#fff;margin:6px 0 14px}
+th,td{text-align:left;padding:5px 9px;border-bottom:1px solid #e6e9ef;vertical-align:top}
+th{background:#eef1f6;font-weight:600}td.n{text-align:right;white-space:nowrap}
+details{background:#fff;border:1px solid #dde1e8;border-radius:8px;margin:10px 0;padding:8px 14px}
+summary{cursor:pointer;font-weight:600}summary .muted{font-weight:400}
+.tag{display:inline-block;border-radius:4px;padding:0 6px;font-size:.85em;background:#e3ecfb}
+.tag.cal{background:#efe6fa}.bad{color:#b42318}.warn{color:#9a6700}
+ul.paths{margin:4px 0 8px;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em}
+svg{background:#fff;border:1px solid #dde1e8;border-radius:8px;width:100%;height:auto}
+svg text{font:12px system-ui,sans-serif;fill:#444}svg .bar{fill:#3466c2}
+svg .grid{stroke:#e3e6ec}svg .axis{stroke:#555}
+"""
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def render_report(data: dict) -> str:
+    """The complete HTML page for ``collect``'s data (no I/O)."""
+    s = data["summary"]
+    anything = any(s[status] for status in mf.STATUSES) or s["runs"]
+    parts = [
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        # Belt and braces: even a stray reference in a file name could not load anything.
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'\">",
+        f"<title>oort-sync report, {_e(data['generated_at'])}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        f"<h1>oort-sync report</h1><p class=\"muted\">Generated {_e(data['generated_at'])}"
+        f" &middot; server {_e(data['api'])}</p>",
+    ]
+    if not anything:
+        parts.append("<p><strong>Nothing was uploaded yet.</strong> The manifest has no file "
+                     "and no run: watch a folder and let <code>oort-sync run</code> work.</p>")
+    parts += _summary(data)
+    if anything:
+        # What an operator checks first (is it working? what is wrong?) comes first.
+        parts += _history(data["history"])
+        parts += _problem_sections(data["problems"])
+        parts += _nights(data["night_logs"])
+        parts += _runs(data["runs"])
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _summary(data: dict) -> list[str]:
+    s = data["summary"]
+    cards = [
+        ("Files uploaded", s[mf.UPLOADED], ""),
+        ("Bytes uploaded", human_bytes(s["bytes"]), ""),
+        ("Failed", s[mf.FAILED], "bad" if s[mf.FAILED] else ""),
+        *((("Conflicts", s[mf.CONFLICT], "bad"),) if s.get(mf.CONFLICT) else ()),
+        ("Pending", s[mf.PENDING], ""),
+        ("Deferred", s[mf.DEFERRED], ""),
+        ("Skipped", s[mf.SKIPPED], "warn" if s[mf.SKIPPED] else ""),
+        ("Night logs", len(data["night_logs"]), ""),
+    ]
+    out = ["<h2>Summary</h2>", '<div class="cards">',
+           *(f'<div class="card {cls}"><b>{_e(v)}</b>{_e(label)}</div>' for label, v, cls in cards),
+           "</div>"]
+    last = s["last_run"]
+    if last:
+        out.append(f"<p>Last run: started {_e(last['started_at'])}, {_run_outcome(last)}."
+                   f" {_e(plural(s['runs'], 'run'))} recorded.</p>")
+    else:
+        out.append("<p>No run recorded yet.</p>")
+    if data["folders"]:
+        out.append("<table><tr><th>Watched folder</th><th>Organisation</th><th>Telescope</th>"
+                   "<th>Time zone</th></tr>")
+        for f in data["folders"]:
+            out.append(f"<tr><td>{_e(f['path'])}</td><td>{_e(f['organisation'] or 'personal')}"
+                       f"</td><td>{_e(f['telescope'] or '')}</td>"
+                       f"<td>{_e(f['timezone'] or 'local time')}</td></tr>")
+        out.append("</table>")
+    return out
+
+
+def _run_outcome(run: dict) -> str:
+    if run["exit_code"] is None:
+        return "still running, or stopped without finishing"
+    meaning = EXIT_CODES.get(run["exit_code"], "unknown exit code")
+    text = (f"{_duration(run['seconds'] or 0)}, exit code {run['exit_code']}: {meaning}; "
+            f"{run['uploaded']} uploaded ({human_bytes(run['bytes'])}), {run['failed']} failed")
+    return _e(text + (f": {run['message']}" if run.get("message") else ""))
+
+
+def _nights(logs: list[dict]) -> list[str]:
+    out = ["<h2>Night logs</h2>"]
+    if not logs:
+        out.append("<p>No night log yet.</p>")
+    for index, log in enumerate(logs):
+        where = log["organisation"] or "personal account"
+        if log["telescope"]:
+            where += f", telescope {log['telescope']}"
+        out.append(
+            f'<details class="night" id="night-{_e(log["night"])}"'
+            f'{" open" if index < OPEN_NIGHTS else ""}><summary>Night log '
+            f'<span class="date">{_e(log["night"])}</span> <span class="muted">{_e(where)}'
+            f" &middot; {_e(plural(log['files'], 'file'))}, {_e(human_bytes(log['bytes']))} "
+            f"uploaded</span>{_link(log.get('link'), 'on the server')}</summary>"
+        )
+        out.append("<table><tr><th></th><th>Name</th><th>Target</th><th>Dataset</th>"
+                   "<th>Files</th><th>Uploaded</th><th>Size</th></tr>")
+        for kind, label, cls in (("observations", "Observation", "tag"),
+                                 ("calibrations", "Calibration", "tag cal")):
+            for entry in log[kind]:
+                for ds in entry["datasets"]:
+                    out.append(
+                        f'<tr><td><span class="{cls}">{label}</span></td>'
+                        f"<td>{_e(entry['name'])}</td><td>{_e(entry['target'] or '')}</td>"
+                        f"<td>{_e(ds['name'])}{_link(ds.get('link'), 'on the server')}</td>"
+                        f"<td class=\"n\">{ds['files']}</td>"
+                        f"<td class=\"n\">{_dataset_state(ds)}</td>"
+                        f"<td class=\"n\">{_e(human_bytes(ds['bytes']))} of "
+                        f"{_e(human_bytes(ds['size']))}</td></tr>"
+                    )
+        out.append("</table></details>")
+    return out
+
+
+def _link(url: str | None, text: str) -> str:
+    """A link to the object on the server's web page (opens there; loads nothing here)."""
+    if not url:
+        return ""
+    return (f' <a class="server" href="{_e(url)}" rel="noopener noreferrer">'
+            f"{_e(text)}</a>")
+
+
+def _dataset_state(ds: dict) -> str:
+    parts = [f"{ds[mf.UPLOADED]}"]
+    for status, cls in ((mf.FAILED, "bad"), (mf.CONFLICT, "bad"), (mf.PENDING, "warn"),
+                        (mf.DEFERRED, "muted")):
+        if ds.get(status):
+            parts.append(f'<span class="{cls}">{ds[status]} {status}</span>')
+    return ", ".join(parts)
+
+
+def _problem_sections(problems: dict) -> list[str]:
+    out = []
+    for status, title, empty in (
+        (mf.FAILED, "Failures", "No failed file."),
+        (mf.CONFLICT, "Conflicts", None),
+        (mf.SKIPPED, "Skipped files", "No skipped file."),
+    ):
+        if empty is None and not problems.get(status):
+            continue  # conflicts: a section only when there are some
+        out.append(f"<h2>{title}</h2>")
+        if status == mf.CONFLICT:
+            out.append("<p>Each of these files has the same name on the server as another "
+                       "(named in the reason) with another content: nothing was sent for "
+                       "it. Rename or move one of the two; the next run sends it.</p>")
+        if not problems.get(status):
+            out.append(f"<p>{empty}</p>")
+        for group in problems.get(status) or ():
+            retry = ""
+            if status == mf.FAILED:
+                retry = (" (transient: retried automatically)" if group["transient"]
+                         else " (retried when the file changes, or with run --retry-failed)")
+            out.append(f'<details class="{status}"><summary>{_e(group["reason"])} '
+                       f'<span class="muted">{_e(plural(group["count"], "file"))}'
+                       f"{_e(retry)}</span></summary><ul class=\"paths\">")
+            out += [f"<li>{_e(path)}{_link(link, 'its dataset on the server')}</li>"
+                    for path, link in zip(group["paths"], group.get("links") or
+                                          [None] * len(group["paths"]))]
+            more = group["count"] - len(group["paths"])
+            if more > 0:
+                out.append(f"<li>&hellip; and {more} more (oort-sync status)</li>")
+            out.append("</ul></details>")
+    return out
+
+
+def _history(history: list[dict]) -> list[str]:
+    out = ["<h2>Upload history</h2>"]
+    if not history:
+        return out + ["<p>No file uploaded yet: the chart appears after the first upload.</p>"]
+    return out + ['<p class="muted">Bytes uploaded per night (the night of the observation, '
+                  "not the day of the upload).</p>", bar_chart(history)]
+
+
+def _runs(runs: list[dict]) -> list[str]:
+    out = ["<h2>Recent runs</h2><table><tr><th>Started</th><th>Duration</th><th>Exit code</th>"
+           "<th>Uploaded</th><th>Failed</th><th>Bytes</th><th>Message</th></tr>"]
+    for run in runs:
+        code = "running?" if run["exit_code"] is None else run["exit_code"]
+        out.append(f"<tr><td>{_e(run['started_at'])}</td><td class=\"n\">"
+                   f"{_duration(run['seconds'])}</td><td class=\"n\">{_e(code)}</td>"
+                   f"<td class=\"n\">{run['uploaded']}</td><td class=\"n\">{run['failed']}</td>"
+                   f"<td class=\"n\">{_e(human_bytes(run['bytes']))}</td>"
+                   f"<td>{_e(run['message'] or '')}</td></tr>")
+    return out + ["</table>"]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def write_report(paths: Paths, settings: Settings, output: str | Path | None) -> Path:
+    """Write the report (default ./oort-sync-report.html) atomically; return its path.
+
+    The target is a new file or replaces a regular file, never anything else: a symlink,
+    a FIFO, a device (`/dev/full`), a socket or a folder is refused, not replaced.
+    Raises ConfigError when the file cannot be written, ManifestError when the manifest is
+    damaged.
+    """
+    import stat
+
+    target = Path(output if output else DEFAULT_OUTPUT).expanduser().absolute()
+    _check_target(target)
+    if not target.parent.is_dir():
+        raise ConfigError(f"Cannot write the report to {target}: the folder {target.parent} "
+                          "does not exist.")
+    with mf.Manifest(paths.manifest_file, create=False, readonly=True) as manifest:
+        page = render_report(collect(manifest, settings))
+    # Same folder as the target, so os.replace is atomic and a reader never sees half a page.
+    # O_EXCL | O_NOFOLLOW: never write through something planted under the temporary name.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISREG(os.lstat(tmp).st_mode):
+                tmp.unlink()  # left by a crashed run of this pid
+        fd = os.open(tmp, flags, 0o666)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(page)
+                handle.flush()
+                os.fsync(handle.fileno())
+            _check_target(target)  # again: it may have become something else meanwhile
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+    except OSError as exc:
+        raise ConfigError(f"Cannot write the report to {target}: {exc.strerror or exc}.") from None
+    return target
+
+
+def _check_target(target: Path) -> None:
+    """Raises ConfigError unless `target` is missing or a regular file (not a link)."""
+    import stat
+
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"Cannot write the report to {target}: {exc.strerror or exc}.") from None
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise ConfigError(f"{target} is a folder: give a file name, e.g. --output=report.html.")
+    kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    raise ConfigError(f"{target} is {kind}: the report is written to a regular file only "
+                      "(give another --output).")

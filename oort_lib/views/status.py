@@ -1,0 +1,150 @@
+"""What is known right now: counts per watched folder, the last runs, the lock holder.
+
+`status()` returns plain data with a stable, documented schema (README, "status --json"):
+monitoring scripts read it, so fields are only ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from oort_lib.state import manifest as mf
+from oort_lib.state.config import Paths, Settings
+from oort_lib.state.credentials import Credentials
+from oort_lib.state.destination import Destination, destination
+from oort_lib.state.lock import current_holder
+from oort_lib.views.records import RUNNING, rfc3339, run_state
+
+SCHEMA_VERSION = 1
+MAX_CONFLICTS = 100  # listed one by one per folder (the counts say how many in all)
+
+
+def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -> dict:
+    """Per folder: where its files go (destination, API generation) and how many of
+    them are there. Uploads recorded for another destination count as pending here.
+
+    Raises ManifestError when the manifest is damaged.
+    """
+    holder = current_holder(paths.lock_file)
+    account = creds.username if creds else None
+    generation = settings.api_dialect if settings.api_dialect != "auto" else None
+    if creds and creds.generation and (creds.api or "").rstrip("/") == settings.api:
+        generation = generation or creds.generation
+    result: dict = {
+        "schema": SCHEMA_VERSION,
+        "generated_at": _iso(time.time()),
+        "api": settings.api,
+        "running": None,
+        "last_run": None,
+        "last_success": None,
+        "folders": [],
+        "totals": {s: 0 for s in mf.STATUSES} | {"bytes_uploaded": 0},
+    }
+    result["paths"] = {"config": str(paths.config_file), "state": str(paths.state_dir),
+                       "log": str(paths.log_file)}
+    if holder is not None:
+        result["running"] = {"pid": holder.pid, "since": _iso(holder.since)}
+    with mf.Manifest(paths.manifest_file, create=False, origin=(settings.api, account),
+                     readonly=True) as manifest:
+        runs = manifest.last_runs(1)
+        if runs:
+            holder_pid = holder.pid if holder is not None else None
+            result["last_run"] = run_record(runs[0], holder_pid=holder_pid)
+            if result["running"] is not None and result["last_run"]["state"] == RUNNING:
+                result["running"].update(_so_far(manifest, runs[0]["started_at"]))
+        ok = manifest.rows(
+            "SELECT * FROM runs WHERE exit_code IN (0, 1) ORDER BY id DESC LIMIT 1"
+        )
+        if ok:
+            result["last_success"] = run_record(ok[0])
+        for folder in settings.folders:
+            # Its files are recorded under the path it resolves to now (a symlink).
+            root = _resolve(folder.path)
+            entry = {
+                "path": folder.path,
+                "organisation": folder.organisation,
+                "telescope": folder.telescope,
+                "telescope_name": folder.telescope_name,
+                "timezone": folder.timezone,
+                "destination": Destination(settings.api, account or "",
+                                           folder.organisation or "")._asdict(),
+                "generation": generation,
+                "counts": {s: 0 for s in mf.STATUSES},
+                "bytes_uploaded": 0,
+                "reasons": [],
+            }
+            here = destination(settings.api, account, folder.organisation)
+            for row in manifest.rows(
+                "SELECT CASE WHEN status = 'uploaded' AND destination IS NOT ? THEN 'pending' "
+                "ELSE status END AS state, COUNT(*) AS n, SUM(CASE WHEN status = 'uploaded' "
+                "AND destination IS ? THEN uploaded_size ELSE 0 END) AS b FROM files "
+                "WHERE root = ? GROUP BY state",
+                (here, here, root),
+            ):
+                entry["counts"][row["state"]] += row["n"]
+                entry["bytes_uploaded"] += row["b"] or 0
+            entry["reasons"] = manifest.rows(
+                "SELECT status, reason, COUNT(*) AS files FROM files WHERE root = ? "
+                "AND (status IN ('failed', 'skipped', 'deferred') OR (status = 'uploaded' "
+                "AND reason LIKE '%not verified%')) GROUP BY status, reason "
+                "ORDER BY status, files DESC",
+                (root,),
+            )
+            # Each conflict with both paths: its own and the other's (in the reason).
+            entry["conflicts"] = [
+                {"path": row["relpath"], "reason": row["reason"]}
+                for row in manifest.rows(
+                    "SELECT relpath, reason FROM files WHERE root = ? AND status = ? "
+                    "ORDER BY relpath LIMIT ?", (root, mf.CONFLICT, MAX_CONFLICTS))
+            ]
+            # Said once per folder, not per file: see localtime (the Oort docs' assumption).
+            entry["assumed_local_time"] = manifest.rows(
+                "SELECT COUNT(*) AS n FROM files WHERE root = ? AND time_source = ?",
+                (root, "assumed local"),
+            )[0]["n"]
+            for key, value in entry["counts"].items():
+                result["totals"][key] += value
+            result["totals"]["bytes_uploaded"] += entry["bytes_uploaded"]
+            result["folders"].append(entry)
+    return result
+
+
+_iso = rfc3339
+
+
+def _resolve(path: str) -> str:
+    import os
+
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return path
+
+
+def _so_far(manifest: mf.Manifest, since: float) -> dict:
+    """What the run in progress has done so far (the files it recorded)."""
+    row = manifest.rows(
+        "SELECT SUM(status = 'uploaded') AS uploaded, SUM(status = 'failed') AS failed, "
+        "SUM(CASE WHEN status = 'uploaded' THEN uploaded_size ELSE 0 END) AS bytes, "
+        "(SELECT COUNT(*) FROM files WHERE status = 'pending') AS pending "
+        "FROM files WHERE updated_at >= ? AND status IN ('uploaded', 'failed')", (since,))[0]
+    return {"uploaded_so_far": row["uploaded"] or 0, "failed_so_far": row["failed"] or 0,
+            "bytes_so_far": row["bytes"] or 0, "pending": row["pending"] or 0}
+
+
+def run_record(row: dict, stamp=_iso, holder_pid: int | None = None) -> dict:
+    """A row of the runs table as plain data, times written by `stamp`; `state` is
+    finished, running (`holder_pid`, the lock holder, is its process) or did not finish."""
+    ended = row.get("ended_at")
+    return {
+        "state": run_state(row, holder_pid),
+        "pid": row.get("pid"),
+        "started_at": stamp(row["started_at"]),
+        "ended_at": stamp(ended),
+        "seconds": round(ended - row["started_at"], 3) if ended else None,
+        "exit_code": row.get("exit_code"),
+        "uploaded": row.get("uploaded") or 0,
+        "failed": row.get("failed") or 0,
+        "bytes": row.get("bytes") or 0,
+        "message": row.get("message"),
+    }
