@@ -144,7 +144,7 @@ def _number(args: dict, name: str, kind=int, default=None, high: float = 10**7):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from oort_lib.state.host import tolerant_console
+    from oort_lib.host import tolerant_console
 
     tolerant_console()
     from oort_lib.views import usage
@@ -356,7 +356,7 @@ def _watch(args, paths, settings) -> int:
         raise credentials.AuthError("Not logged in: run `oort-sync login` first.")
     client = generation = None
     if creds is not None:
-        from oort_lib.account import generation_for
+        from oort_lib.arcsecond.detect import generation_for
 
         client = _client(settings, creds.key)
         generation = generation_for(client, settings, creds)
@@ -400,7 +400,8 @@ def _unwatch(args, paths, settings) -> int:
 
 def _import_oort(args, paths, settings) -> int:
     from oort_lib import folders, oort1
-    from oort_lib.account import generation_for, login_with_key
+    from oort_lib.account import login_with_key
+    from oort_lib.arcsecond.detect import generation_for
     from oort_lib.errors import ConfigError
     from oort_lib.state import credentials
 

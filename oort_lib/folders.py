@@ -56,8 +56,8 @@ def check_timezone(name: str | None) -> str | None:
 
 def check_nesting(new: Iterable[str], existing: Iterable[str]) -> None:
     """Raises ConfigError when folders repeat, or one would contain another."""
-    from oort_lib.state.host import is_inside as _inside
-    from oort_lib.state.host import path_key
+    from oort_lib.host import is_inside as _inside
+    from oort_lib.host import path_key
 
     new = list(new)
     seen = list(existing)
@@ -302,7 +302,7 @@ def remove(settings: Settings, paths: Iterable[str]) -> tuple[Settings, list[str
     Raises ConfigError when a name is not watched. The manifest rows are kept: watching
     the folder again later re-uploads nothing.
     """
-    from oort_lib.state.host import path_key
+    from oort_lib.host import path_key
 
     watched = list(settings.folders)
     removed = []

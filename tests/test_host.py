@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from oort_lib import folders
+from oort_lib import folders, host
 from oort_lib.errors import ConfigError, LockHeld
 from oort_lib.local import scan
 from oort_lib.run.interrupt import GracefulStop
 from oort_lib.state import config as cfg
-from oort_lib.state import credentials, host, lock, logfile
+from oort_lib.state import credentials, lock, logfile
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -53,7 +53,7 @@ def test_sdist_holds_what_the_tests_need(dist):
     for name in ("LICENSE", "README.md", "Makefile", "oort_sync.py", "setup.cfg",
                  "pyproject.toml", "tests/conftest.py", "docs/report-screenshot.png",
                  "contrib/launchd/README.md", "contrib/windows-task/oort-sync-task.xml",
-                 "oort_lib/state/host.py", "oort_lib/sandbox/__init__.py"):
+                 "oort_lib/host.py", "oort_lib/sandbox/__init__.py"):
         assert name in names, name
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 

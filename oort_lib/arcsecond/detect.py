@@ -62,3 +62,18 @@ def detect(client, username: str | None, key: str, organisation: str | None = No
         f"{client.base} does not answer like an Arcsecond API server ("
         + "; ".join(probes) + "). Check the API URL, or set api_dialect in the config."
     )
+
+
+def generation_for(client, settings, creds, *, redetect: bool = False) -> str:
+    """The API generation to speak with `client`'s server: the config's `api_dialect`
+    if set, else the one remembered at login for this very server, else detected now
+    (also when `redetect`: a route of the remembered one was missing).
+
+    Raises AuthError, ConfigError and the client's errors (see detect).
+    """
+    if settings.api_dialect in ("2021", "2026"):
+        return settings.api_dialect
+    same_server = (creds.api or "").rstrip("/") == client.base
+    if creds.generation and same_server and not redetect:
+        return creds.generation
+    return detect(client, creds.username, creds.key).generation

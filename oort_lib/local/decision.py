@@ -6,10 +6,12 @@ re-read an unchanged file, and `explain`, which reads it, decide alike).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from oort_lib.local.localtime import LocalTime, local_time
-from oort_lib.state.config import Folder
+
+if TYPE_CHECKING:  # the settings are above the local side: a type, not an import
+    from oort_lib.state.config import Folder
 
 __all__ = ["FACTS", "Decision", "decide", "header_facts"]
 

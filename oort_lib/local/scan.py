@@ -136,7 +136,7 @@ class _Access:
     __slots__ = ("uid", "gids")
 
     def __init__(self) -> None:
-        from oort_lib.state.host import effective_ids
+        from oort_lib.host import effective_ids
 
         # None on Windows: no mode bits and an os.access that ignores ACLs, so nothing to
         # check before opening; a file the ACLs deny fails when read, and is reported then.
@@ -186,7 +186,7 @@ def walk(root: str, exclude=None) -> Iterator[Entry | Skipped]:
         # than a walk that looks like an empty folder.
         os.scandir(root).close()
     except OSError as exc:
-        from oort_lib.state.host import unreadable_folder_hint
+        from oort_lib.host import unreadable_folder_hint
 
         raise FileProblem(
             f"{display_name(root)}: watched folder cannot be read ({_reason(exc)})"

@@ -37,7 +37,7 @@ class GracefulStop:
         timer.start()
 
     def __enter__(self) -> GracefulStop:
-        from oort_lib.state.host import interrupt_signals
+        from oort_lib.host import interrupt_signals
 
         for signum in interrupt_signals():
             self._previous[signum] = signal.signal(signum, self._handle)

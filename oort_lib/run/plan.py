@@ -289,7 +289,7 @@ def _resolve(path: str) -> str:
 
 
 def _nested(real: str, taken: list[tuple[str, str]]) -> str | None:
-    from oort_lib.state.host import is_inside
+    from oort_lib.host import is_inside
 
     for other, given in taken:
         if is_inside(real, other) or is_inside(other, real):

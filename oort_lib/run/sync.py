@@ -269,7 +269,7 @@ class _RunRecord:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc is None:
             return
-        from oort_lib.views.records import exit_code_for
+        from oort_lib.state.records import exit_code_for
 
         try:
             self.manifest.finish_run(self.run_id, exit_code=exit_code_for(exc),
@@ -321,7 +321,7 @@ def _upload_all(client, manifest, settings, creds, result, events, stop, abort, 
                 limiter=None, rebuilt=False) -> None:
     """Pick the API generation, upload the plan; once, if a route of the remembered
     generation is missing (the server was upgraded), detect again and go on."""
-    from oort_lib.account import generation_for
+    from oort_lib.arcsecond.detect import generation_for
     from oort_lib.arcsecond.remote import open_remote
 
     redetect = False

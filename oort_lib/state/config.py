@@ -58,7 +58,7 @@ def resolve_paths(home: str | None = None, environ: os._Environ | dict | None = 
     if home:
         base = Path(home).expanduser().absolute()
         return Paths(base / "config", base / "state")
-    from oort_lib.state.host import user_dirs
+    from oort_lib.host import user_dirs
 
     dirs = user_dirs(APP, env)
     return Paths(dirs.config, dirs.state, None if dirs.logs == dirs.state else dirs.logs)
@@ -312,7 +312,7 @@ def _check_folders(path: Path, settings: Settings, lines: list[int]) -> None:
     folders = settings.folders
     if len(folders) < 2:
         return
-    from oort_lib.state.host import is_inside
+    from oort_lib.host import is_inside
 
     real = [os.path.realpath(f.path) for f in folders]
     for b in range(len(folders)):
@@ -457,7 +457,7 @@ def select_folders(folders: Iterable[Folder], only: Iterable[str] = ()) -> list[
     only = list(only)
     if not only:
         return folders
-    from oort_lib.state.host import path_key
+    from oort_lib.host import path_key
 
     # As written, and where it points now (a folder watched through a symlink).
     by_path = {path_key(f.path): f for f in folders}

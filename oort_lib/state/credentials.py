@@ -70,7 +70,7 @@ def save(path: Path, creds: Credentials) -> None:
         pass
     data = creds._asdict()
     data.pop("source")
-    from oort_lib.state.host import create_secret
+    from oort_lib.host import create_secret
 
     with os.fdopen(create_secret(tmp), "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2)
@@ -109,7 +109,7 @@ def delete(path: Path) -> bool:
 
 def permission_warning(path: Path) -> str | None:
     """A warning when the credentials file can be read by others, else None."""
-    from oort_lib.state.host import secret_warning
+    from oort_lib.host import secret_warning
 
     return secret_warning(path)
 

@@ -109,7 +109,7 @@ class RunLock:
     def __init__(self, lock_path: Path):
         self.path = Path(lock_path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        from oort_lib.state.host import has_flock
+        from oort_lib.host import has_flock
 
         kind = _FlockLock if has_flock() else _PortableLock
         self._lock = kind(str(self.path))
@@ -163,7 +163,7 @@ def current_holder(lock_path: Path) -> Holder | None:
     lock_path = Path(lock_path)
     if not lock_path.exists():
         return None
-    from oort_lib.state.host import has_flock
+    from oort_lib.host import has_flock
 
     if has_flock():
         holder = _read_holder(lock_path)
@@ -216,7 +216,7 @@ class FolderLock(RunLock):
     (`--home`) that watch one folder never upload it at the same time."""
 
     def __init__(self, folder: str, home: str):
-        from oort_lib.state.host import path_key
+        from oort_lib.host import path_key
 
         self.folder = folder
         self.home = home
@@ -244,7 +244,7 @@ def folder_lock_dir() -> Path:
     override = os.environ.get("OORT_SYNC_LOCK_DIR")
     if override:
         return Path(override)
-    from oort_lib.state.host import user_dirs
+    from oort_lib.host import user_dirs
 
     return Path(user_dirs("oort-sync").state) / "folder-locks"
 

@@ -9,7 +9,7 @@ import re
 from collections import deque
 from pathlib import Path
 
-from oort_lib.views.records import rfc3339
+from oort_lib.state.records import rfc3339
 
 LOGGER = "oort_sync"
 # Defence in depth: whatever a message holds, a key-looking header value never lands.

@@ -24,7 +24,7 @@ def command(home: str | None = None) -> list[str]:
     """argv of `oort-sync run -q` for this installation, every path absolute."""
     # The entry script beside this interpreter runs this very installation; one found on
     # PATH first could belong to another virtualenv or version.
-    from oort_lib.state.host import WINDOWS, system
+    from oort_lib.host import WINDOWS, system
 
     windows = system() == WINDOWS
     entry = Path(sys.prefix) / ("Scripts" if windows else "bin") / (

@@ -13,7 +13,7 @@ from oort_lib.state.config import Paths, Settings
 from oort_lib.state.credentials import Credentials
 from oort_lib.state.destination import Destination, destination
 from oort_lib.state.lock import current_holder
-from oort_lib.views.records import RUNNING, rfc3339, run_state
+from oort_lib.state.records import RUNNING, rfc3339, run_state
 
 SCHEMA_VERSION = 1
 MAX_CONFLICTS = 100  # listed one by one per folder (the counts say how many in all)
