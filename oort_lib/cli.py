@@ -482,10 +482,18 @@ def _run(args, paths, settings) -> int:
 
         parse(args["--bwlimit"])  # a typo is a usage error before anything starts
     if args["--dry-run"]:
+        planning = None
+        if sys.stderr.isatty() and not args["--quiet"]:
+            from oort_lib.views.progress import PlanningBar
+
+            planning = PlanningBar()
         plan = sync.dry_run(paths, settings, args["FOLDER"], min_age=min_age,
                             retry_failed=args["--retry-failed"],
                             creds=credentials.load(paths.credentials_file),
-                            keep_items=bool(args["--json"] or args["--verbose"]))
+                            keep_items=bool(args["--json"] or args["--verbose"]),
+                            reading=planning)
+        if planning is not None:
+            planning.close()
         if args["--json"]:
             _say(json.dumps(plan.to_dict(), indent=2))
         else:

@@ -703,3 +703,18 @@ def test_web_addresses_per_kind_of_server():
     assert w.site("http://192.168.1.5:8800|astro|local").base == "http://192.168.1.5:5555"
     assert w.site("http://127.0.0.1:8765|astro|").kind == "sandbox"
     assert w.site(None) is None and w.site("https://example.org|a|") is None
+
+
+def test_planning_shows_its_total_at_once(home, tmp_path):
+    """A first plan over many files: the bar knows the total before reading a header."""
+    from oort_lib.samples import make_bulk_tree
+
+    root = make_bulk_tree(tmp_path / "data", 600)
+    cfg.save_settings(home, cfg.Settings(folders=(cfg.Folder(str(root)),)))
+    code, screen = run_at_width(["run", "--dry-run", "--min-age=0"], 80)
+    assert code == 0, screen
+    text = ANSI.sub("", screen)
+    assert "planning: reading headers" in text and "| 0/600 [" in text
+    bars = [s for s in re.split(r"[\r\n]", text) if "planning" in s]
+    assert bars and max(len(s) for s in bars) <= 80
+    assert "Plan: 600 files" in text

@@ -93,3 +93,25 @@ def test_a_summarising_plan_prints_what_the_full_plan_prints(tmp_path):
             for key in strip:
                 entry.pop(key)
     assert summary.to_dict() == full_dict
+
+
+def test_planning_knows_its_total_before_reading_a_header(tmp_path):
+    """The progress total of a first plan comes from the walk and the quick check alone,
+    before any header is read; then it counts up to it."""
+    from oort_lib.run.plan import count_to_read, make_plan
+    from oort_lib.samples import make_bulk_tree
+    from oort_lib.state import config as cfg
+
+    make_bulk_tree(tmp_path / "data", 600)
+    folder = cfg.Folder(str(tmp_path / "data"))
+    calls = []
+    with mf.Manifest(tmp_path / "m.sqlite") as manifest:
+        assert count_to_read([folder], manifest) == 600
+        plan = make_plan([folder], manifest, min_age=0, reading=lambda *c: calls.append(c))
+        assert calls[0] == (0, 600)  # the total, before the first header was read
+        assert calls[-1] == (600, 600) and len(calls) > 2  # then batch by batch
+        assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+        # Once recorded as uploaded, nothing is left to read.
+        manifest.upsert_files(folder.path, [dict(i.row(), status=mf.UPLOADED)
+                                            for i in plan.items])
+        assert count_to_read([folder], manifest) == 0

@@ -131,6 +131,10 @@ class Plan:
         self.assumed_local = 0  # files dated with header times taken as local time
         # group -> [files, bytes, first relpath, its target, replacements]
         self.summary: dict[tuple, list] = {}
+        # Planning's own progress (make_plan's `reading`): files read of `to_read`.
+        self.reading: Callable[[int, int], None] | None = None
+        self.to_read = 0
+        self.read = 0
         self.skipped: list[tuple[str, str, str]] = []  # root, relpath, reason
         self.deferred: list[tuple[str, str]] = []
         self.min_age = 0.0  # the min_age that deferred them
@@ -249,6 +253,7 @@ def make_plan(
     keep_items: bool = True,
     retry_delay: float = 60.0,
     devices: dict[str, dict] | None = None,
+    reading: Callable[[int, int], None] | None = None,
 ) -> Plan:
     """Compare the folders with the manifest and describe what a run must do.
 
@@ -265,6 +270,11 @@ def make_plan(
     now = time.time() if now is None else now
     folders = list(folders)
     plan = Plan(folders=folders, keep_items=keep_items)
+    if reading is not None:
+        # A progress display wants its total at once, not after the slow part: the walk
+        # and quick check alone take seconds where reading a million headers takes minutes.
+        plan.reading, plan.to_read = reading, count_to_read(folders, manifest, destination)
+        reading(0, plan.to_read)
     taken: list[tuple[str, str]] = []  # (resolved path, path as given) of planned folders
     for folder in folders:
         real = _resolve(folder.path)
@@ -279,6 +289,29 @@ def make_plan(
         _plan_folder(plan, resolved, manifest, now, min_age, retry_failed, dest,
                      retry_delay, folder.path, (devices or {}).get(folder.path))
     return plan
+
+
+def count_to_read(folders: Iterable[Folder], manifest: mf.Manifest,
+                  destination: Callable[[Folder], str] | None = None) -> int:
+    """How many files planning will read (new, changed, or recorded elsewhere): the
+    walk and the quick check only, no file opened. An estimate for progress displays."""
+    count = 0
+    for folder in folders:
+        root = _resolve(folder.path)
+        dest = destination(folder) if destination else None
+        quick = manifest.quick_index(root)
+        try:
+            for entry in walk(root, matcher(folder.exclude) if folder.exclude else None):
+                if type(entry) is Skipped:
+                    continue
+                old = quick.pop(entry.relpath)
+                if (old is None or old[1:3] != (entry.size, entry.mtime_ns)
+                        or old[3] not in (mf.UPLOADED, mf.SKIPPED)
+                        or (dest is not None and old[3] == mf.UPLOADED and old[5] != dest)):
+                    count += 1
+        except FileProblem:
+            continue  # a missing folder: planning reports it
+    return count
 
 
 def _resolve(path: str) -> str:
@@ -475,6 +508,9 @@ def _plan_batch(plan: Plan, folder: Folder, todo: list, rows: list, dest: str | 
                 # with the backoff meanwhile.
                 why = f"the rules failed on its header values ({type(exc).__name__}: {exc})"
                 _failed(plan, folder.path, entry, why, old, now, retry_delay, rows, dest)
+    if plan.reading is not None and todo:
+        plan.read += len(todo)
+        plan.reading(plan.read, max(plan.to_read, plan.read))
     todo.clear()
 
 

@@ -55,6 +55,10 @@ FOLDERS_SEEN = "folders.json"
 class Events:
     """What a run tells its caller as it goes. The CLI subclasses it to draw progress."""
 
+    # Called as planning reads files: (read, of how many); None when nobody draws it
+    # (then planning does not even count them first).
+    reading = None
+
     def planned(self, plan: Plan) -> None: ...
 
     def sent(self, nbytes: int) -> None: ...
@@ -123,6 +127,7 @@ def dry_run(
     retry_failed: bool = False,
     creds: Credentials | None = None,
     keep_items: bool = True,
+    reading=None,
 ) -> Plan:
     """The plan a run would follow, touching neither the network nor the manifest.
     Without `keep_items`, only its totals per dataset (memory stays flat)."""
@@ -139,6 +144,7 @@ def dry_run(
             keep_items=keep_items,
             retry_delay=settings.retry_delay,
             devices=_folders_seen(paths),
+            reading=reading,
         )
 
 
@@ -199,6 +205,7 @@ def run(
             destination=lambda f: destination(settings.api, creds.username, f.organisation),
             retry_delay=settings.retry_delay,
             devices=_folders_seen(paths),
+            reading=events.reading,
         )
         result = RunResult(plan=plan)
         result.run_id = run_id

@@ -44,6 +44,35 @@ BAR_FORMAT = ("{desc}{percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B "
               "{rate_fmt}{postfix} ETA {remaining}")
 
 
+class PlanningBar:
+    """Planning's progress on a terminal: headers read of how many (the total is known
+    within seconds, before the reading starts). Nothing at all when nothing is to read."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self._bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not total:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            sized = terminal_width(self.stream, default=0) > 0
+            # A terminal that tells no size: 80x24 (tqdm hides a bar on a 0-row screen).
+            self._bar = tqdm(total=total, unit=" files", file=self.stream, leave=False,
+                             dynamic_ncols=sized, ncols=None if sized else 80,
+                             nrows=None if sized else 24, mininterval=0.2,
+                             desc="planning: reading headers")
+        self._bar.total = max(self._bar.total, total)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 class Bar:
     """The bar on a terminal (stderr), redrawn in place: files done/total, bytes, rate
     and ETA; with `verbose`, each file's outcome printed above it."""
@@ -54,8 +83,10 @@ class Bar:
         self._lock = threading.Lock()
         self._bar = None
         self.files = self.total_files = 0
+        self.reading = PlanningBar(self.stream)
 
     def planned(self, plan) -> None:
+        self.reading.close()
         if not plan.files:
             return  # nothing to draw: tqdm is not even imported
         from tqdm import tqdm
