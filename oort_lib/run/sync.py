@@ -205,7 +205,7 @@ def run(
             destination=lambda f: destination(settings.api, creds.username, f.organisation),
             retry_delay=settings.retry_delay,
             devices=_folders_seen(paths),
-            reading=events.reading,
+            reading=getattr(events, "reading", None),
         )
         result = RunResult(plan=plan)
         result.run_id = run_id
