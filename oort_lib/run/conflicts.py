@@ -63,11 +63,9 @@ def check(items: list[Item], remote, manifest,
     """
     if not items:
         return items, []
-    slots: dict[tuple, list[Item]] = {}
-    for item in items:
-        slots.setdefault(item_slot(remote, item), []).append(item)
     holders = _uploaded(manifest, remote, {i.dataset for i in items},
                         {i.destination for i in items})
+    slots = _shared_slots(remote, items, holders)
     verdicts: list[Verdict] = []
     held: set[int] = set()
     hashes: dict[int, str] = {}
@@ -120,6 +118,34 @@ def check(items: list[Item], remote, manifest,
             else:
                 verdicts.append(Verdict(item, CONFLICT, conflict_reason(first, where), mine))
     return [i for i in items if id(i) not in held], verdicts
+
+
+def _shared_slots(remote, items: list[Item], holders: dict) -> dict[tuple, list[Item]]:
+    """The slots that hold more than one of `items`, or one of them and an uploaded row.
+
+    A first run over 100,000 files must not keep a tuple key for each (memory): the
+    slots are first told apart by their hashes, and only those met twice are rebuilt.
+    """
+    by_hash: dict[int, Item | list[Item]] = {}
+    for item in items:
+        key = hash(item_slot(remote, item))
+        seen = by_hash.get(key)
+        if seen is None:
+            by_hash[key] = item
+        elif type(seen) is list:
+            seen.append(item)
+        else:
+            by_hash[key] = [seen, item]
+    slots: dict[tuple, list[Item]] = {}
+    for found in by_hash.values():
+        if type(found) is list:
+            for item in found:  # equal hashes, maybe not equal slots: sorted out here
+                slots.setdefault(item_slot(remote, item), []).append(item)
+        elif holders:
+            slot = item_slot(remote, found)
+            if slot in holders:
+                slots[slot] = [found]
+    return slots
 
 
 def _shown(root: str, relpath: str) -> str:
