@@ -17,6 +17,7 @@ from oort_lib.errors import EXIT_SOFTWARE, LockHeld
 from oort_lib.samples import write_fits
 from oort_lib.state import config as cfg
 from oort_lib.state import manifest as mf
+from oort_lib.state import migrations
 from oort_lib.state.lock import RunLock
 from oort_lib.views.status import status
 
@@ -120,7 +121,7 @@ def test_read_only_commands_leave_an_old_manifest_as_it_is(cli, home, logged_in,
     db = sqlite3.connect(home.manifest_file)
     import sqlite_utils
 
-    mf._m0001_initial(sqlite_utils.Database(db))
+    migrations._m0001_initial(sqlite_utils.Database(db))
     db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at FLOAT)")
     db.execute("INSERT INTO migrations VALUES ('0001_initial', 0)")
     db.commit()

@@ -335,7 +335,7 @@ class _Clock:
 def test_clock_a_year_ahead_at_a_failure_does_not_hold_the_file(cli, home, logged_in,
                                                                 sandbox, tmp_path,
                                                                 monkeypatch):
-    from oort_lib.run import sync
+    from oort_lib.run import uploader
 
     root = tmp_path / "data"
     victim, = frames(root, "a.fits")
@@ -343,7 +343,7 @@ def test_clock_a_year_ahead_at_a_failure_does_not_hold_the_file(cli, home, logge
     sandbox.faults.error_rate = 1.0
     sandbox.faults.paths = r"datafiles"
     with monkeypatch.context() as patch:
-        patch.setattr(sync, "time", _Clock(YEAR))
+        patch.setattr(uploader, "time", _Clock(YEAR))  # where outcomes are recorded
         assert cli("run").code == 1
     assert row(home, "a.fits")["retry_at"] > time.time() + YEAR  # what that clock said
     # The clock is fixed.

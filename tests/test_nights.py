@@ -13,6 +13,7 @@ from oort_lib.local.headers import read_header
 from oort_lib.run.plan import make_plan
 from oort_lib.samples import write_fits, write_xisf
 from oort_lib.state import manifest as mf
+from oort_lib.state import migrations
 from oort_lib.state.config import Folder
 
 UTC = timezone.utc
@@ -314,7 +315,7 @@ def test_migration_0003_adds_the_columns(tmp_path):
         # Idempotent: applying it again to a migrated table changes nothing.
         import sqlite_utils
 
-        mf._m0003_night_sources(sqlite_utils.Database(manifest.conn))
+        migrations._m0003_night_sources(sqlite_utils.Database(manifest.conn))
         again = {r["name"] for r in manifest.rows("PRAGMA table_info(files)")}
     assert set(mf.NIGHT_SOURCE_COLUMNS) <= columns and columns == again
 

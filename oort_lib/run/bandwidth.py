@@ -7,7 +7,7 @@ Rates are bytes per second with binary suffixes, as rclone reads them: `512k` is
 512 KiB/s, `4M` 4 MiB/s, `1G` 1 GiB/s; a bare number is KiB/s; `off` or `0` is no limit.
 
 The limiter is one shared bucket: every chunk a worker is about to send takes its share
-first (see sync._Uploader._sent, called by the upload body before each chunk leaves),
+first (see uploader.Uploader._sent, called by the upload body before each chunk leaves),
 so four workers together keep to the rate.
 """
 

@@ -1,0 +1,123 @@
+"""The manifest's schema, as named migrations applied in order (sqlite-utils).
+
+Append only: a migration, once released, is never edited or renamed. Each is written so
+that it adds only what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def _m0001_initial(db) -> None:
+    db["files"].create(
+        {
+            "id": int,
+            "root": str,
+            "relpath": str,
+            "size": int,
+            "mtime_ns": int,
+            "hash": str,
+            "header_date": str,
+            "night": str,
+            "kind": str,
+            "dataset": str,
+            "target": str,
+            "status": str,
+            "reason": str,
+            "transient": int,
+            "attempts": int,
+            "retry_at": float,
+            "organisation": str,
+            "telescope": str,
+            "nightlog_uuid": str,
+            "parent_uuid": str,
+            "dataset_uuid": str,
+            "uploaded_hash": str,
+            "uploaded_size": int,
+            "first_seen": float,
+            "updated_at": float,
+            "uploaded_at": float,
+        },
+        pk="id",
+        not_null={"root", "relpath", "status"},
+        defaults={"attempts": 0, "transient": 0},
+    )
+    db["files"].create_index(["root", "relpath"], unique=True)
+    db["files"].create_index(["status"])
+    db["remote"].create(
+        {"key": str, "kind": str, "uuid": str, "created_at": float}, pk="key"
+    )
+    db["runs"].create(
+        {
+            "id": int,
+            "pid": int,
+            "started_at": float,
+            "ended_at": float,
+            "exit_code": int,
+            "uploaded": int,
+            "failed": int,
+            "skipped": int,
+            "deferred": int,
+            "bytes": int,
+            "message": str,
+        },
+        pk="id",
+    )
+
+
+def _m0002_destination(db, origin: tuple[str, str | None] | None = None) -> None:
+    """Each file row records where its upload went: server, account, organisation.
+
+    Rows uploaded before this migration belong to the server of the config at
+    migration time (`origin`: api, username), with the row's own organisation.
+    """
+    db["files"].add_column("destination", str)
+    if origin is not None:
+        api, account = origin
+        db.execute(
+            "UPDATE files SET destination = ? || coalesce(organisation, '') "
+            "WHERE status != 'skipped'",
+            [f"{api.rstrip('/')}|{account or ''}|"],
+        )
+
+
+# The header facts a file's night and kind are decided from, kept so that a file whose
+# upload is retried is planned again without re-reading its header (see plan.py).
+NIGHT_SOURCE_COLUMNS = {
+    "date_source": str,  # "DATE-OBS in HDU 1", "MJD-OBS in HDU 0", ...
+    "date_raw": str,  # the value as written
+    "date_loc": str,  # DATE-LOC, ISO
+    "site_longitude": float,  # degrees east
+    "longitude_source": str,  # "SITELONG = 151.2"
+    "frame_type": str,  # IMAGETYP/FRAME/OBSTYPE value
+    "frame_keyword": str,
+    "time_source": str,  # what gave the local time (localtime.LocalTime.source)
+}
+
+
+def _m0003_night_sources(db) -> None:
+    # Independent of the other migrations: only adds what is missing.
+    have = set(db["files"].columns_dict)
+    for name, kind in NIGHT_SOURCE_COLUMNS.items():
+        if name not in have:
+            db["files"].add_column(name, kind)
+
+
+# The folder part of a relpath ("a/b/" of "a/b/c.fits", "" at the root), as SQL: rtrim
+# strips every trailing character that is not a slash. The same text in the index and in
+# QuickIndex's query lets SQLite use the index.
+_DIR_SQL = "rtrim(relpath, replace(relpath, '/', ''))"
+
+
+def _m0007_quick_by_folder(db) -> None:
+    db.execute(f"CREATE INDEX IF NOT EXISTS files_by_folder ON files (root, {_DIR_SQL})")
+
+
+# Append only: a migration, once released, is never edited or renamed.
+MIGRATIONS: list[tuple[str, Callable]] = [
+    ("0001_initial", _m0001_initial),
+    ("0002_destination", _m0002_destination),
+    ("0003_night_sources", _m0003_night_sources),
+    ("0007_quick_by_folder", _m0007_quick_by_folder),
+]
