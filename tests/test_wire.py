@@ -13,7 +13,7 @@ import pytest
 from oort_lib.arcsecond.client import Client
 from oort_lib.arcsecond.gen2026 import Gen2026, verify_key
 from oort_lib.arcsecond.remote import Container
-from oort_lib.run.plan import Item
+from oort_lib.run.item import Item
 from oort_lib.state.config import Folder
 
 KEY = "5a4db0c5e7e57ca11ab1e0000000c0de"

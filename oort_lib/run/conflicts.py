@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from oort_lib.errors import LocalTransient
 from oort_lib.local.scan import name_of_key
-from oort_lib.run.plan import Item, server_name
+from oort_lib.run.item import Item, server_name
 
 # The outcome of a file found in a shared slot (sync.py records it).
 CONFLICT = "conflict"

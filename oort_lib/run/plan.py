@@ -11,12 +11,12 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
 
 from oort_lib.errors import FileChanged, FileProblem
 from oort_lib.local.decision import FACTS, decide, header_facts
 from oort_lib.local.exclude import EXCLUDED, matcher
 from oort_lib.local.scan import Entry, Skipped, is_transient, walk
+from oort_lib.run.item import Item
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
 
@@ -43,90 +43,6 @@ def waits(known, now: float) -> bool:
         return True
     retry_at = known.retry_at or 0
     return now < retry_at <= now + RETRY_MAX
-
-
-def server_name(name: str) -> str:
-    """The name on the server of a file called `name` (a basename): its non-UTF-8 bytes
-    percent-encoded (a backslash escape would read as a path separator to some servers)."""
-    if name.isascii():
-        return name
-    return "".join(f"%{ord(ch) - 0xDC00:02X}" if "\udc80" <= ch <= "\udcff" else ch
-                   for ch in name)
-
-
-class Item(NamedTuple):
-    """One file to upload, with everything the remote chain needs."""
-
-    folder: Folder
-    # The file's path when it is not simply the folder's path joined with relpath (an
-    # escaped non-UTF-8 name): not stored twice for a million files (see `path`).
-    full_path: str | None
-    relpath: str
-    size: int
-    mtime_ns: int
-    hash: str | None  # None until the upload hashes it (a file never uploaded before)
-    header_date: str
-    night: str
-    kind: str  # "observation" or "calibration"
-    dataset: str
-    target: str
-    replace: bool = False  # uploaded before with another content: PATCH it
-    attempts: int = 0
-    destination: str | None = None  # destination.destination() of the folder
-
-    date_source: str | None = None  # "DATE-OBS in HDU 1": the keyword that dated it
-    time_source: str | None = None  # what gave the local time (localtime.LocalTime.source)
-    date_raw: str | None = None  # the date value as the header wrote it
-    # The other header facts the night came from (values of FACTS[2:]), None when the
-    # header had none of them (most files: no tuple kept for each of them).
-    facts: tuple | None = None
-
-    @property
-    def path(self) -> str:
-        if self.full_path is not None:
-            return self.full_path
-        return self.folder.path.rstrip(os.sep) + os.sep + self.relpath.replace("/", os.sep)
-
-    @property
-    def filename(self) -> str:
-        """The name on the server (see server_name)."""
-        return server_name(os.path.basename(self.path))
-
-    def row(self) -> dict:
-        """The manifest row of this file while it waits for its upload."""
-        return {
-            "relpath": self.relpath,
-            "size": self.size,
-            "mtime_ns": self.mtime_ns,
-            "hash": self.hash,
-            "header_date": self.header_date,
-            "night": self.night,
-            "kind": self.kind,
-            "dataset": self.dataset,
-            "target": self.target,
-            "status": mf.PENDING,
-            "reason": None,
-            "organisation": self.folder.organisation,
-            "telescope": self.folder.telescope,
-            "destination": self.destination,
-            # Not replacing means nothing of this file is known to be at this
-            # destination: forget what another destination received.
-            **({} if self.replace else {"uploaded_hash": None}),
-            "date_source": self.date_source,
-            "time_source": self.time_source,
-            "date_raw": self.date_raw,
-            **dict(zip(FACTS[2:], self.facts or (None,) * len(FACTS[2:]))),
-        }
-
-    @property
-    def group(self) -> tuple:
-        return (
-            self.folder.organisation or "",
-            self.folder.telescope or "",
-            self.night,
-            self.kind,
-            self.dataset,
-        )
 
 
 class Plan:

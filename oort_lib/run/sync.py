@@ -18,7 +18,8 @@ from oort_lib.errors import (
     OortError,
     WrongGeneration,
 )
-from oort_lib.run.plan import Item, Plan, make_plan
+from oort_lib.run.item import Item
+from oort_lib.run.plan import Plan, make_plan
 from oort_lib.run.uploader import Uploader
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Paths, Settings, select_folders

@@ -24,7 +24,8 @@ from oort_lib.errors import (
     TransientError,
     local_problem,
 )
-from oort_lib.run.plan import Item, backoff
+from oort_lib.run.item import Item
+from oort_lib.run.plan import backoff
 from oort_lib.run.reasons import classify
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Settings
