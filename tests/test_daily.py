@@ -3,24 +3,20 @@ lock, quiet outages, machine-readable times and log lines."""
 
 from __future__ import annotations
 
-import fcntl
 import http.server
 import json
 import os
-import pty
 import re
-import select
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import time
 from datetime import datetime
 
 import pytest
 from conftest import ROOT, configure, run_process
+from terminal import run_in_terminal
 
 from oort_lib.run import outage
 from oort_lib.samples import make_sample_tree, write_fits
@@ -29,31 +25,6 @@ from oort_lib.state import manifest as mf
 from oort_lib.state.lock import RunLock
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def run_at_width(args, columns: int, env: dict | None = None) -> tuple[int, str]:
-    """oort-sync with a pseudo-terminal of `columns` x 24 as stdout and stderr."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "oort_sync.py"), *args],
-                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
-                            env={**os.environ, **(env or {})})
-    os.close(follower)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            break
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(30)
-    os.close(leader)
-    return proc.returncode, b"".join(chunks).decode(errors="replace")
 
 
 def many(root, count: int):
@@ -68,7 +39,7 @@ def test_progress_fits_80_columns_and_redraws_in_place(home, sandbox, tmp_path):
     configure(home, sandbox.url, sandbox.seed.upload_key, folders=[cfg.Folder(str(root))],
               jobs=2)
     sandbox.faults.latency = 0.02  # a few redraws
-    code, screen = run_at_width(["run", "--min-age=0"], 80)
+    code, screen = run_in_terminal(["run", "--min-age=0"], columns=80)
     assert code == 0, screen
     text = ANSI.sub("", screen)
     assert "40/40 files" in text and "100%" in text and "ETA" in text
@@ -83,7 +54,7 @@ def test_progress_fits_80_columns_and_redraws_in_place(home, sandbox, tmp_path):
 def test_verbose_lines_scroll_above_the_bar(home, sandbox, tmp_path):
     root = many(tmp_path / "data", 6)
     configure(home, sandbox.url, sandbox.seed.upload_key, folders=[cfg.Folder(str(root))])
-    code, screen = run_at_width(["run", "--min-age=0", "-v"], 80)
+    code, screen = run_in_terminal(["run", "--min-age=0", "-v"], columns=80)
     text = ANSI.sub("", screen)
     assert code == 0 and text.count("uploaded ") >= 6 and "6/6 files" in text
 
@@ -711,7 +682,7 @@ def test_planning_shows_its_total_at_once(home, tmp_path):
 
     root = make_bulk_tree(tmp_path / "data", 600)
     cfg.save_settings(home, cfg.Settings(folders=(cfg.Folder(str(root)),)))
-    code, screen = run_at_width(["run", "--dry-run", "--min-age=0"], 80)
+    code, screen = run_in_terminal(["run", "--dry-run", "--min-age=0"], columns=80)
     assert code == 0, screen
     text = ANSI.sub("", screen)
     assert "planning: reading headers" in text and "| 0/600 [" in text

@@ -239,14 +239,20 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_full_disk_is_called_full_not_damaged(cli, home, logged_in, tmp_path, tiny_disk,
-                                              monkeypatch):
+def _home_on(tiny_disk, home, logged_in, tmp_path, monkeypatch) -> cfg.Paths:
+    """A home on the small disk, logged in and watching a folder of one file."""
     monkeypatch.setenv("OORT_SYNC_HOME", str(tiny_disk / "home"))
     paths = cfg.resolve_paths()
-    data = tmp_path / "data"
-    night_file(data / "a.fits")
-    logged_in(data)
+    night_file(tmp_path / "data" / "a.fits")
+    logged_in(tmp_path / "data")
     cfg.save_settings(paths, cfg.load_settings(home))
+    return paths
+
+
+def test_full_disk_is_called_full_not_damaged(cli, home, logged_in, tmp_path, tiny_disk,
+                                              monkeypatch):
+    paths = _home_on(tiny_disk, home, logged_in, tmp_path, monkeypatch)
+    data = tmp_path / "data"
     paths.credentials_file.write_bytes(home.credentials_file.read_bytes())
     assert cli("run", "--min-age=0").code == 0
     for index in range(50):  # new files: new manifest rows
@@ -284,12 +290,8 @@ def test_sqlite_full_is_called_full_not_damaged(home):
 def test_read_only_state_folder(cli, home, logged_in, tmp_path, tiny_disk, monkeypatch):
     """A state folder mounted read-only: a run says so plainly (nothing "damaged"), and
     status still reads the manifest."""
-    monkeypatch.setenv("OORT_SYNC_HOME", str(tiny_disk / "home"))
-    paths = cfg.resolve_paths()
+    paths = _home_on(tiny_disk, home, logged_in, tmp_path, monkeypatch)
     data = tmp_path / "data"
-    night_file(data / "a.fits")
-    logged_in(data)
-    cfg.save_settings(paths, cfg.load_settings(home))
     credentials_bytes = home.credentials_file.read_bytes()
     paths.credentials_file.write_bytes(credentials_bytes)
     os.chmod(paths.credentials_file, 0o600)

@@ -11,37 +11,14 @@ import sys
 
 import pytest
 from conftest import ROOT
+from terminal import run_in_terminal
 
 from oort_lib.samples import make_sample_tree
 
 
-def _run_in_terminal(args, env) -> tuple[int, str]:
-    """Run oort-sync with a pseudo-terminal as stdout and stderr, as a person would."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "oort_sync.py"), *args],
-                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
-                            env={**os.environ, **env})
-    os.close(follower)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            break
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(30)
-    os.close(leader)
-    return proc.returncode, b"".join(chunks).decode(errors="replace")
-
-
 def test_terminal_gets_progress_and_summary(home, logged_in, sandbox, tmp_path):
     logged_in(make_sample_tree(tmp_path / "data"))
-    code, screen = _run_in_terminal(["run", "--min-age=0"], {})
+    code, screen = run_in_terminal(["run", "--min-age=0"])
     assert code == 0, screen
     assert "13/13 files" in screen  # the progress bar reached the end
     assert "13 files uploaded" in screen and "2 skipped" in screen
