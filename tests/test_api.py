@@ -243,3 +243,14 @@ def test_lost_create_is_not_retried_blindly(sandbox):
         client.create(None, "nightlogs", {"date": "2021-01-01"})
     sandbox.faults.lost_answer_rate = 0.0
     assert len(sandbox.objects("nightlogs")) == 1  # created once, not once per retry
+
+
+@pytest.mark.parametrize("url, warned", [
+    ("http://127.0.0.1:8765", False), ("http://[::1]:8765/api", False),
+    ("http://localhost:1", False), ("https://nas.local", False),
+    ("http://nas.local:5555/api", True), ("http://[fd00::2]:5555/api", True),
+])
+def test_plain_http_to_another_machine_is_warned_about(url, warned):
+    from oort_lib.state.config import plain_http_off_loopback
+
+    assert plain_http_off_loopback(url) is warned

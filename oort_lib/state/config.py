@@ -515,6 +515,12 @@ def check_base_url(url: str, *, allow_http: bool = False) -> str:
     )
 
 
+def plain_http_off_loopback(url: str) -> bool:
+    """True for an http:// URL to another machine (the key travels in clear there)."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and host_kind(parts.hostname or "") != "loopback"
+
+
 def host_kind(host: str) -> str:
     """"loopback", "lan" (private address or local name) or "public"."""
     import ipaddress  # only here: not a cost for every run
