@@ -316,3 +316,13 @@ def test_non_ascii_key_on_stdin_is_refused_plainly(cli, home, monkeypatch):
     assert result.code == 3, result.err
     assert "non-ASCII" in result.err and "ключ" not in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_log_failure_is_not_remembered_by_the_next_command(cli, home, tmp_path,
+                                                            monkeypatch):
+    """Two commands in one process (tests, a wrapper): the second one's log is its own."""
+    from oort_lib.state import logfile
+
+    logfile._LogFile.failed = OSError(17, "File exists", str(tmp_path / "elsewhere"))
+    test_internal_error_is_one_line_with_the_traceback_in_the_log(cli, home, monkeypatch)
+    assert logfile.write_failure() is None

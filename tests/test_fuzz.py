@@ -139,12 +139,12 @@ def test_a_file_the_rules_or_the_reader_choke_on_stops_only_itself(tmp_path, mon
     surprise skips it, the rules' surprise fails it (retried with the backoff, so an
     upgrade that fixes the bug picks it up), and every other file is planned."""
     import oort_lib.local.headers
-    import oort_lib.run.plan
+    import oort_lib.run.planner
 
     root = tmp_path / "data"
     for name in ("a", "reader", "rules", "z"):
         write_header(root / "M31" / f"{name}.fits", {"DATE-OBS": ("text", "2021-06-01T22:00")})
-    real_read, real_decide = oort_lib.local.headers.read_header, oort_lib.run.plan.decide
+    real_read, real_decide = oort_lib.local.headers.read_header, oort_lib.run.planner.decide
 
     def read(path):
         if path.endswith("reader.fits"):
@@ -157,7 +157,7 @@ def test_a_file_the_rules_or_the_reader_choke_on_stops_only_itself(tmp_path, mon
         return real_decide(relpath, *args)
 
     monkeypatch.setattr(oort_lib.local.headers, "read_header", read)
-    monkeypatch.setattr(oort_lib.run.plan, "decide", rules)
+    monkeypatch.setattr(oort_lib.run.planner, "decide", rules)
     with mf.Manifest(tmp_path / "m.sqlite") as manifest:
         plan = make_plan([Folder(str(root))], manifest, min_age=0)
         for root_path, rows in plan.rows.items():

@@ -99,6 +99,7 @@ def setup(log_file: Path, *, level: int = logging.INFO, max_bytes: int = 1_000_0
     at most max_bytes * (backups + 1))."""
     logger = logging.getLogger(LOGGER)
     close(logger)  # one log file at a time, even when main() runs twice in a process
+    _LogFile.failed = None  # a failure writing an earlier log is not this one's
     handler = _LogFile(
         log_file, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True,
         errors="backslashreplace",  # a non-UTF-8 file name must not lose the line
