@@ -215,6 +215,10 @@ def propose(
         else:
             telescope_uuid = telescope
     proposal.telescope_name = telescope_name
+    if creds is None and not telescope_uuid:
+        proposal.notes.append(
+            "Note: today's Arcsecond needs a telescope for every folder. Once logged in, "
+            "`oort-sync telescopes` lists yours; then watch the folder again with -t UUID.")
     proposal.folders = [
         Folder(path=p, organisation=organisation, telescope=telescope_uuid,
                telescope_name=telescope_name, timezone=timezone, reduced=reduced,

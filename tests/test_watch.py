@@ -61,3 +61,12 @@ def test_organisation_needs_login(cli, tmp_path):
     (tmp_path / "d").mkdir()
     result = cli("watch", tmp_path / "d", "-o", "robotland", "-t", "rt1", "-y")
     assert result.code == 3 and "login" in result.err
+
+
+def test_watch_before_login_says_a_telescope_will_be_needed(cli, home, tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    result = cli("watch", folder, "-y")
+    assert result.code == 0
+    assert "needs a telescope for every folder" in result.out
+    assert "oort-sync telescopes" in result.out
