@@ -312,7 +312,9 @@ def _login(args, paths, settings) -> int:
     if api or allow_http != settings.allow_http:
         cfg.save_settings(paths, cfg.with_api(settings, client.base)._replace(
             allow_http=allow_http))
-    if cfg.plain_http_off_loopback(client.base):
+    from oort_lib.arcsecond.address import plain_http_off_loopback
+
+    if plain_http_off_loopback(client.base):
         _say(f"oort-sync: warning: {client.base} is plain http://: the key and your files "
              "travel unencrypted on your network.", err=True)
     who = creds.username or "an upload key"

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from oort_lib import __version__
+from oort_lib.arcsecond.address import check_base_url
 from oort_lib.arcsecond.client import Client, error_message
 from oort_lib.errors import (
     AlreadyExists,
@@ -26,7 +27,6 @@ from oort_lib.errors import (
     ServerUnreachable,
     TransientError,
 )
-from oort_lib.state.config import check_base_url
 
 
 class Scripted:
@@ -251,6 +251,6 @@ def test_lost_create_is_not_retried_blindly(sandbox):
     ("http://nas.local:5555/api", True), ("http://[fd00::2]:5555/api", True),
 ])
 def test_plain_http_to_another_machine_is_warned_about(url, warned):
-    from oort_lib.state.config import plain_http_off_loopback
+    from oort_lib.arcsecond.address import plain_http_off_loopback
 
     assert plain_http_off_loopback(url) is warned

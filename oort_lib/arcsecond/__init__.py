@@ -1,5 +1,6 @@
 """The server side: one HTTP client, and the two API generations behind one interface.
 
+    address.py  which URLs may receive the key (https, loopback, the LAN when allowed)
     client.py   the HTTP session: deadlines, retries, Retry-After, pages, key hygiene
     detect.py   which generation a server speaks, without side effects
     remote.py   the small interface the run uses (container, exists, send, forget)

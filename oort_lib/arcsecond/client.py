@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from oort_lib import __version__
+from oort_lib.arcsecond.address import check_base_url
 from oort_lib.arcsecond.body import FileBody
 from oort_lib.arcsecond.deadline import Deadline, WatchedAdapter
 from oort_lib.errors import (
@@ -36,7 +37,6 @@ from oort_lib.errors import (
     ServerUnreachable,
     TransientError,
 )
-from oort_lib.state.config import check_base_url
 
 log = logging.getLogger("oort_sync.api")  # a child of the log file's logger
 
@@ -147,7 +147,7 @@ class Client:
         """`stop` cuts every request in flight (uploads too) and ends retries; `halt`
         cuts the others only (an upload in flight gets the run's grace period).
 
-        Raises ConfigError for a URL that config.check_base_url refuses."""
+        Raises ConfigError for a URL that address.check_base_url refuses."""
         self.base = check_base_url(base_url, allow_http=allow_http)
         self.key = key
         self.timeout = (connect_timeout, read_timeout)

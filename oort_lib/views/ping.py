@@ -43,8 +43,8 @@ def _request(where: str, reason: str | None, deadline: float, outcome: list) -> 
     import urllib.request
 
     from oort_lib import __version__
+    from oort_lib.arcsecond.address import check_base_url
     from oort_lib.errors import ConfigError
-    from oort_lib.state.config import check_base_url
 
     try:
         check_base_url(where)  # https://, or http:// on loopback
