@@ -2,6 +2,7 @@
 
     address.py  which URLs may receive the key (https, loopback, the LAN when allowed)
     client.py   the HTTP session: deadlines, retries, Retry-After, pages, key hygiene
+    deadline.py the watchdog that ends a request at its total deadline or at a stop
     detect.py   which generation a server speaks, without side effects
     remote.py   the small interface the run uses (container, exists, send, forget)
     gen2021.py  night log -> observation/calibration -> dataset, nested datafiles
