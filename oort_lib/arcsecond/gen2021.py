@@ -14,7 +14,7 @@ from urllib.parse import quote
 from oort_lib.arcsecond.body import FileBody
 from oort_lib.arcsecond.client import NO_KEY, prefix
 from oort_lib.arcsecond.remote import Container, Remote, RemoteFile
-from oort_lib.errors import AuthError, NotFound, PermanentError, TransientError, WrongGeneration
+from oort_lib.errors import AuthError, NotFound, PermanentError, WrongGeneration
 
 
 class Gen2021(Remote):
@@ -47,11 +47,11 @@ class Gen2021(Remote):
         return Container(dataset=dataset, nightlog=nightlog, parent=parent)
 
     def _object(self, key: str, org: str | None, kind: str, filters: dict, body: dict) -> str:
-        return self._once(key, kind, lambda: self._find_or_create(org, kind, filters, body))
+        return self._once(key, kind, lambda: self._find_or_make(org, kind, filters, body))
 
-    def _find_or_create(self, org, kind, filters, body) -> str:
-        last: Exception | None = None
-        for _attempt in range(3):
+    def _find_or_make(self, org: str | None, kind: str, filters: dict, body: dict) -> str:
+        """Find or create one object (only when the run has not resolved it yet)."""
+        def find() -> str | None:
             try:
                 found = self.client.find(org, kind, filters)
             except NotFound:
@@ -60,23 +60,18 @@ class Gen2021(Remote):
                                       "(it does not speak the 2021 generation).", 404) from None
             matches = [obj for obj in found
                        if all(str(obj.get(k)) == str(v) for k, v in filters.items())]
-            if matches:
-                return str(matches[0]["uuid"])  # the oldest: the server lists by creation
+            return str(matches[0]["uuid"]) if matches else None  # the oldest: listed first
+
+        def create() -> dict:
             try:
-                created = self.client.create(org, kind, body)
+                return self.client.create(org, kind, body)
             except PermanentError as exc:
                 if exc.status == 405:  # readable, not writable: a 2026 server
                     raise WrongGeneration(f"POST {kind}/: not allowed on this server (it "
                                           "builds them itself: 2026 generation).", 405) from None
                 raise
-            except TransientError as exc:
-                # The create may have worked even though its answer was lost: look again
-                # rather than creating blindly a second time.
-                last = exc
-                continue
-            self.created.add(str(created["uuid"]))
-            return str(created["uuid"])
-        raise last
+
+        return self._find_or_create(find, create)
 
     def slot(self, destination, telescope, night, kind, dataset, filename) -> tuple:
         # One dataset per (night log, observation or calibration, name): see container().

@@ -21,7 +21,6 @@ from oort_lib.errors import (
     AuthError,
     NotFound,
     PermanentError,
-    TransientError,
     WrongGeneration,
 )
 
@@ -43,29 +42,25 @@ class Gen2026(Remote):
         telescope = item.folder.telescope
         if not telescope:
             raise PermanentError(f"no telescope: {NEEDS_TELESCOPE}")
-        key = self._key(item, f"|{item.dataset}")
-        uuid = self._once(key, "datasets", lambda: self._find_or_create(
-            item.folder.organisation, item.dataset, telescope))
+        uuid = self._once(self._key(item, f"|{item.dataset}"), "datasets",
+                          lambda: self._dataset(item.folder.organisation, item.dataset,
+                                                telescope))
         return Container(dataset=uuid)
 
-    def _find_or_create(self, org: str | None, name: str, telescope: str) -> str:
-        last: Exception | None = None
-        for _attempt in range(3):
+    def _dataset(self, org: str | None, name: str, telescope: str) -> str:
+        """Find or create the dataset (only when the run has not resolved it yet)."""
+        def find() -> str | None:
             found = find_datasets(self.client, org, name, telescope)
-            if found:
-                return found[0]  # the oldest: the server lists by creation
+            return found[0] if found else None  # the oldest: the server lists by creation
+
+        def create() -> dict:
             try:
-                created = self.client.create(org, "datasets", {"name": name,
-                                                               "telescope": telescope})
+                return self.client.create(org, "datasets", {"name": name, "telescope": telescope})
             except NotFound:
                 raise WrongGeneration("POST datasets/: no such route on this server.",
                                       404) from None
-            except TransientError as exc:
-                last = exc  # the create may have worked: find before creating again
-                continue
-            self.created.add(str(created["uuid"]))
-            return str(created["uuid"])
-        raise last
+
+        return self._find_or_create(find, create)
 
     def exists(self, item, container: Container):
         raise NotImplementedError("the 2026 generation has no existence check by name")

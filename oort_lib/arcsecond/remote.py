@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
+from oort_lib.errors import TransientError
+
 GENERATIONS = ("2021", "2026")
 
 
@@ -104,6 +106,29 @@ class Remote:
 
     def _key(self, item, suffix: str) -> str:
         raise NotImplementedError
+
+    def _find_or_create(self, find: Callable[[], str | None],
+                        create: Callable[[], dict]) -> str:
+        """The UUID `find()` gives (the oldest match), else that of what `create()` made.
+
+        Creation is not idempotent on the server: a create whose answer was lost may have
+        worked, so it is followed by another find, never by a blind second create (three
+        rounds at most). Raises the last TransientError, and what `find`/`create` raise.
+        """
+        last: Exception | None = None
+        for _attempt in range(3):
+            found = find()
+            if found is not None:
+                return found
+            try:
+                created = create()
+            except TransientError as exc:
+                last = exc
+                continue
+            uuid = str(created["uuid"])
+            self.created.add(uuid)
+            return uuid
+        raise last
 
     def _once(self, key: str, kind: str, resolve: Callable[[], str]) -> str:
         if key in self._memo:
