@@ -17,13 +17,12 @@ and compares their contents:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import NamedTuple
 
 from oort_lib.errors import LocalTransient
 from oort_lib.local.scan import name_of_key
-from oort_lib.run.item import Item, server_name
+from oort_lib.run.item import Item, joined, server_name
 
 # The outcome of a file found in a shared slot (sync.py records it).
 CONFLICT = "conflict"
@@ -88,7 +87,7 @@ def check(items: list[Item], remote, manifest,
             continue
         where = f"{members[0].dataset}/{members[0].filename}"
         if holder is not None:
-            other = _shown(holder["root"], holder["relpath"])
+            other = joined(holder["root"], holder["relpath"])
             for item in members:
                 mine = digest(item)
                 if mine is None:
@@ -111,7 +110,7 @@ def check(items: list[Item], remote, manifest,
                 keeper = (item, mine)
                 continue
             held.add(id(item))
-            first = _shown(keeper[0].folder.path, keeper[0].relpath)
+            first = joined(keeper[0].folder.path, keeper[0].relpath)
             if mine == keeper[1]:
                 verdicts.append(Verdict(item, WAIT, f"same content as {first}, which is "
                                         "uploaded first", mine))
@@ -146,10 +145,6 @@ def _shared_slots(remote, items: list[Item], holders: dict) -> dict[tuple, list[
             if slot in holders:
                 slots[slot] = [found]
     return slots
-
-
-def _shown(root: str, relpath: str) -> str:
-    return f"{root.rstrip(os.sep)}{os.sep}{relpath.replace('/', os.sep)}"
 
 
 def _uploaded(manifest, remote, datasets: set[str], destinations: set) -> dict[tuple, list]:

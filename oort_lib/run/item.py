@@ -10,6 +10,11 @@ from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
 
 
+def joined(root: str, relpath: str) -> str:
+    """The path of `relpath` (with `/` separators) under the folder `root`."""
+    return root.rstrip(os.sep) + os.sep + relpath.replace("/", os.sep)
+
+
 def server_name(name: str) -> str:
     """The name on the server of a file called `name` (a basename): its non-UTF-8 bytes
     percent-encoded (a backslash escape would read as a path separator to some servers)."""
@@ -50,7 +55,7 @@ class Item(NamedTuple):
     def path(self) -> str:
         if self.full_path is not None:
             return self.full_path
-        return self.folder.path.rstrip(os.sep) + os.sep + self.relpath.replace("/", os.sep)
+        return joined(self.folder.path, self.relpath)
 
     @property
     def filename(self) -> str:

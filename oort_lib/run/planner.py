@@ -16,7 +16,7 @@ from oort_lib.errors import FileChanged, FileProblem
 from oort_lib.local.decision import FACTS, decide, header_facts
 from oort_lib.local.exclude import EXCLUDED, matcher
 from oort_lib.local.scan import Entry, Skipped, is_transient, walk
-from oort_lib.run.item import Item
+from oort_lib.run.item import Item, joined
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
 
@@ -355,7 +355,7 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspec
     decided = decide(entry.relpath, folder, header_date, facts)
     item = Item(
         folder=folder,
-        full_path=None if entry.path == _joined(folder.path, entry.relpath) else entry.path,
+        full_path=None if entry.path == joined(folder.path, entry.relpath) else entry.path,
         relpath=entry.relpath,
         size=entry.size,
         mtime_ns=entry.mtime_ns,
@@ -377,10 +377,6 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspec
         facts=_facts(facts),
     )
     plan.add(item)
-
-
-def _joined(root: str, relpath: str) -> str:
-    return root.rstrip(os.sep) + os.sep + relpath.replace("/", os.sep)
 
 
 def _facts(facts: dict) -> tuple | None:
