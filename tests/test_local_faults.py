@@ -358,7 +358,8 @@ def test_clock_a_year_ahead_at_a_failure_does_not_hold_the_file(cli, home, logge
 def test_retry_time_is_bounded_relative_to_now(home, tmp_path, offset, retried):
     """A retry 1 h away waits; the same retry seen by a clock moved back a year (or
     whose failure was recorded a year ahead) never waits more than the longest backoff."""
-    from oort_lib.run.plan import RETRY_MAX, make_plan
+    from oort_lib.run.plan import make_plan
+    from oort_lib.run.planner import RETRY_MAX
 
     root = tmp_path / "data"
     victim, = frames(root, "a.fits")

@@ -317,7 +317,7 @@ def test_migration_0003_adds_the_columns(tmp_path):
 
         migrations._m0003_night_sources(sqlite_utils.Database(manifest.conn))
         again = {r["name"] for r in manifest.rows("PRAGMA table_info(files)")}
-    assert set(mf.NIGHT_SOURCE_COLUMNS) <= columns and columns == again
+    assert set(migrations.NIGHT_SOURCE_COLUMNS) <= columns and columns == again
 
 
 # --- real files -----------------------------------------------------------------------------

@@ -11,17 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from oort_lib.run.item import Item
-from oort_lib.run.planner import (  # noqa: F401 - the retry rules, for the run's modules
-    NO_DATE,
-    RETRY_MAX,
-    UNMOUNTED,
-    _nested,
-    _plan_folder,
-    _resolve,
-    backoff,
-    count_to_read,
-    waits,
-)
+from oort_lib.run.planner import count_to_read, nested_in, plan_folder, resolve
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
 
@@ -186,8 +176,8 @@ def make_plan(
         reading(0, plan.to_read)
     taken: list[tuple[str, str]] = []  # (resolved path, path as given) of planned folders
     for folder in folders:
-        real = _resolve(folder.path)
-        clash = _nested(real, taken)
+        real = resolve(folder.path)
+        clash = nested_in(real, taken)
         if clash is not None:
             plan.missing.append((folder.path, f"{folder.path} (now {real}) is inside the "
                                  f"watched folder {clash}, or holds it: not scanned twice."))
@@ -195,6 +185,6 @@ def make_plan(
         taken.append((real, folder.path))
         dest = destination(folder) if destination else None
         resolved = folder if real == folder.path else folder._replace(path=real)
-        _plan_folder(plan, resolved, manifest, now, min_age, retry_failed, dest,
+        plan_folder(plan, resolved, manifest, now, min_age, retry_failed, dest,
                      retry_delay, folder.path, (devices or {}).get(folder.path))
     return plan

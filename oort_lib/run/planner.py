@@ -54,7 +54,7 @@ def count_to_read(folders: Iterable[Folder], manifest: mf.Manifest,
     walk and the quick check only, no file opened. An estimate for progress displays."""
     count = 0
     for folder in folders:
-        root = _resolve(folder.path)
+        root = resolve(folder.path)
         dest = destination(folder) if destination else None
         quick = manifest.quick_index(root)
         try:
@@ -71,14 +71,14 @@ def count_to_read(folders: Iterable[Folder], manifest: mf.Manifest,
     return count
 
 
-def _resolve(path: str) -> str:
+def resolve(path: str) -> str:
     try:
         return os.path.realpath(path)
     except (OSError, ValueError):
         return path
 
 
-def _nested(real: str, taken: list[tuple[str, str]]) -> str | None:
+def nested_in(real: str, taken: list[tuple[str, str]]) -> str | None:
     from oort_lib.host import is_inside
 
     for other, given in taken:
@@ -87,7 +87,7 @@ def _nested(real: str, taken: list[tuple[str, str]]) -> str | None:
     return None
 
 
-def _plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_delay,
+def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_delay,
                  given, seen) -> None:
     root = folder.path
     quick = manifest.quick_index(root)

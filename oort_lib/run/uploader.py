@@ -25,7 +25,7 @@ from oort_lib.errors import (
     local_problem,
 )
 from oort_lib.run.item import Item
-from oort_lib.run.plan import backoff
+from oort_lib.run.planner import backoff
 from oort_lib.run.reasons import classify
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Settings
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the run's result: sync.py builds it and hands it over
 log = logging.getLogger("oort_sync")
 
 # Upload attempts within one run before a file waits for a later run (which waits
-# plan.backoff(), at most plan.RETRY_MAX).
+# planner.backoff(), at most planner.RETRY_MAX).
 ATTEMPTS_PER_RUN = 2
 UNKNOWN_REMOTE = "?"  # uploaded_hash when the server holds a copy of unknown content
 ALREADY = "already on the server"
@@ -251,7 +251,7 @@ class Uploader:
             if outcome == "uploaded":
                 fields["reason"] = reason or ("replaced" if item.replace else None)
         elif outcome == "failed-transient":
-            # Bounded from now: see plan.waits for a clock that was wrong.
+            # Bounded from now: see planner.waits for a clock that was wrong.
             fields.update(status=mf.FAILED, transient=1,
                           retry_at=now + backoff(self.retry_delay, item.attempts))
         elif outcome == "failed":

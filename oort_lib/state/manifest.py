@@ -16,12 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from oort_lib.errors import ManifestBusy, ManifestError
-from oort_lib.state.migrations import (  # noqa: F401 - NIGHT_SOURCE_COLUMNS: for readers
-    _DIR_SQL,
-    MIGRATIONS,
-    NIGHT_SOURCE_COLUMNS,
-    _m0002_destination,
-)
+from oort_lib.state.migrations import DIR_SQL, MIGRATIONS
 
 # Statuses of a file row.
 UPLOADED = "uploaded"
@@ -51,7 +46,7 @@ class Known(NamedTuple):
     target: str | None
     uploaded_hash: str | None
     destination: str | None
-    # Added by 0003_night_sources; None in rows planned before it (see plan._plan_file).
+    # Added by 0003_night_sources; None in rows planned before it (see planner._plan_file).
     date_source: str | None = None
     date_raw: str | None = None
     date_loc: str | None = None
@@ -212,10 +207,7 @@ class Manifest:
             with self.transaction():
                 if not db["migrations"].exists():
                     db["migrations"].create({"name": str, "applied_at": float}, pk="name")
-                if fn is _m0002_destination:
-                    fn(db, self.origin)
-                else:
-                    fn(db)
+                fn(db, self.origin)
                 db["migrations"].insert({"name": name, "applied_at": time.time()})
 
     def transaction(self):
@@ -263,14 +255,14 @@ class Manifest:
         with self.lock:
             rows = self.conn.execute(
                 "SELECT relpath, id, size, mtime_ns, status, reason, destination FROM files "
-                f"WHERE root = ? AND {_DIR_SQL} = ?", (root, folder),
+                f"WHERE root = ? AND {DIR_SQL} = ?", (root, folder),
             ).fetchall()
         return {row[0]: row[1:] for row in rows}
 
     def _unsettled_ids(self, root: str) -> list[tuple[int, str]]:
         with self.lock:
             return self.conn.execute(
-                f"SELECT id, {_DIR_SQL} FROM files WHERE root = ? AND status != ?",
+                f"SELECT id, {DIR_SQL} FROM files WHERE root = ? AND status != ?",
                 (root, UPLOADED),
             ).fetchall()
 

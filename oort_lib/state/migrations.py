@@ -1,7 +1,8 @@
 """The manifest's schema, as named migrations applied in order (sqlite-utils).
 
 Append only: a migration, once released, is never edited or renamed. Each is written so
-that it adds only what is missing.
+that it adds only what is missing. Each is called with the database and the origin of
+the manifest's older rows (api, username: see Manifest), which most of them ignore.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
-def _m0001_initial(db) -> None:
+def _m0001_initial(db, origin=None) -> None:
     db["files"].create(
         {
             "id": int,
@@ -96,7 +97,7 @@ NIGHT_SOURCE_COLUMNS = {
 }
 
 
-def _m0003_night_sources(db) -> None:
+def _m0003_night_sources(db, origin=None) -> None:
     # Independent of the other migrations: only adds what is missing.
     have = set(db["files"].columns_dict)
     for name, kind in NIGHT_SOURCE_COLUMNS.items():
@@ -107,11 +108,11 @@ def _m0003_night_sources(db) -> None:
 # The folder part of a relpath ("a/b/" of "a/b/c.fits", "" at the root), as SQL: rtrim
 # strips every trailing character that is not a slash. The same text in the index and in
 # QuickIndex's query lets SQLite use the index.
-_DIR_SQL = "rtrim(relpath, replace(relpath, '/', ''))"
+DIR_SQL = "rtrim(relpath, replace(relpath, '/', ''))"
 
 
-def _m0007_quick_by_folder(db) -> None:
-    db.execute(f"CREATE INDEX IF NOT EXISTS files_by_folder ON files (root, {_DIR_SQL})")
+def _m0007_quick_by_folder(db, origin=None) -> None:
+    db.execute(f"CREATE INDEX IF NOT EXISTS files_by_folder ON files (root, {DIR_SQL})")
 
 
 # Append only: a migration, once released, is never edited or renamed.
