@@ -24,7 +24,7 @@ from oort_lib.run.uploader import Uploader
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Paths, Settings, select_folders
 from oort_lib.state.credentials import Credentials
-from oort_lib.state.destination import destination
+from oort_lib.state.destination import for_folders
 from oort_lib.state.lock import RunLock, folder_locks
 
 log = logging.getLogger("oort_sync")
@@ -120,7 +120,7 @@ def dry_run(
             manifest,
             min_age=settings.min_age if min_age is None else min_age,
             retry_failed=retry_failed,
-            destination=lambda f: destination(settings.api, account, f.organisation),
+            destination=for_folders(settings.api, account),
             keep_items=keep_items,
             retry_delay=settings.retry_delay,
             devices=_folders_seen(paths),
@@ -182,7 +182,7 @@ def run(
             manifest,
             min_age=settings.min_age if min_age is None else min_age,
             retry_failed=retry_failed,
-            destination=lambda f: destination(settings.api, creds.username, f.organisation),
+            destination=for_folders(settings.api, creds.username),
             retry_delay=settings.retry_delay,
             devices=_folders_seen(paths),
             reading=getattr(events, "reading", None),

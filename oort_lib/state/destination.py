@@ -7,7 +7,8 @@ the real server, uploads everything to the real server).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 
 class Destination(NamedTuple):
@@ -28,6 +29,11 @@ class Destination(NamedTuple):
 def destination(api: str, account: str | None, organisation: str | None) -> str:
     """The manifest's key of a destination."""
     return str(Destination(api.rstrip("/"), account or "", organisation or ""))
+
+
+def for_folders(api: str, account: str | None) -> Callable[[Any], str]:
+    """The destination key of each watched folder (its organisation) for this login."""
+    return lambda folder: destination(api, account, folder.organisation)
 
 
 def parse(key: str | None) -> Destination | None:
