@@ -17,9 +17,10 @@ def login_with_key(client, username: str | None, key: str, *, dialect: str = "au
     not recognised (or a 2026 server is given no username), and the client's errors.
     """
     client.session.auth.key = client.key = key
+    profile = None
     if dialect == "2026" or dialect == "auto":
         found = detect(client, username, key)
-        generation = found.generation
+        generation, profile = found.generation, found.profile
         if dialect == "2026" and generation != "2026":
             raise ConfigError(f"{client.base} does not speak the 2026 generation "
                               "(api_dialect = 2026 in the config).")
@@ -31,7 +32,8 @@ def login_with_key(client, username: str | None, key: str, *, dialect: str = "au
     memberships = {}
     if generation == "2021":
         if username:
-            profile = client.request("GET", f"/profiles/{_quote(username)}/")
+            if profile is None:  # detection did not read it already
+                profile = client.request("GET", f"/profiles/{_quote(username)}/")
             username = (profile or {}).get("username") or username
             memberships = gen2021.memberships(profile)
         else:

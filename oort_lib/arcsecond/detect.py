@@ -23,6 +23,7 @@ class Detected(NamedTuple):
     generation: str  # "2021" or "2026"
     key_verified: bool  # the server confirmed the username + key pair
     probes: tuple[str, ...]  # what was asked, and what it answered (for the log)
+    profile: dict | None = None  # 2021: the profile the last probe read (login uses it)
 
 
 def detect(client, username: str | None, key: str, organisation: str | None = None
@@ -52,8 +53,9 @@ def detect(client, username: str | None, key: str, organisation: str | None = No
     else:
         path = "/telescopes/"
     try:
-        client.request("GET", path)
-        return Detected("2021", username is not None, (*probes, f"GET {path}: 200"))
+        answer = client.request("GET", path)
+        return Detected("2021", username is not None, (*probes, f"GET {path}: 200"),
+                        answer if username and isinstance(answer, dict) else None)
     except AuthError:
         raise
     except (NotFound, PermanentError) as exc:
