@@ -99,7 +99,10 @@ def test_entry_fields(tmp_path):
     path = touch(tmp_path / "NGC3603" / "Halpha" / "m1.fits", b"y" * 1234)
     os.utime(path, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
     (item,) = walk(str(tmp_path))
-    assert item == Entry(str(path), "NGC3603/Halpha/m1.fits", 1234, 1_600_000_000_123_456_789)
+    st = os.stat(path)
+    assert item == Entry(str(path), "NGC3603/Halpha/m1.fits", 1234, 1_600_000_000_123_456_789,
+                         st.st_dev, st.st_ino)
+    assert st.st_ino != 0  # the upload compares this identity with the file it opens
 
 
 def test_relative_root_gives_absolute_paths(tmp_path, monkeypatch):

@@ -62,6 +62,10 @@ class Entry(NamedTuple):
     relpath: str
     size: int
     mtime_ns: int
+    # The file's identity as the walk saw it: the upload opens it and compares, so that a
+    # symlink or another file swapped in under the name is never what gets sent.
+    dev: int = 0
+    ino: int = 0
 
 
 class Skipped(NamedTuple):
@@ -272,7 +276,7 @@ def walk(root: str, exclude=None) -> Iterator[Entry | Skipped]:
             elif check_access and not access.readable(path, st):
                 yield skipped(path, relpath, PERMISSION_DENIED, size, st.st_mtime_ns)
             else:
-                yield fits_entry(path, relpath, size, st.st_mtime_ns)
+                yield fits_entry(path, relpath, size, st.st_mtime_ns, st.st_dev, st.st_ino)
         # Reversed so that popping the stack walks subfolders in name order.
         stack.extend(reversed(subfolders))
 

@@ -50,6 +50,9 @@ class Item(NamedTuple):
     # The other header facts the night came from (values of FACTS[2:]), None when the
     # header had none of them (most files: no tuple kept for each of them).
     facts: tuple | None = None
+    # (st_dev, st_ino) of the file the walk saw: the upload sends only that file (0: unknown).
+    dev: int = 0
+    ino: int = 0
 
     @property
     def path(self) -> str:
