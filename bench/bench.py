@@ -235,6 +235,49 @@ def bench_planning(count=2000, runs=5):
     report(f"plan {count} touched files", ours, "b2sum", b2, target="(target <= 1.5x)")
 
 
+def bench_whole(counts=(20_000, 100_000), runs=5):
+    """A first plan over new files with the whole-frame check (wholeness.check) against
+    the same plan without it, side by side: each run a fresh process, the two
+    alternated, the page cache warm for both (issue 18: at most 1.10x)."""
+    print("8. Whole-frame check: a first plan over new files, with and without it",
+          flush=True)
+    for count in counts:
+        tree = WORK / f"tree{count}"
+        if not (tree / ".complete").exists():
+            shutil.rmtree(tree, ignore_errors=True)
+            make_bulk_tree(tree / "data", count)
+            (tree / ".complete").touch()
+        state = WORK / f"whole-manifest-{count}.sqlite"
+        timings: dict[str, list[float]] = {"with": [], "without": []}
+        for _ in range(runs):
+            for variant in timings:
+                out = subprocess.run([sys.executable, __file__, "--plan-once",
+                                      str(tree / "data"), str(state), variant],
+                                     check=True, capture_output=True, text=True).stdout
+                timings[variant].append(float(out.split()[0]))
+        with_check = statistics.median(timings["with"])
+        without = statistics.median(timings["without"])
+        report(f"first plan of {count} new files", with_check, "the same without the "
+               "whole-frame check", without, target="(target <= 1.10x)")
+
+
+def _plan_once(data: str, state: str, variant: str) -> None:
+    """One first plan of `data` (a fresh manifest), timed in this process; prints seconds
+    and the number of files planned. `without` replaces the check by a no-op."""
+    from oort_lib.local import wholeness
+    from oort_lib.run.plan import make_plan
+    from oort_lib.state import manifest as mf
+
+    if variant == "without":
+        wholeness.check = lambda path, size=None, **_: None
+    Path(state).unlink(missing_ok=True)
+    with mf.Manifest(Path(state)) as manifest:
+        started = time.perf_counter()
+        plan = make_plan([cfg.Folder(data)], manifest, min_age=0, keep_items=False)
+        elapsed = time.perf_counter() - started
+    print(f"{elapsed:.4f} {plan.files}")
+
+
 def bench_upload(name: str, count: int, size: int, runs: int, curl_loop: bool):
     tree = WORK / f"upload-{name}"
     if not (tree / ".complete").exists():
@@ -478,14 +521,18 @@ def main() -> None:
     if sys.argv[1:2] == ["--fill-manifest"]:
         _record_all_uploaded(sys.argv[2], Path(sys.argv[3]), sys.argv[4])
         return
+    if sys.argv[1:2] == ["--plan-once"]:
+        _plan_once(*sys.argv[2:5])
+        return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*",
-                        help="nothing planning big small memory requests slow bwlimit million "
+                        help="nothing planning whole big small memory requests slow bwlimit "
+                             "million "
                              "(million is not in the default set: it builds 1,000,000 files)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer runs")
     args = parser.parse_args()
-    names = args.names or ["nothing", "planning", "big", "small", "memory", "requests", "slow",
-                           "bwlimit"]
+    names = args.names or ["nothing", "planning", "whole", "big", "small", "memory", "requests",
+                           "slow", "bwlimit"]
     WORK.mkdir(exist_ok=True)
     # A pip-installed package runs from compiled bytecode; a checkout under
     # PYTHONDONTWRITEBYTECODE would recompile every module on every run instead.
@@ -501,6 +548,8 @@ def main() -> None:
         bench_nothing_to_do((2000, 10_000) if quick else (20_000, 100_000), runs=5 if quick else 15)
     if "planning" in names:
         bench_planning(500 if quick else 2000, runs=3 if quick else 5)
+    if "whole" in names:
+        bench_whole((2000, 10_000) if quick else (20_000, 100_000), runs=3 if quick else 5)
     if "big" in names:
         print("3. Big files: 20 x 50 MB to the sandbox", flush=True)
         bench_upload("big", 4 if quick else 20, 50_000_000, 1 if quick else 3, curl_loop=False)

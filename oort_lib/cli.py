@@ -584,6 +584,9 @@ def _one_line_reason(result, stopper) -> str | None:
     reasons = [why for _root, why in result.plan.missing]
     if result.failed:
         reasons.append(f"{len(result.failed)} file(s) failed, e.g. {result.failed[0][1]}")
+    if result.plan.problems:
+        reasons.append(f"{len(result.plan.problems)} file(s) not whole, e.g. "
+                       f"{result.plan.problems[0][2]}")
     return "; ".join(reasons) or None
 
 

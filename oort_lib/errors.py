@@ -118,6 +118,31 @@ class FileChanged(LocalTransient):
     """The file changed while it was being read: it waits, like a file being written."""
 
 
+class NotWhole(FileProblem):
+    """The file is not a whole frame: it ends before its structure does (a FITS data
+    unit or an XISF attachment past the end, a compressed stream without its end), or
+    its bytes contradict it (a gzip check value, a DATASUM/CHECKSUM that does not match).
+
+    `short` is True when the file may still be arriving (it ends early): the planner
+    defers it for `partial_wait`, then reports it as a problem; False when the content
+    itself is wrong (a problem at once). Never uploaded either way.
+    """
+
+    def __init__(self, message: str, reason: str | None = None, *, short: bool = False):
+        super().__init__(message, reason)
+        self.short = short
+
+
+class ChecksumMismatch(NotWhole):
+    """A FITS HDU's DATASUM or CHECKSUM does not match its bytes (found while they stream
+    to the server: the upload is cut before its body completes, so nothing is stored)."""
+
+
+class NotPlanned(LocalTransient):
+    """The path now holds another file than the one planned (another device/inode: a
+    symlink or a copy swapped in): nothing is sent, it is planned again next run."""
+
+
 def local_problem(exc: OSError, doing: str = "read") -> LocalTransient:
     """The LocalTransient of an OSError met on a watched file (`doing`: "read",
     "upload"...). Every OSError of a file that passed the walk is transient: the same file

@@ -196,14 +196,16 @@ def test_changed_file_is_reported_not_resent(cli, home, sb26, tmp_path, monkeypa
     sb26.clear_requests()
     changed = cli("run", "--min-age=0")
     assert changed.code == 1
-    assert "the server keeps the first version" in changed.err
+    assert "cannot replace a file: rename this one" in changed.err
     assert not [r for r in sb26.requests if r[0] != "GET"]  # nothing re-sent
     after = next(f for f in sb26.datafiles() if f["filename"] == "Mosaic1.fits")["sha256"]
     assert after == before
     status = json.loads(cli("status", "--json").out)
-    reasons = [r["reason"] for f in status["folders"] for r in f["reasons"]]
-    assert any("first version" in r for r in reasons)
-    assert cli("run", "--min-age=0").code == 0  # reported once, then waits for a person
+    conflicts = [c for f in status["folders"] for c in f["conflicts"]]
+    assert [c["path"] for c in conflicts] == ["NGC3603/Halpha/Mosaic1.fits"]
+    assert "earlier file named Mosaic1.fits" in conflicts[0]["reason"]
+    # A conflict, not a quiet failure: every run says it until a person acts.
+    assert cli("run", "--min-age=0").code == 1
 
 
 @pytest.mark.parametrize("fault", ["error_rate", "lost_answer_rate", "reset_rate",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -507,3 +508,175 @@ def test_bulk_tree_plain_sizes(tmp_path):
     root = samples.make_bulk_tree(tmp_path / "bulk", 120, size_bytes=3 * 2880)
     sizes = {item.size for item in walk(str(root)) if isinstance(item, Entry)}
     assert sizes == {3 * 2880}
+
+
+# --- unusual but valid headers (issue 18, point 12) ---------------------------------------
+
+
+def test_a_header_of_100000_cards_is_read(tmp_path):
+    from partial import long_header_fits
+
+    path = long_header_fits(tmp_path / "long.fits", cards=100_000, when=DATE)
+    assert path.stat().st_size > 8_000_000
+    assert read(path) == HeaderInfo(WHEN, "M51")
+
+
+def test_a_header_past_the_card_limit_is_skipped_with_that_reason(tmp_path):
+    from oort_lib.local.fitsfile import MAX_HEADER_CARDS
+
+    path = tmp_path / "endless.fits"
+    card = b"HISTORY and on and on".ljust(80)
+    path.write_bytes(b"SIMPLE  =                    T".ljust(80)
+                     + card * (MAX_HEADER_CARDS + 100) + b"END".ljust(80))  # fmt: skip
+    with pytest.raises(FileProblem) as caught:
+        read(path)
+    assert caught.value.reason == "header larger than 200,000 cards"
+    assert not caught.value.transient and "corrupt" not in str(caught.value)
+
+
+@pytest.mark.parametrize("alias", [b"utf8", b"UTF8", b"utf-8", b"UTF-8", b"utf_8", b"U8"])
+def test_xisf_declaring_any_utf8_alias_with_non_ascii_values(tmp_path, alias):
+    path = write_xisf(tmp_path / "a.xisf", {"DATE-OBS": DATE, "OBJECT": "Pléiades ☄ M45"},
+                      file_properties={"Observation:Object:Name": "Amas des Pléiades"})
+    raw = path.read_bytes()
+    assert raw[16:60].startswith(b"<?xml version='1.0' encoding='utf8'?>")
+    rewrite_xisf_header(path, lambda h: h.replace(b"encoding='utf8'", b"encoding='" + alias
+                                                  + b"'"))  # fmt: skip
+    assert read(path) == HeaderInfo(WHEN, "Pléiades ☄ M45")
+
+
+def test_xisf_latin1_declaration_is_followed(tmp_path):
+    path = write_xisf(tmp_path / "a.xisf", {"DATE-OBS": DATE, "OBJECT": "M45"})
+    rewrite_xisf_header(
+        path,
+        lambda h: h.replace(b"encoding='utf8'", b"encoding='ISO-8859-1'")
+        .replace(b"'M45'", "'Pléiades'".encode("latin-1")),
+    )
+    assert read(path).target == "Pléiades"
+
+
+def _huge_xisf(path: Path, size: int) -> Path:
+    """An XISF file whose XML header is ``size`` bytes of FITS keywords, the date last."""
+    head = (b"<?xml version='1.0' encoding='utf8'?><xisf version=\"1.0\" "
+            b"xmlns=\"http://www.pixinsight.com/xisf\"><Image geometry=\"16:16:1\" "
+            b"sampleFormat=\"UInt16\" colorSpace=\"Gray\" location=\"attachment:AT:512\">")
+    card = b'<FITSKeyword name="HISTORY" value="" comment="' + b"x" * 100 + b'"/>'
+    tail = ("<FITSKeyword name=\"DATE-OBS\" value=\"'" + DATE + "'\" comment=\"\"/>"
+            "<FITSKeyword name=\"OBJECT\" value=\"'Pléiades'\" comment=\"\"/></Image>"
+            "<Metadata><Property id=\"XISF:CreatorApplication\" type=\"String\">tests"
+            "</Property></Metadata></xisf>").encode()  # fmt: skip
+    body = head + card * ((size - len(head) - len(tail)) // len(card)) + tail
+    at = -(-(16 + len(body) + 16) // 4096) * 4096
+    body = body.replace(b'"attachment:AT:', b'"attachment:%d:' % at)
+    raw = b"XISF0100" + len(body).to_bytes(4, "little") + bytes(4) + body
+    path.write_bytes(raw + bytes(at - len(raw)) + bytes(512))
+    return path
+
+
+def test_a_61_mib_xisf_header_is_read_in_bounded_memory(tmp_path):
+    path = _huge_xisf(tmp_path / "huge.xisf", 61 << 20)
+    code = (
+        "import resource, sys\n"
+        "from oort_lib.local.headers import read_header\n"
+        "from oort_lib.local.wholeness import check\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "info = read_header(sys.argv[1])\n"
+        "whole = check(sys.argv[1])\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(info.date.isoformat(), info.target, whole.units, grown // 1024)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code, str(path)], cwd=root,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    date, target, units, grown_mib = done.stdout.split()
+    assert (date, target, units) == (DATE, "Pléiades", "1")
+    assert int(grown_mib) < 32  # it took about 1 GB when parsed whole
+
+
+# --- a reader bug is not the user's corruption (issue 18, point 5) ------------------------
+
+
+def _failing_hdus(exc: BaseException):
+    def fits_hdus(*args, **kwargs):
+        raise exc
+        yield  # a generator, like the real one
+
+    return fits_hdus
+
+
+@pytest.mark.parametrize("exc", [TypeError("unsupported operand"), KeyError("NAXIS"),
+                                 AttributeError("no attribute"), IndexError("out of range")],
+                         ids=lambda e: type(e).__name__)  # fmt: skip
+def test_a_fits_reader_bug_is_an_internal_error_retried_later(tmp_path, monkeypatch, exc):
+    from oort_lib.errors import LocalTransient
+    from oort_lib.local import headers
+
+    path = write_fits(tmp_path / "a.fits", {"DATE-OBS": DATE})
+    monkeypatch.setattr(headers, "fits_hdus", _failing_hdus(exc))
+    with pytest.raises(LocalTransient) as caught:
+        read(path)
+    name = type(exc).__name__
+    assert caught.value.transient
+    assert str(caught.value) == f"{path}: internal error reading its header ({name}: {exc})"
+    assert caught.value.reason.endswith("): retried next run; please report it")
+    assert "corrupt" not in str(caught.value)
+
+
+def _damage_errors() -> list[BaseException]:
+    import gzip
+    import struct
+    import zlib
+
+    from astropy.io.fits.verify import VerifyError
+
+    return [ValueError("bad"), EOFError("cut"), gzip.BadGzipFile("not gzip"),
+            zlib.error("Error -3"), struct.error("unpack"), OSError("Invalid data stream"),
+            VerifyError("card"), UnicodeDecodeError("ascii", b"\xe9", 0, 1, "bad")]  # fmt: skip
+
+
+@pytest.mark.parametrize("exc", _damage_errors(), ids=lambda e: type(e).__name__)
+def test_known_damage_types_stay_a_corrupt_header(tmp_path, monkeypatch, exc):
+    from oort_lib.local import headers
+
+    path = write_fits(tmp_path / "a.fits", {"DATE-OBS": DATE})
+    monkeypatch.setattr(headers, "fits_hdus", _failing_hdus(exc))
+    with pytest.raises(FileProblem) as caught:
+        read(path)
+    assert not caught.value.transient
+    assert "truncated or corrupt FITS header" in str(caught.value)
+
+
+def test_an_xisf_reader_bug_is_an_internal_error(tmp_path, monkeypatch):
+    from oort_lib.errors import LocalTransient
+    from oort_lib.local import xisffile
+
+    path = write_xisf(tmp_path / "a.xisf", {"DATE-OBS": DATE})
+
+    def broken(self, name, attrs):
+        raise KeyError("geometry")
+
+    monkeypatch.setattr(xisffile._Reader, "_start", broken)
+    with pytest.raises(LocalTransient, match=r"internal error reading its header \(KeyError"):
+        read(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        (lambda h: h.replace(b'name="DATE-OBS"', b""), None),  # no name: tolerated
+        (lambda h: h.replace(b'comment=""', b""), None),  # no comment: tolerated
+        (lambda h: h.replace(b"<xisf ", b"<other ").replace(b"</xisf>", b"</other>"),
+         "the root element is not <xisf>"),
+        (lambda h: h.replace(b'attachment:4096:512', b'attachment:x:y'),
+         "attachment location 'attachment:x:y' is not POS:SIZE"),
+    ],
+)  # fmt: skip
+def test_xisf_damage_is_decided_explicitly(tmp_path, change, detail):
+    path = write_xisf(tmp_path / "a.xisf", {"DATE-OBS": DATE, "OBJECT": "M1"})
+    rewrite_xisf_header(path, change)
+    if detail is None:
+        assert read(path).target == "M1"
+    else:
+        with pytest.raises(FileProblem, match=re.escape(detail)) as caught:
+            read(path)
+        assert not caught.value.transient and "corrupt XISF header" in str(caught.value)

@@ -373,19 +373,60 @@ def test_retry_time_is_bounded_relative_to_now(home, tmp_path, offset, retried):
     assert (len(plan.items), len(plan.waiting)) == ((1, 0) if retried else (0, 1))
 
 
-def test_future_mtime_is_settled_with_a_warning(cli, home, logged_in, sandbox, tmp_path):
+def test_future_mtime_waits_until_it_holds_still(cli, home, logged_in, sandbox, tmp_path):
+    """An mtime in the future says nothing of a file's age (a clock ahead, a camera's
+    clock in 2040): it is sent once its size and mtime held still for min_age."""
     root = tmp_path / "data"
     future, soon = (write_fits(root / "M31" / n, NIGHT) for n in ("future.fits", "soon.fits"))
-    os.utime(future, (time.time() + YEAR, time.time() + YEAR))  # a camera clock in 2040?
-    os.utime(soon, (time.time() + 30, time.time() + 30))  # within min_age: maybe writing
-    logged_in(root)
-    result = cli("run")
-    assert result.code == 0, result.err
-    assert "future.fits: modified 365 days in the future" in result.err
-    assert "soon.fits" not in result.err
-    assert list(on_server(sandbox)) == ["future.fits"]
+    os.utime(future, (time.time() + YEAR, time.time() + YEAR))
+    os.utime(soon, (time.time(), time.time()))  # within min_age: maybe writing
+    logged_in(root, min_age=1)
+    first = cli("run")
+    assert first.code == 0, first.err
+    assert "future.fits: modified 365 days in the future" in first.err
+    assert "waits until its size and time hold still" in first.err
+    assert on_server(sandbox) == {}
+    assert row(home, "future.fits")["status"] == "deferred"
     assert row(home, "soon.fits")["status"] == "deferred"
-    assert cli("run").err == ""  # said once: it is uploaded now
+    time.sleep(1.2)
+    second = cli("run")
+    assert second.code == 0, second.err
+    assert "future.fits: modified 365 days in the future" in second.err
+    assert "held still" in second.err
+    assert sorted(on_server(sandbox)) == ["future.fits", "soon.fits"]
+    assert on_server(sandbox)["future.fits"] == [sha(future)]
+    assert cli("run").err == ""  # said while it waited: it is uploaded now
+
+
+def test_writer_with_its_clock_ahead_never_sends_half_a_frame(cli, home, logged_in, sandbox,
+                                                              tmp_path):
+    """A capture PC whose clock runs 5 minutes ahead writes through a share: its frame,
+    half written, is neither sent at once (mtime ahead) nor after it held still for
+    min_age (not whole); the whole frame is sent once, with its exact bytes."""
+    source = write_fits(tmp_path / "source" / "light_001.fits", NIGHT, shape=(200, 200))
+    whole = source.read_bytes()
+    target = tmp_path / "share" / "M31" / "light_001.fits"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(whole[: len(whole) // 2])
+    ahead = time.time() + 300
+    os.utime(target, (ahead, ahead))
+    logged_in(tmp_path / "share", min_age=1)
+    assert cli("run").code == 0  # first look: it waits
+    time.sleep(1.2)
+    waiting = cli("run", "-v")  # held still, but not whole: it waits (partial_wait)
+    assert waiting.code == 0, waiting.err
+    assert "1 file not whole yet waits" in waiting.err
+    assert on_server(sandbox) == {}
+    assert row(home, "light_001.fits")["status"] == "deferred"
+    assert "bytes short" in row(home, "light_001.fits")["reason"]
+    target.write_bytes(whole)  # the writer finishes
+    os.utime(target, (ahead + 5, ahead + 5))
+    assert cli("run").code == 0
+    time.sleep(1.2)
+    done = cli("run")
+    assert done.code == 0, done.err
+    assert on_server(sandbox) == {"light_001.fits": [sha(target)]}
+    assert sha(target) == hashlib.sha256(whole).hexdigest()
 
 
 # --- paths that move ----------------------------------------------------------------------

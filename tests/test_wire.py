@@ -62,9 +62,10 @@ def capture():
 
 
 def _item(path, folder: Folder) -> Item:
-    return Item(folder=folder, full_path=str(path), relpath=path.name, size=path.stat().st_size,
-                mtime_ns=0, hash=None, header_date="2024-01-01T00:00:00", night="2023-12-31",
-                kind="observation", dataset="M31", target="M31")
+    st = path.stat()
+    return Item(folder=folder, full_path=str(path), relpath=path.name, size=st.st_size,
+                mtime_ns=st.st_mtime_ns, hash=None, header_date="2024-01-01T00:00:00",
+                night="2023-12-31", kind="observation", dataset="M31", target="M31")
 
 
 def _headers(raw: bytes) -> tuple[str, dict[str, str], bytes]:

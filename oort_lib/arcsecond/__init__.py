@@ -7,5 +7,6 @@
     remote.py   the small interface the run uses (container, exists, send, forget)
     gen2021.py  night log -> observation/calibration -> dataset, nested datafiles
     gen2026.py  key verification, datasets {name, telescope}, flat datafiles
-    body.py     the streamed multipart body
+    body.py     the streamed multipart body: only the file planned, its bytes checked
+    answer.py   what an error answer says (its message, and whether it is a duplicate)
 """

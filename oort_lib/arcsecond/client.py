@@ -17,13 +17,18 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
 from oort_lib import __version__
 from oort_lib.arcsecond.address import check_base_url
+from oort_lib.arcsecond.answer import (
+    error_message,
+    is_duplicate,
+    is_error_body,
+    retry_after,
+)
 from oort_lib.arcsecond.body import FileBody
 from oort_lib.arcsecond.deadline import Deadline, WatchedAdapter
 from oort_lib.errors import (
@@ -31,6 +36,7 @@ from oort_lib.errors import (
     AlreadyExists,
     AuthError,
     ConfigError,
+    FileProblem,
     NotFound,
     PermanentError,
     Redirected,
@@ -40,7 +46,6 @@ from oort_lib.errors import (
 
 log = logging.getLogger("oort_sync.api")  # a child of the log file's logger
 
-DUPLICATE = "already exists in dataset"  # the one phrase both generations answer
 MAX_PAGES = 10_000  # 500,000 objects at the smallest page size seen: far beyond any list
 # The largest answer read: a page of 500 objects is ~1 MB. Past this, a proxy or a broken
 # server is talking, and holding it all in memory is the failure.
@@ -72,58 +77,6 @@ class _NoKey(requests.auth.AuthBase):
 
 
 NO_KEY = _NoKey()
-
-
-def error_message(response: requests.Response, key: str | None = None) -> str:
-    """The first human message of an error answer, never a raw dump, never the key."""
-    return scrub(_first_message(response), key)
-
-
-def scrub(text: str, key: str | None) -> str:
-    """`text` with the key masked (a server may echo what it was sent)."""
-    if key and len(key) >= 4 and key in text:
-        text = text.replace(key, "****")
-    return text
-
-
-def _first_message(response: requests.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    found = None
-    if isinstance(data, dict):
-        for key in ("detail", "error", "non_field_errors", "message"):
-            if key in data:
-                found = data[key]
-                break
-        else:
-            for key, value in data.items():
-                first = value[0] if isinstance(value, list) and value else value
-                if isinstance(first, str):
-                    found = f"{key}: {first}"
-                    break
-    elif isinstance(data, list) and data:
-        found = data[0]
-    if isinstance(found, list):
-        found = found[0] if found else None
-    if isinstance(found, str) and found.strip():
-        return found.strip()[:300]
-    return f"HTTP {response.status_code} {response.reason or ''}".strip()
-
-
-def _retry_after(response: requests.Response | None) -> float | None:
-    value = response.headers.get("Retry-After") if response is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 class Client:
@@ -220,9 +173,11 @@ class Client:
         not reach the server; otherwise the TransientError goes to the caller, who must
         look (list) before trying again.
 
-        Raises AuthError (401/403), NotFound (404), AlreadyExists, PermanentError (other
-        4xx), TransientError (5xx/429/timeouts after retries), ServerUnreachable (no
-        answer at all after retries).
+        Raises AuthError (401/403), NotFound (404), AlreadyExists (an upload whose body's
+        file the server says is there), PermanentError (other 4xx), TransientError
+        (5xx/429/timeouts after retries), ServerUnreachable (no answer at all after
+        retries); and, untouched and never retried, what an upload body raises (Aborted,
+        FileChanged, NotPlanned, ChecksumMismatch, LocalTransient: see body.py).
         """
         url = self._url(path)
         if urlsplit(url)[:2] != self._origin:
@@ -250,7 +205,9 @@ class Client:
                     response = self.session.request(method, url, timeout=self.timeout,
                                                     **kwargs)
                     content = self._read(response, method, path)
-            except Aborted:
+            except (Aborted, FileProblem):
+                # The stop, or the body refusing to go on (the file moved, a checksum,
+                # a disk error): never retried here, never taken for a network failure.
                 raise
             except (requests.exceptions.RequestException, OSError) as exc:
                 if watch.cut == "stop" or _aborted(exc):
@@ -300,7 +257,7 @@ class Client:
             message = error_message(response, self.key)
             if status in (429, 500, 502, 503, 504) or status >= 500:
                 last = TransientError(f"{method} {path}: {message}", status)
-                last.retry_after = _retry_after(response)
+                last.retry_after = retry_after(response)
                 if not idempotent and status not in (429, 503):
                     raise last
                 continue
@@ -314,8 +271,8 @@ class Client:
                 raise AuthError(f"Permission refused for {path}: {message}", status)
             if status == 404:
                 raise NotFound(f"{path}: {message}", status)
-            # The phrase may sit anywhere in the body, in whatever shape (2026 servers).
-            if DUPLICATE in message or DUPLICATE in content[:4096].decode("utf-8", "replace"):
+            # "Already there" only when the server says so of the file being sent.
+            if body is not None and is_duplicate(response, body.names):
                 raise AlreadyExists(message, status)
             raise PermanentError(f"{method} {path}: {message}", status)
         if last is None:
@@ -367,7 +324,7 @@ class Client:
                 "is not JSON (a proxy page?)",
                 status,
             ) from None
-        if _is_error_body(data):
+        if is_error_body(data):
             raise TransientError(f"{method} {path}: the server answered {status} with an "
                                  f"error: {error_message(response, self.key)}", status)
         return data if expect_json else None
@@ -442,9 +399,12 @@ class Client:
         """Stream a multipart body made by `body_factory`; returns the hash
         (digest.new_hash) of the file bytes sent, so the file is read only once.
 
-        Raises AlreadyExists when the name is taken, Aborted when the body's abort event
-        is set, and the request() errors otherwise. Not retried blindly: whether the
-        server kept the file is only known by looking (or by its duplicate answer).
+        Raises AlreadyExists when the server says this file's name is taken, Aborted
+        when the body's abort event is set, what the body raises for the file (FileChanged,
+        NotPlanned, ChecksumMismatch, LocalTransient: the body was cut before its end, so
+        nothing is stored), and the request() errors otherwise. Not retried blindly:
+        whether the server kept the file is only known by looking (or by its duplicate
+        answer).
         """
         bodies: list[FileBody] = []
 
@@ -472,16 +432,6 @@ def _redirected(base: str, method: str, path: str, response) -> Redirected:
         "(`oort-sync login --api=URL`).",
         response.status_code,
     )
-
-
-_ERROR_KEYS = {"error", "errors", "detail", "message", "status", "code", "non_field_errors"}
-
-
-def _is_error_body(data) -> bool:
-    """A dict that only says something went wrong: an "error" (or "errors") entry and
-    nothing but error-ish fields beside it."""
-    return (isinstance(data, dict) and bool({"error", "errors"} & set(data))
-            and set(data) <= _ERROR_KEYS)
 
 
 def _short(exc: Exception) -> str:

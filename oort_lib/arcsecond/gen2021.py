@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from urllib.parse import quote
 
-from oort_lib.arcsecond.body import FileBody
+from oort_lib.arcsecond.body import FileBody, Planned
 from oort_lib.arcsecond.client import NO_KEY, prefix
 from oort_lib.arcsecond.remote import Container, Remote, RemoteFile
 from oort_lib.errors import AuthError, NotFound, PermanentError, WrongGeneration
@@ -96,7 +96,8 @@ class Gen2021(Remote):
         org = item.folder.organisation
 
         def body() -> FileBody:
-            return FileBody(item.path, item.filename, progress=progress, abort=abort)
+            return FileBody(item.path, item.filename, planned=Planned.of(item),
+                            progress=progress, abort=abort)
 
         if replace:
             try:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from urllib.parse import quote
 
-from oort_lib.arcsecond.body import FileBody
+from oort_lib.arcsecond.body import FileBody, Planned
 from oort_lib.arcsecond.client import NO_KEY, prefix
 from oort_lib.arcsecond.remote import Container, Remote
 from oort_lib.errors import (
@@ -78,8 +78,8 @@ class Gen2026(Remote):
             fields.append(("tags", ",".join(item.folder.tags)))
 
         def body() -> FileBody:
-            return FileBody(item.path, item.filename, fields=fields, filename_star=False,
-                            progress=progress, abort=abort)
+            return FileBody(item.path, item.filename, planned=Planned.of(item), fields=fields,
+                            filename_star=False, progress=progress, abort=abort)
 
         try:
             return self.client.send_file(f"{prefix(item.folder.organisation)}/datafiles/", body)

@@ -85,8 +85,11 @@ class Remote:
              abort: threading.Event | None = None) -> str:
         """Upload the item's file; returns the hash of the bytes sent.
 
-        Raises AlreadyExists (the name is taken), NotFound (the container is gone from
-        the server: forget() it and try again), WrongGeneration, and the client's errors.
+        Raises AlreadyExists (the server says this file's name is taken), NotFound (the
+        container is gone from the server: forget() it and try again), WrongGeneration,
+        the client's errors, and what body.FileBody raises for the file (FileChanged,
+        NotPlanned, ChecksumMismatch, LocalTransient), the body then cut before its end
+        so that nothing is stored.
         """
         raise NotImplementedError
 

@@ -1,5 +1,6 @@
-"""The block structure of a FITS file: the bytes of each header, parsed with astropy's
-``Header``, and how far to skip the data that follows it (read by seeking, never
+"""The block structure of a FITS file: the bytes of each header, the size of the data
+unit that follows it (from the raw cards), and each header parsed with astropy's
+``Header`` when a keyword value is needed (the data units are skipped by seeking, never
 decompressed or loaded).
 
 gzip and bzip2 streams are recognised by their magic bytes, not by the file name.
@@ -9,19 +10,162 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import math
 import os
+import struct
+import sys
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
+
+from oort_lib.errors import LocalTransient
 
 BLOCK = 2880
 CARD = 80
-# A header longer than this (about 35,000 cards) is not a header but a damaged file.
-MAX_HEADER_BLOCKS = 1000
+CARDS_PER_BLOCK = BLOCK // CARD
+# Real headers hold tens to a few thousand cards; archives with long HISTORY reach
+# 100,000. Past this many the file is skipped with TOO_MANY_CARDS: reading is bounded
+# (16 MB of header at most) and the reason says what happened, never "corrupt".
+MAX_HEADER_CARDS = 200_000
+MAX_HEADER_BLOCKS = -(-MAX_HEADER_CARDS // CARDS_PER_BLOCK)
+TOO_MANY_CARDS = f"header larger than {MAX_HEADER_CARDS:,} cards"
+# astropy parses this many header blocks at most (36,000 cards, well past any camera's
+# header); a longer header is read from its raw cards, in constant time per keyword.
+_ASTROPY_BLOCKS = 1000
+
+PRIMARY = b"SIMPLE  ="
+EXTENSION = b"XTENSION="
+_END = b"END     "
+_BITPIX = (8, 16, 32, 64)
+# First letters of the cards that size a data unit: BITPIX, NAXISn, PCOUNT, GCOUNT, GROUPS.
+_SIZE_INITIALS = frozenset(b"BNPG")
 
 # Header bytes outside printable ASCII (a UTF-8 or Latin-1 OBJECT written by careless
 # software) make astropy refuse the whole card; one '?' per byte keeps the 80 columns.
 _PRINTABLE = bytes(b if 0x20 <= b <= 0x7E else 0x3F for b in range(256))
+
+
+class Layout(NamedTuple):
+    """The data unit after one header."""
+
+    data: int  # bytes of data (heap included), without the padding
+    padded: int  # the same rounded up to whole 2880-byte blocks
+
+
+def padded(size: int) -> int:
+    """``size`` rounded up to whole FITS blocks."""
+    return -(-size // BLOCK) * BLOCK
+
+
+def end_card(raw: bytes | bytearray, start: int = 0) -> int:
+    """Offset in ``raw`` of the first END card at or after ``start`` (cards are counted
+    from offset 0), or -1."""
+    at = raw.find(_END, start)
+    while at != -1:
+        if at % CARD == 0:
+            return at
+        at = raw.find(_END, at + CARD - at % CARD)
+    return -1
+
+
+def card_values(raw: bytes, keywords: tuple[bytes, ...], end: int | None = None
+                ) -> dict[bytes, bytes]:  # fmt: skip
+    """The raw value field (columns 11-80) of the first card of each of ``keywords``
+    (8-byte padded names) found before ``end`` in the header ``raw``."""
+    found: dict[bytes, bytes] = {}
+    stop = len(raw) if end is None else end
+    for name in keywords:
+        at = raw.find(name, 0, stop)
+        while at != -1 and (at % CARD or raw[at + 8 : at + 9] != b"="):
+            at = raw.find(name, at + 1, stop)
+        if at != -1:
+            found[name] = raw[at + 10 : at + CARD]
+    return found
+
+
+def layout(raw: bytes, end: int | None = None) -> Layout:
+    """The data unit announced by the header ``raw`` (its END card at ``end``, else
+    found): BITPIX, NAXIS, NAXISn, PCOUNT, GCOUNT and random groups' NAXIS1 = 0 marker.
+
+    Raises ValueError when a size keyword is missing or not a valid number.
+    """
+    stop = end_card(raw) if end is None else end
+    if stop < 0:
+        stop = len(raw)
+    values: dict[bytes, bytes] = {}
+    for at in range(0, stop, CARD):
+        if raw[at] in _SIZE_INITIALS and raw[at + 8 : at + 9] == b"=":
+            values.setdefault(raw[at : at + 8].rstrip(), raw[at + 10 : at + CARD])
+    naxis = _integer(values, b"NAXIS", None)
+    bitpix = _integer(values, b"BITPIX", None)
+    if abs(bitpix) not in _BITPIX:
+        raise ValueError(f"BITPIX {bitpix} is not a FITS BITPIX")
+    if not 0 <= naxis <= 999:
+        raise ValueError(f"NAXIS {naxis} is not a FITS NAXIS")
+    if naxis == 0:
+        return Layout(0, 0)
+    axes = [_integer(values, b"NAXIS%d" % i, None) for i in range(1, naxis + 1)]
+    if axes[0] == 0 and values.get(b"GROUPS", b"").split(b"/")[0].strip() == b"T":
+        # Random groups: NAXIS1 = 0 is a marker, not an axis.
+        axes = axes[1:]
+    pcount = _integer(values, b"PCOUNT", 0)
+    gcount = _integer(values, b"GCOUNT", 1)
+    count = 1
+    for axis in axes:
+        count *= axis
+    size = abs(bitpix) // 8 * gcount * (pcount + count)
+    if size < 0 or min(axes, default=0) < 0:
+        raise ValueError("negative data size")
+    return Layout(size, padded(size))
+
+
+def _integer(values: dict[bytes, bytes], keyword: bytes, default: int | None) -> int:
+    field = values.get(keyword)
+    if field is None:
+        if default is None:
+            raise ValueError(f"bad size keywords (no {keyword.decode()})")
+        return default
+    text = field.split(b"/", 1)[0].strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number != int(number):
+        raise ValueError(f"bad size keywords ({keyword.decode()} = {text[:20]!r})")
+    return int(number)
+
+
+class HeaderTooLong(ValueError):
+    """A header without END within MAX_HEADER_CARDS cards (the reason is TOO_MANY_CARDS)."""
+
+    def __init__(self) -> None:
+        super().__init__(TOO_MANY_CARDS)
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether ``exc`` is what the parsers raise for a damaged file: ValueError (with
+    UnicodeDecodeError), EOFError, zlib and struct errors, astropy's VerifyError, and the
+    OSError without errno of gzip and bz2 (BadGzipFile, "Invalid data stream")."""
+    if isinstance(exc, OSError):
+        return exc.errno is None
+    if isinstance(exc, (ValueError, EOFError, zlib.error, struct.error)):
+        return True
+    # astropy is loaded once a FITS header was parsed; never import it just to ask.
+    verify = sys.modules.get("astropy.io.fits.verify")
+    return verify is not None and isinstance(exc, verify.VerifyError)
+
+
+def reader_bug(shown: str, exc: BaseException) -> LocalTransient:
+    """The error for a reader bug (TypeError, KeyError...) met reading ``shown``'s header:
+    not the user's damage, so not skipped for good as a corrupt file would be, but
+    retried with backoff and reported."""
+    why = f"internal error reading its header ({type(exc).__name__}: {exc})"
+    return LocalTransient(f"{shown}: {why}", f"{why}: retried next run; please report it")
 
 
 def open_fits(path: str) -> tuple[IO[bytes], bool]:
@@ -47,7 +191,8 @@ def open_fits(path: str) -> tuple[IO[bytes], bool]:
 def read_header_bytes(stream: IO[bytes], first: bool) -> bytes | None:
     """The raw bytes of the next header, None at a clean end of the file.
 
-    Raises ValueError (with a short reason) when the header is truncated or not FITS.
+    Raises ValueError (with a short reason) when the header is truncated or not FITS,
+    HeaderTooLong (a ValueError) past MAX_HEADER_CARDS cards.
     """
     block = stream.read(BLOCK)
     if not block:
@@ -55,9 +200,9 @@ def read_header_bytes(stream: IO[bytes], first: bool) -> bytes | None:
             raise ValueError("empty file")
         return None
     if first:
-        if not block.startswith(b"SIMPLE  ="):
+        if not block.startswith(PRIMARY):
             raise ValueError("no SIMPLE card: not a FITS file")
-    elif not block.startswith(b"XTENSION="):
+    elif not block.startswith(EXTENSION):
         # Bytes after the last HDU (padding, appended junk) end the file, they do not
         # make it corrupt.
         return None
@@ -65,35 +210,11 @@ def read_header_bytes(stream: IO[bytes], first: bool) -> bytes | None:
     for _ in range(MAX_HEADER_BLOCKS):
         if len(block) < BLOCK:
             raise ValueError("the file ends inside the header")
-        if any(block.startswith(b"END     ", at) for at in range(0, BLOCK, CARD)):
+        if end_card(block) >= 0:
             return b"".join(blocks)
         block = stream.read(BLOCK)
         blocks.append(block)
-    raise ValueError("no END card")
-
-
-def data_size(header: Any) -> int:
-    """Bytes of the data unit after ``header``, padding included; raises ValueError."""
-    try:
-        naxis = int(header.get("NAXIS", 0))
-        if naxis == 0:
-            return 0
-        axes = [int(header[f"NAXIS{i}"]) for i in range(1, naxis + 1)]
-        bits = abs(int(header["BITPIX"]))
-        pcount = int(header.get("PCOUNT", 0))
-        gcount = int(header.get("GCOUNT", 1))
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"bad size keywords ({exc})") from exc
-    if header.get("GROUPS") is True and axes[0] == 0:
-        # Random groups: NAXIS1 = 0 is a marker, not an axis.
-        axes = axes[1:]
-    count = 1
-    for axis in axes:
-        count *= axis
-    size = bits // 8 * gcount * (pcount + count)
-    if size < 0:
-        raise ValueError("negative data size")
-    return -(-size // BLOCK) * BLOCK
+    raise HeaderTooLong()
 
 
 def _fits_header_class() -> Any:
@@ -122,7 +243,8 @@ def fits_hdus(
 
     The getter returns ``text(value)`` of a keyword, or None. Only headers are read; the
     data units are skipped. Raises ValueError (or astropy's, gzip's, bz2's errors) for a
-    damaged file and OSError when it cannot be read.
+    damaged file, HeaderTooLong for a header of more than MAX_HEADER_CARDS cards and
+    OSError when it cannot be read.
     """
     header_class = _fits_header_class()
     stream, compressed = open_fits(path)
@@ -131,11 +253,16 @@ def fits_hdus(
             raw = read_header_bytes(stream, first=index == 0)
             if raw is None:
                 return
-            raw = raw.translate(_PRINTABLE)
-            header = header_class.fromstring(raw)
-            yield _fits_get(header, raw, text), compressed
+            if len(raw) > _ASTROPY_BLOCKS * BLOCK:
+                # astropy would build a Card for each of 100,000 cards: the raw cards
+                # answer the few keywords the rules ask for.
+                yield _raw_get(raw), compressed
+            else:
+                printable = raw.translate(_PRINTABLE)
+                header = header_class.fromstring(printable)
+                yield _fits_get(header, printable, text), compressed
             if index + 1 < max_hdus:
-                stream.seek(data_size(header), os.SEEK_CUR)
+                stream.seek(layout(raw).padded, os.SEEK_CUR)
 
 
 def _fits_get(header: Any, raw: bytes, text: Callable[[Any], str | None]):
@@ -150,19 +277,25 @@ def _fits_get(header: Any, raw: bytes, text: Callable[[Any], str | None]):
     return get
 
 
+def _raw_get(raw: bytes) -> Callable[[str], str | None]:
+    def get(keyword: str) -> str | None:
+        return _raw_value(raw, keyword)
+
+    return get
+
+
 def _raw_value(raw: bytes, keyword: str) -> str | None:
     """The text after ``KEYWORD =`` in the raw header, without its comment, or None."""
     name = keyword.encode("ascii").ljust(8)
-    for at in range(0, len(raw), CARD):
-        card = raw[at : at + CARD]
-        if card[:8] == name and card[8:10] == b"= ":
-            text = card[10:].decode("ascii")
-            if text.lstrip().startswith("'"):
-                text = text.lstrip()[1:].split("'", 1)[0]
-            else:
-                text = text.split("/", 1)[0]
-            return text.strip() or None
-    return None
+    field = card_values(raw, (name,)).get(name)
+    if field is None:
+        return None
+    text = field.translate(_PRINTABLE).decode("ascii")
+    if text.lstrip().startswith("'"):
+        text = text.lstrip()[1:].split("'", 1)[0]
+    else:
+        text = text.split("/", 1)[0]
+    return text.strip() or None
 
 
 class _Closing:

@@ -26,7 +26,7 @@ from oort_lib.local.dates import (
     parse_header_date,
     plausible,
 )
-from oort_lib.local.fitsfile import fits_hdus, silence
+from oort_lib.local.fitsfile import HeaderTooLong, fits_hdus, is_damage, reader_bug, silence
 from oort_lib.local.localtime import longitude_from_geocentric, parse_longitude
 from oort_lib.local.scan import display_name
 
@@ -45,6 +45,12 @@ FRAME_KEYWORDS = ("IMAGETYP", "FRAME", "OBSTYPE")
 XISF_TIME_PROPERTY = "Observation:Time:Start"
 XISF_OBJECT_PROPERTY = "Observation:Object:Name"
 XISF_LONGITUDE_PROPERTY = "Observation:Location:Longitude"
+# What the rules ask of an XISF header: only these are kept while its XML streams by.
+_XISF_KEYWORDS = frozenset((*DATE_KEYWORDS, *TIME_KEYWORDS, *LONGITUDE_KEYWORDS,
+                            *FRAME_KEYWORDS, "OBJECT", "DATE-LOC", "TIMESYS", "OBSGEO-X",
+                            "OBSGEO-Y"))  # fmt: skip
+_XISF_PROPERTIES = frozenset((XISF_TIME_PROPERTY, XISF_OBJECT_PROPERTY,
+                              XISF_LONGITUDE_PROPERTY))  # fmt: skip
 
 # Headers of this many HDUs at most are read (a .fz keeps its header in HDU 1, archives
 # their DATE-OBS in extension 1 or 2): bounded work even for a file of a thousand HDUs.
@@ -100,10 +106,11 @@ def read_header(path: str) -> HeaderInfo:
 
     Dispatches on the name: ``.xisf`` is XISF, anything else FITS (plain, ``.gz``, ``.bz2``
     or tile-compressed ``.fz``; gzip and bzip2 are recognised by their magic bytes).
-    Raises FileProblem when its header is truncated or corrupt, LocalTransient when the
-    file cannot be read now (I/O error, vanished, permission denied: retried later); a
-    readable header without a usable date is not an error (``date`` is None and
-    ``date_problem`` says why).
+    Raises FileProblem when its header is truncated or corrupt (or has more than
+    MAX_HEADER_CARDS cards), LocalTransient when the file cannot be read now (I/O error,
+    vanished, permission denied: retried later) or when the reader fails in a way no
+    damaged file explains (an internal error, retried with backoff); a readable header
+    without a usable date is not an error (``date`` is None and ``date_problem`` says why).
     """
     path = os.fspath(path)
     shown = display_name(path)
@@ -348,7 +355,11 @@ def _read_fits(path: str, shown: str) -> HeaderInfo:
         # (ValueError, VerifyError, EOFError, BadGzipFile, zlib.error...); all mean the same.
         if isinstance(exc, OSError) and exc.errno is not None:
             raise
+        if not is_damage(exc):
+            raise reader_bug(shown, exc) from exc
         if not any(get(k) is not None for get in getters for k in DATE_KEYWORDS):
+            if isinstance(exc, HeaderTooLong):  # "header larger than N cards": not corrupt
+                raise FileProblem(f"{shown}: {exc}", str(exc)) from exc
             reason = str(exc) or type(exc).__name__
             why = f"truncated or corrupt FITS header ({reason})"
             raise FileProblem(f"{shown}: {why}", why) from exc
@@ -365,11 +376,14 @@ def _read_xisf(path: str, shown: str) -> HeaderInfo:
     from oort_lib.local.xisffile import keyword_value, property_value, read_metadata
 
     try:
-        images, file_meta = read_metadata(path)
+        images, file_meta = read_metadata(path, _XISF_KEYWORDS, _XISF_PROPERTIES)
+    except OSError:
+        raise
     except Exception as exc:
-        # The xisf package lets anything escape on bad XML (ParseError, KeyError, TypeError).
-        if isinstance(exc, OSError) and exc.errno is not None:
-            raise
+        # xisffile decides what damage is (bad XML, not an XISF header) and says so with
+        # ValueError; it tolerates odd but harmless content, so anything else is a bug.
+        if not isinstance(exc, ValueError):
+            raise reader_bug(shown, exc) from exc
         reason = str(exc) or type(exc).__name__
         why = f"corrupt XISF header ({reason})"
         raise FileProblem(f"{shown}: {why}", why) from exc

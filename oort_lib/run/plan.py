@@ -43,6 +43,12 @@ class Plan:
         # Failed while planning (read error, vanished, permission denied): root, relpath,
         # reason. Transient ones are retried by later runs; the run exits 1.
         self.failed: list[tuple[str, str, str]] = []
+        # Not whole frames (wholeness.check): ending early but modified within
+        # `partial_wait`, deferred (root, relpath, reason); and problems, never uploaded
+        # until they change (a run that finds them exits 1).
+        self.partial_wait = 86400.0
+        self.incomplete: list[tuple[str, str, str]] = []
+        self.problems: list[tuple[str, str, str]] = []
         self.unchanged = 0
         self.missing: list[tuple[str, str]] = []  # root, message
         self.notes: list[str] = []  # warnings for a person (clock skew...)
@@ -127,6 +133,8 @@ class Plan:
                 "skipped": len(self.skipped),
                 "waiting": len(self.waiting),
                 "failed": len(self.failed),
+                "incomplete": len(self.incomplete),
+                "problems": len(self.problems),
             },
             "skipped": [
                 {"folder": r, "path": p, "reason": reason} for r, p, reason in self.skipped
@@ -134,6 +142,10 @@ class Plan:
             "deferred": [{"folder": r, "path": p} for r, p in self.deferred],
             "waiting": [{"folder": r, "path": p, "reason": why} for r, p, why in self.waiting],
             "failed": [{"folder": r, "path": p, "reason": why} for r, p, why in self.failed],
+            "incomplete": [{"folder": r, "path": p, "reason": why}
+                           for r, p, why in self.incomplete],
+            "problems": [{"folder": r, "path": p, "reason": why}
+                         for r, p, why in self.problems],
             "missing_folders": [{"folder": r, "reason": why} for r, why in self.missing],
             "excluded": [{"folder": r, "path": p, "reason": why}
                          for r, p, why in self.excluded],
@@ -153,6 +165,7 @@ def make_plan(
     retry_delay: float = 60.0,
     devices: dict[str, dict] | None = None,
     reading: Callable[[int, int], None] | None = None,
+    partial_wait: float = 86400.0,
 ) -> Plan:
     """Compare the folders with the manifest and describe what a run must do.
 
@@ -165,10 +178,13 @@ def make_plan(
     `retry_delay`, doubled per failure). A missing watched folder, or one that looks
     emptied by an unmount (`devices`: what the last runs saw, see _emptied), is reported
     in `missing` and its manifest rows are left alone (an unmounted disk is not a deletion).
+    A file that is not a whole frame is deferred while it was modified within
+    `partial_wait` seconds, then a problem (planner._not_whole).
     """
     now = time.time() if now is None else now
     folders = list(folders)
     plan = Plan(folders=folders, keep_items=keep_items)
+    plan.partial_wait = partial_wait
     if reading is not None:
         # A progress display wants its total at once, not after the slow part: the walk
         # and quick check alone take seconds where reading a million headers takes minutes.

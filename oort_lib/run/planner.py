@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from oort_lib.errors import FileChanged, FileProblem
+from oort_lib.errors import FileChanged, FileProblem, NotWhole
 from oort_lib.local.decision import FACTS, decide, header_facts
 from oort_lib.local.exclude import EXCLUDED, matcher
 from oort_lib.local.scan import Entry, Skipped, is_transient, walk
@@ -160,21 +160,61 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
                 if old is None or old.status != mf.DEFERRED or not same:
                     rows.append(
                         {"relpath": relpath, "size": entry.size, "mtime_ns": entry.mtime_ns,
-                         "status": mf.DEFERRED, "reason": "still being written"}
+                         "status": mf.DEFERRED, "reason": STILL_WRITTEN}
                     )
                 continue
-            # Modified "in the future": a clock was (or is) wrong. Waiting for that time
-            # could take years; the size and mtime checks around the upload still catch
-            # a file that is really being written.
-            plan.notes.append(
-                f"{root}/{relpath}: modified {_duration(mtime - now)} in the future "
-                "(a clock is wrong?); uploaded without waiting for it to settle.")
+            if not _settled_ahead(plan, root, entry, old if same else None, now, min_age,
+                                  rows, dest):
+                continue
         todo.append((entry, old if same else None, old))
         if len(todo) >= _BATCH:
             _plan_batch(plan, folder, todo, rows, dest, now, retry_delay)
     _plan_batch(plan, folder, todo, rows, dest, now, retry_delay)
     # What is left was not seen by this walk: deleted since (uploaded rows stay as history).
     plan.gone.extend(quick.gone())
+
+
+STILL_WRITTEN = "still being written"
+AHEAD = "modified in the future (a clock ahead?)"
+
+
+def _settled_ahead(plan: Plan, root: str, entry, same, now: float, min_age: float,
+                   rows: list, dest: str | None) -> bool:
+    """Whether a file modified "in the future" has settled.
+
+    Its mtime says nothing of its age: a capture PC whose clock runs ahead writes
+    through a share with mtimes in the future, and waiting for that time could take
+    years. It has settled once its size and mtime held still between two looks
+    `min_age` apart: the first look records the time of the second (retry_at of its
+    deferred row); a move in between starts again. The whole-file check after this
+    still stops a frame that is half written.
+    """
+    ahead_by = _duration(entry.mtime_ns / 1e9 - now)
+    looking = same is not None and same.status == mf.DEFERRED
+    if same is not None and (not looking or (same.retry_at is not None and (
+            now >= same.retry_at or same.retry_at > now + min_age))):
+        # Recorded before at this size and mtime as anything but a first look (planned,
+        # failed: it held still since), or its second look is due. (One due further than
+        # min_age away: this machine's clock went back since; the first look is not
+        # believed.)
+        plan.notes.append(f"{root}/{entry.relpath}: modified {ahead_by} in the future (a "
+                          "clock is ahead?); it held still for min_age, so it is uploaded.")
+        return True
+    if min_age <= 0:
+        return True
+    plan.deferred.append((root, entry.relpath))
+    plan.min_age = min_age
+    due = same.retry_at if looking and same.retry_at else now + min_age
+    plan.deferred_due = max(plan.deferred_due or 0.0, due)
+    if not looking or not same.retry_at:
+        rows.append({"relpath": entry.relpath, "size": entry.size,
+                     "mtime_ns": entry.mtime_ns, "status": mf.DEFERRED,
+                     "reason": f"{AHEAD}: waits until it holds still for min_age",
+                     "retry_at": due, "destination": dest})
+    plan.notes.append(f"{root}/{entry.relpath}: modified {ahead_by} in the future (a clock "
+                      "is ahead?); it waits until its size and time hold still for "
+                      f"{min_age:g} s (min_age).")
+    return False
 
 
 def _emptied(plan: Plan, given: str, root: str, has_files: bool, known: bool,
@@ -249,7 +289,9 @@ def _plan_batch(plan: Plan, folder: Folder, todo: list, rows: list, dest: str | 
     inspected = _inspect_all(plan, todo)
     for entry, same, old in todo:
         found = inspected.get(entry.path)
-        if isinstance(found, FileChanged):
+        if isinstance(found, NotWhole):
+            _not_whole(plan, folder.path, entry, found, now, rows, dest)
+        elif isinstance(found, FileChanged):
             # Being written after all: it waits, like a young file.
             plan.deferred.append((folder.path, entry.relpath))
             rows.append({"relpath": entry.relpath, "size": entry.size,
@@ -269,6 +311,30 @@ def _plan_batch(plan: Plan, folder: Folder, todo: list, rows: list, dest: str | 
         plan.read += len(todo)
         plan.reading(plan.read, max(plan.to_read, plan.read))
     todo.clear()
+
+
+def _not_whole(plan: Plan, root: str, entry, problem: NotWhole, now: float,
+               rows: list, dest: str | None) -> None:
+    """A file that is not a whole frame is never planned for upload.
+
+    One that ends early may still be arriving (capture programs write straight to the
+    final name; a copy may be under way): it is deferred while it was modified within
+    `partial_wait`, then it is a problem (listed until it changes). One whose content
+    contradicts itself (a check value, a DATASUM) is a problem at once. A problem is
+    said by one run (exit 1) and then waits quietly like other known failures; once the
+    file is complete (copied again: another size or mtime) it is read and sent anew.
+    """
+    if problem.short and now - entry.mtime_ns / 1e9 <= plan.partial_wait:
+        reason = f"not whole yet: {problem.reason}: still being written?"
+        plan.incomplete.append((root, entry.relpath, reason))
+        status, fields = mf.DEFERRED, {}
+    else:
+        reason = f"not a whole file: {problem.reason}"
+        plan.problems.append((root, entry.relpath, reason))
+        status, fields = mf.FAILED, {"transient": 0, "retry_at": None}
+    rows.append({"relpath": entry.relpath, "size": entry.size, "mtime_ns": entry.mtime_ns,
+                 "status": status, "reason": reason, "hash": None, "header_date": None,
+                 "destination": dest, **fields})
 
 
 def _chain(first, rest):
@@ -297,7 +363,7 @@ def _inspect_all(plan: Plan, todo: list) -> dict[str, tuple | FileProblem]:
     GIL, and threads would only add switching (0.74 s against 0.59 s).
     """
     needed = [
-        (entry, old is not None and bool(old.uploaded_hash))
+        (entry, old.uploaded_hash if old is not None and old.uploaded_hash else None)
         for entry, same, old in todo
         if same is None or not same.header_date
     ]
@@ -391,21 +457,37 @@ def _intern(text: str | None) -> str | None:
 
 
 def _inspect(
-    entry: Entry, with_hash: bool
+    entry: Entry, uploaded_hash: str | None
 ) -> tuple[str | None, str | None, str | None, str | None, int, dict]:
     """(hash or None, ISO header date or None, OBJECT, why there is no date, bytes hashed,
-    header facts). Raises FileProblem (LocalTransient when the file cannot be read now).
+    header facts). A file uploaded before (`uploaded_hash`) is hashed; one with that
+    same content is not read further (touched, not changed). Raises NotWhole for a file
+    that is not a whole frame, FileProblem for a damaged header (LocalTransient when the
+    file cannot be read now).
     """
     from oort_lib.local.headers import read_header
+    from oort_lib.local.wholeness import check
 
     digest, count = None, 0
-    if with_hash:
+    if uploaded_hash:
         from oort_lib.local.digest import file_hash
 
         digest, count = file_hash(entry.path)
         if count != entry.size:
             why = "changed while it was being read; it is read again later"
             raise FileChanged(why, why)
+        if digest == uploaded_hash:
+            return digest, None, None, None, count, {}
+    # Before the header: a frame cut inside its header is one still arriving, not a
+    # damaged header skipped for good.
+    try:
+        check(entry.path, entry.size)
+    except NotWhole as exc:
+        if not exc.short:
+            # Damaged, not cut: a file whose header cannot be read at all (garbage with a
+            # FITS name) is skipped for that, as ever; one whose header reads is a problem.
+            read_header(entry.path)
+        raise
     info = read_header(entry.path)
     date = info.date.isoformat() if info.date is not None else None
     return digest, date, info.target, info.date_problem, count, header_facts(info)

@@ -77,17 +77,18 @@ class RunResult:
             return self.fatal.exit_code
         # A missing watched folder (unmounted disk?) needs a person, like a failed file,
         # and so does a conflict.
-        trouble = self.failed or self.plan.failed or self.plan.missing or self.conflicts
+        trouble = (self.failed or self.plan.failed or self.plan.problems or self.plan.missing
+                   or self.conflicts)
         return EXIT_FILES_FAILED if trouble else EXIT_OK
 
     def summary(self) -> dict:
         return {
             "uploaded": self.uploaded,
             "already_on_server": self.already,
-            "failed": len(self.failed) + len(self.plan.failed),
+            "failed": len(self.failed) + len(self.plan.failed) + len(self.plan.problems),
             "conflicts": len(self.conflicts),
             "postponed": len(self.postponed),
-            "deferred": len(self.plan.deferred),
+            "deferred": len(self.plan.deferred) + len(self.plan.incomplete),
             "skipped": len(self.plan.skipped),
             "unchanged": self.plan.unchanged,
             "bytes": self.bytes_sent,
@@ -123,6 +124,7 @@ def dry_run(
             destination=for_folders(settings.api, account),
             keep_items=keep_items,
             retry_delay=settings.retry_delay,
+            partial_wait=settings.partial_wait,
             devices=_folders_seen(paths),
             reading=reading,
         )
@@ -184,6 +186,7 @@ def run(
             retry_failed=retry_failed,
             destination=for_folders(settings.api, creds.username),
             retry_delay=settings.retry_delay,
+            partial_wait=settings.partial_wait,
             devices=_folders_seen(paths),
             reading=getattr(events, "reading", None),
         )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from oort_lib.errors import (
     Aborted,
     AlreadyExists,
+    FileChanged,
     FileProblem,
     NotFound,
     OortError,
@@ -24,6 +25,7 @@ from oort_lib.errors import (
     TransientError,
     local_problem,
 )
+from oort_lib.run.conflicts import CONFLICT
 from oort_lib.run.item import Item
 from oort_lib.run.planner import backoff
 from oort_lib.run.reasons import classify
@@ -47,7 +49,12 @@ ALREADY_UNVERIFIED = "already on the server (not verified)"
 # 2021: a file of that name and size that this destination never sent (a lost or rebuilt
 # manifest, another installation): the server gives no checksum to compare.
 ALREADY_SAME_SIZE = "already on the server (same name and size; content not verified)"
-NOT_REPLACED = "changed after upload; the server keeps the first version"
+# 2026: a file under the name of one uploaded before (a new frame of a capture program
+# that restarts its numbering, or the same file modified): the server cannot replace it.
+NOT_REPLACED = ("conflict: the server already holds an earlier file named {name} in dataset "
+                "{dataset}{when}, and today's Arcsecond cannot replace a file: rename this "
+                "one, or keep each night in its own folder (the dataset is named after the "
+                "folder)")
 # A state file beside the manifest: what the last runs saw of each watched folder.
 class Uploader:
     """The worker pool of a run: each item resolved, uploaded and recorded."""
@@ -144,15 +151,18 @@ class Uploader:
         self._record(item, outcome, reason, uuids, digest)
 
     def _upload(self, item: Item) -> tuple[str, str | None, tuple | None, str | None]:
-        """(outcome, reason, remote UUIDs, content hash). Raises api/Oort errors, and
-        LocalTransient when the file cannot be read now (retried later)."""
+        """(outcome, reason, remote UUIDs, content hash). Raises api/Oort errors,
+        LocalTransient when the file cannot be read now or another file is at its path
+        (NotPlanned; retried later), ChecksumMismatch when its bytes contradict their
+        DATASUM/CHECKSUM (a problem until it changes); nothing is stored of either."""
         before = _stat(item)
         if before != (item.size, item.mtime_ns):
             return ("changed", "changed since it was read; it is uploaded on a later run",
                     None, None)
         remote = self.remote
         if item.replace and not remote.can_replace:
-            return "failed", NOT_REPLACED, None, None
+            # Nothing is sent: a conflict, looked at again by every run until renamed.
+            return CONFLICT, self._not_replaced(item), None, item.hash
         attempt, stale, replace = 0, False, item.replace
         while True:
             if self.stop.is_set():
@@ -174,6 +184,11 @@ class Uploader:
             try:
                 digest = remote.send(item, box, replace=replace, progress=self._sent,
                                      abort=self.abort)
+            except FileChanged as exc:
+                # Cut before the body's end: nothing of it is on the server. It waits
+                # to settle, like a file still being written.
+                log.info("%s: %s", item.path, exc.message)
+                return "changed", exc.reason, None, None
             except AlreadyExists:
                 if remote.can_check and not replace:
                     found = remote.exists(item, box)
@@ -199,14 +214,17 @@ class Uploader:
                 if attempt >= ATTEMPTS_PER_RUN or self.stop.is_set():
                     raise
                 continue
-            try:
-                after = _stat(item)
-            except FileProblem:
-                after = before  # gone after a whole upload: what was sent was complete
-            if after != before:
-                return ("changed", "changed during its upload; it is uploaded again later",
-                        box, None)
+            # The body sent exactly the bytes planned, checked up to its last block
+            # (body.py): a change after that is a new version for the next run.
             return "uploaded", "replaced" if replace else None, box, digest
+
+    def _not_replaced(self, item: Item) -> str:
+        """The conflict reason of a file under the name of one uploaded before (2026)."""
+        row = self.manifest.file(item.folder.path, item.relpath) or {}
+        when = row.get("uploaded_at")
+        shown = f" (uploaded {time.strftime('%Y-%m-%d %H:%M', time.localtime(when))})" \
+            if when else ""
+        return NOT_REPLACED.format(name=item.filename, dataset=item.dataset, when=shown)
 
     def _judge(self, item: Item, found, ours: bool) -> tuple[str, str, str | None] | None:
         """What a file of the item's name on the server (2021: with its size) means:
@@ -230,8 +248,6 @@ class Uploader:
             log.info("replacing %s on the server (%s bytes there, %s here)", item.filename,
                      found.size, item.size)
             return None
-        from oort_lib.run.conflicts import CONFLICT
-
         return (CONFLICT, f"conflict: the server already holds another file named "
                 f"{item.filename} in {item.dataset} ({found.size} bytes; this one "
                 f"{item.size} bytes); rename one of them", None)

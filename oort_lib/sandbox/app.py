@@ -23,7 +23,7 @@ from oort_lib.sandbox.faults import DropConnection, Faults, Plan
 from oort_lib.sandbox.responses import NO_PERMISSION, NOT_FOUND, ApiError, body_data, json_response
 from oort_lib.sandbox.routes import DIALECTS, LISTS, METHODS, Route, raw_path, route
 from oort_lib.sandbox.store import Space, Store
-from oort_lib.sandbox.uploads import UploadHandlers
+from oort_lib.sandbox.uploads import REFUSAL_KEY, UploadHandlers
 
 log = logging.getLogger("oort_lib.sandbox")
 
@@ -97,6 +97,8 @@ class App(AuthHandlers, UploadHandlers):
                 429, {"detail": f"Request was throttled. Expected available in {wait} seconds."},
                 {"Retry-After": wait},
             )
+        if plan.refusal:
+            request.environ[REFUSAL_KEY] = plan.refusal
         try:
             response = self._dispatch(rt, request, plan.reset)
         except ApiError as exc:

@@ -32,6 +32,9 @@ class Plan:
     reset: bool = False  # uploads: read part of the body, then reset the connection
     lost: str | None = None  # "502" or "drop": processed, but the answer never arrives
     delay: float = 0.0  # seconds slept after processing, before answering
+    # Uploads: the whole body read, nothing stored, 400 {"detail": this} ("{filename}" in
+    # it becomes the name received).
+    refusal: str | None = None
 
 
 @dataclass
@@ -48,6 +51,9 @@ class Faults:
     slow_delay: float = 5.0
     seed: int = 0
     paths: str = ""
+    # A refusal every upload gets (see Plan.refusal): how a server's own words, such as
+    # "storage quota reached", reach the client. "" answers normally.
+    upload_refusal: str = ""
     # How list pages write their ``next`` links: "normal"; "other-host" (another origin,
     # which a client must never send its key to); "no-prefix" (drops the ``/api`` prefix
     # of a request served under it, as a proxy in front of Arcsecond.local may).
@@ -107,7 +113,8 @@ class Faults:
         """Roll the dice for one request; the order of rolls is fixed for reproducibility."""
         if not self.applies(path):
             return Plan()
-        plan = Plan(delay=max(0.0, float(self.latency)))
+        plan = Plan(delay=max(0.0, float(self.latency)),
+                    refusal=(self.upload_refusal or None) if upload else None)
         with self._lock:
             if self._rng_seed != self.seed:
                 self._rng_seed = self.seed
@@ -141,6 +148,10 @@ def _check(name: str, value: object) -> object:
     if name == "next_links":
         if value not in NEXT_LINKS:
             raise ValueError(f"next_links must be one of {', '.join(NEXT_LINKS)}.")
+        return value
+    if name == "upload_refusal":
+        if not isinstance(value, str):
+            raise ValueError("upload_refusal must be a string (the refusal's detail).")
         return value
     if name == "paths":
         if not isinstance(value, str):

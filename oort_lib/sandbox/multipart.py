@@ -3,9 +3,15 @@
 The file part is written to a temporary file chunk by chunk (hashing as it goes), so a
 4 GB upload costs the server a few megabytes of memory. Written here rather than taken
 from werkzeug's form parser so that the filename is decoded exactly as senders encode it:
-``requests``/urllib3 and browsers percent-encode ``"``, CR and LF (the HTML5 rule) and
-send other characters, unicode included, as raw UTF-8; RFC 5987 ``filename*`` is
-honoured when present.
+``requests``/urllib3 2.x and browsers percent-encode ``"``, CR and LF (the HTML5 rule);
+httpx (the official client's transport, and oort-sync) and urllib3 1.x also every other
+C0 control character but ESC, and double a backslash; other characters, unicode
+included, go as raw UTF-8. RFC 5987 ``filename*`` is honoured when present.
+
+A body cut before its final boundary is refused and nothing is stored: the client went
+away (ConnectionError from the request body) or the body ended early (MultipartError),
+and the part already spooled to a temporary file is removed. That is how a client
+aborts an upload whose file changed while it streamed (arcsecond/body.py).
 """
 
 from __future__ import annotations
@@ -89,8 +95,10 @@ def receive_form(stream: Readable, boundary: bytes, tmp_dir: Path, field: str = 
 
     Text fields (parts without a filename) may come before or after the file part; they
     are decoded as UTF-8. Other file parts are read and discarded. Raises
-    MultipartError for a malformed body or an oversized text field; on any error the
-    temporary file is removed before the exception propagates.
+    MultipartError for a malformed body (one cut before its final boundary included) or
+    an oversized text field, and what ``stream`` raises (a client gone); on any error
+    the temporary file is removed before the exception propagates: a body cut before
+    its final boundary is refused and nothing is stored.
     """
     reader = _Reader(stream)
     dash = b"--" + boundary
@@ -328,7 +336,13 @@ class _Reader:
             pass
 
 
-_HTML5_ESCAPES = re.compile(r"%(22|0[aA]|0[dD])")
+_HTML5_ESCAPES = re.compile(r"%(22|[01][0-9A-Fa-f])")
+_ESC = 0x1B  # never encoded by senders: a literal "%1B" in a name stays as it is
+
+
+def _unescape(match: re.Match) -> str:
+    code = int(match.group(1), 16)
+    return match.group(0) if code == _ESC else chr(code)
 
 
 def _disposition(value: str) -> tuple[str | None, str | None]:
@@ -345,7 +359,7 @@ def _disposition(value: str) -> tuple[str | None, str | None]:
         except (LookupError, UnicodeDecodeError):
             raise MultipartError("undecodable filename* in multipart part") from None
     elif "filename" in params:
-        filename = _HTML5_ESCAPES.sub(lambda m: chr(int(m.group(1), 16)), params["filename"])
+        filename = _HTML5_ESCAPES.sub(_unescape, params["filename"])
     return params.get("name"), filename
 
 

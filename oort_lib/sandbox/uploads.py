@@ -18,6 +18,7 @@ from oort_lib.sandbox.responses import NOT_FOUND, ApiError, json_response
 from oort_lib.sandbox.store import Space, Store
 
 RESET_READ = 256 * 1024  # bytes of an upload read before a "reset" fault cuts it
+REFUSAL_KEY = "oort_sandbox.refusal"  # the environ entry of an "upload_refusal" fault
 TRUE = ("true", "1")
 FALSE = ("false", "0")
 
@@ -135,8 +136,14 @@ class UploadHandlers:
     # --- the body -------------------------------------------------------------------------
 
     def _read_form(self, request: Request, reset: bool) -> Form:
-        """The whole multipart body, file part on disk. Raises ApiError (415, 400),
-        DropConnection for a "reset" fault, ConnectionError if the client went away."""
+        """The whole multipart body, file part on disk. Raises ApiError (415, 400; and
+        the 400 of an "upload_refusal" fault), DropConnection for a "reset" fault,
+        ConnectionError if the client went away.
+
+        A body cut before its final boundary is refused and nothing is stored: the
+        connection closed early (ConnectionError) or the body ended early (400); either
+        way receive_form has removed the part it spooled.
+        """
         boundary = boundary_of(request.headers.get("Content-Type"))
         if boundary is None:
             kind = request.headers.get("Content-Type", "")
@@ -146,11 +153,18 @@ class UploadHandlers:
             stream.read(min(RESET_READ, (request.content_length or 0) // 2))
             raise DropConnection()
         try:
-            return receive_form(stream, boundary, self.store.tmp_dir)
+            form = receive_form(stream, boundary, self.store.tmp_dir)
         except MultipartError as exc:
             raise ApiError(400, {"detail": f"Multipart form parse error - {exc}."}) from None
         except ClientDisconnected:
             raise ConnectionError("the client went away during the upload") from None
+        refusal = request.environ.get(REFUSAL_KEY)
+        if refusal:
+            name = form.file.filename if form.file is not None else ""
+            if form.file is not None:
+                form.file.path.unlink()
+            raise ApiError(400, {"detail": refusal.replace("{filename}", name)})
+        return form
 
 
 def _boolean(values: list[str] | None) -> bool | None:

@@ -96,6 +96,9 @@ class Settings(NamedTuple):
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     retry_delay: float = 60.0
+    # A file that ends before its structure does waits this long after its last change
+    # (still being written?) before it is reported as a problem (planner._not_whole).
+    partial_wait: float = 86400.0
     log_max_bytes: int = 1_000_000
     log_backups: int = 3
     ping_url: str | None = None
@@ -114,6 +117,7 @@ _NUMBERS = {
     "backoff_base": (float, 0, 600),
     "backoff_max": (float, 0, 3600),
     "retry_delay": (float, 0, 86400),
+    "partial_wait": (float, 0, 10**8),
     "log_max_bytes": (int, 10_000, 10**10),
     "log_backups": (int, 0, 100),
 }

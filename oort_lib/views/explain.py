@@ -67,6 +67,8 @@ def explain(path: str, settings: Settings, manifest=None) -> dict:
             reason = f"{EXCLUDED}{pattern} (the folder's exclude patterns; not uploaded)"
     reason = reason or _skip_reason(full, relpath, is_candidate, NOT_CANDIDATE)
     if reason is None:
+        reason = _whole_part(result, full)
+    if reason is None:
         from oort_lib.local.headers import read_header
 
         try:
@@ -81,6 +83,35 @@ def explain(path: str, settings: Settings, manifest=None) -> dict:
                 _decide_part(result, rules_folder, relpath, info)
     result["skipped"] = reason
     return result
+
+
+def _whole_part(result: dict, full: str) -> str | None:
+    """Whether the file is a whole frame (its checksums verified, which a run does as
+    the file streams to the server): result["whole"], and why it is not sent if not."""
+    from oort_lib.errors import ChecksumMismatch, NotWhole
+    from oort_lib.local.wholeness import check
+
+    try:
+        whole = check(full, verify_checksums=True)
+    except NotWhole as exc:
+        if not exc.short and not isinstance(exc, ChecksumMismatch):
+            # As a run decides (planner._inspect): a damaged file whose header cannot be
+            # read is skipped for that.
+            from oort_lib.local.headers import read_header
+
+            try:
+                read_header(full)
+            except FileProblem as unreadable:
+                return unreadable.reason
+        result["whole"] = {"whole": False, "reason": exc.reason, "short": exc.short}
+        if exc.short:
+            return (f"not whole: {exc.reason} (waits while it may still be arriving, "
+                    "up to partial_wait after its last change; never uploaded as it is)")
+        return f"not whole: {exc.reason} (never uploaded as it is)"
+    except FileProblem as exc:
+        return exc.reason
+    result["whole"] = {"whole": True, "summary": whole.summary}
+    return None
 
 
 def _skip_reason(full: str, relpath: str, is_candidate, not_candidate: str) -> str | None:
@@ -174,6 +205,10 @@ def explain_lines(data: dict) -> list[str]:
             + (f", TIMESYS {header['timesys']} converted to UTC" if header["timesys"] else ""))
     for note in header.get("passed_over", []):
         add(f"               passed over: {note}")
+    whole = data.get("whole")
+    if whole:
+        add(f"  whole:       yes ({whole['summary']})" if whole["whole"]
+            else f"  whole:       no, {whole['reason']}")
     if data.get("skipped"):
         add(f"  skipped:     {data['skipped']}")
     else:

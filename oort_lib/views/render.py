@@ -82,6 +82,8 @@ _PLAN_LISTS = (
     ("waiting", "Failed earlier, waiting to be retried:"),
     ("excluded", "Excluded (--exclude; excluded folders are not entered):"),
     ("failed", "Cannot be read now (retried later):"),
+    ("incomplete", "Not whole yet (they wait, up to partial_wait after their last change):"),
+    ("problems", "Not whole files (never uploaded until they change):"),
 )
 
 
@@ -107,6 +109,12 @@ def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], 
     note = deferred_note(result.plan)
     if note:
         lines.append(note)
+    incomplete = result.plan.incomplete
+    if incomplete:
+        verb = "waits" if len(incomplete) == 1 else "wait"
+        lines.append(f"{plural(len(incomplete), 'file')} not whole yet {verb} for the next "
+                     "run (still being written?):")
+        lines.extend(f"  {root}/{relpath}: {why}" for root, relpath, why in incomplete[:20])
     problems = []
     for _root, why in result.plan.missing:
         if why not in hide:
@@ -119,6 +127,13 @@ def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], 
         problems.extend(f"  {path}: {why}" for path, why in failed[:20])
         if len(failed) > 20:
             problems.append(f"  ... and {len(failed) - 20} more (oort-sync status)")
+    if result.plan.problems:
+        problems.append(f"oort-sync: {plural(len(result.plan.problems), 'file')} not whole "
+                        "(never uploaded until they change; see `oort-sync status`):")
+        problems.extend(f"  {root}/{relpath}: {why}"
+                        for root, relpath, why in result.plan.problems[:20])
+        if len(result.plan.problems) > 20:
+            problems.append(f"  ... and {len(result.plan.problems) - 20} more (oort-sync status)")
     if result.conflicts:
         problems.append(f"oort-sync: {plural(len(result.conflicts), 'conflict')} (nothing sent "
                         "for these files; see `oort-sync status`):")
