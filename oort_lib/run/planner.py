@@ -17,6 +17,8 @@ from oort_lib.local.decision import FACTS, decide, header_facts
 from oort_lib.local.exclude import EXCLUDED, matcher
 from oort_lib.local.scan import Entry, Skipped, is_transient, walk
 from oort_lib.run.item import Item, joined
+from oort_lib.run.readiness import defer_young, not_whole, settled_ahead
+from oort_lib.run.unmount import emptied
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
 
@@ -28,8 +30,6 @@ NO_DATE = "no date found"
 # `retry_delay` (a setting), doubled per failure, up to this. A `retry_at` further than
 # this from now was set by a clock that was wrong (ahead then, or behind now): retried.
 RETRY_MAX = 6 * 3600.0
-# Said of a watched folder that looks emptied by an unmount (see _emptied).
-UNMOUNTED = "watched folder is missing (disk unmounted?)."
 
 
 def backoff(retry_delay: float, attempts: int) -> float:
@@ -103,7 +103,7 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
     except FileProblem as exc:
         plan.missing.append((root, exc.message))
         return
-    if _emptied(plan, given, root, first is not None, bool(quick), seen):
+    if emptied(plan, given, root, first is not None, bool(quick), seen):
         return
     for entry in _chain(first, entries):
         relpath = entry.relpath
@@ -154,17 +154,10 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
         mtime = entry.mtime_ns / 1e9
         if mtime > young:
             if mtime <= ahead:
-                plan.deferred.append((root, relpath))
-                plan.min_age = min_age
-                plan.deferred_due = max(plan.deferred_due or 0.0, mtime + min_age)
-                if old is None or old.status != mf.DEFERRED or not same:
-                    rows.append(
-                        {"relpath": relpath, "size": entry.size, "mtime_ns": entry.mtime_ns,
-                         "status": mf.DEFERRED, "reason": STILL_WRITTEN}
-                    )
+                defer_young(plan, root, entry, old if same else None, min_age, rows)
                 continue
-            if not _settled_ahead(plan, root, entry, old if same else None, now, min_age,
-                                  rows, dest):
+            if not settled_ahead(plan, root, entry, old if same else None, now, min_age,
+                                 rows, dest):
                 continue
         todo.append((entry, old if same else None, old))
         if len(todo) >= _BATCH:
@@ -172,87 +165,6 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
     _plan_batch(plan, folder, todo, rows, dest, now, retry_delay)
     # What is left was not seen by this walk: deleted since (uploaded rows stay as history).
     plan.gone.extend(quick.gone())
-
-
-STILL_WRITTEN = "still being written"
-AHEAD = "modified in the future (a clock ahead?)"
-
-
-def _settled_ahead(plan: Plan, root: str, entry, same, now: float, min_age: float,
-                   rows: list, dest: str | None) -> bool:
-    """Whether a file modified "in the future" has settled.
-
-    Its mtime says nothing of its age: a capture PC whose clock runs ahead writes
-    through a share with mtimes in the future, and waiting for that time could take
-    years. It has settled once its size and mtime held still between two looks
-    `min_age` apart: the first look records the time of the second (retry_at of its
-    deferred row); a move in between starts again. The whole-file check after this
-    still stops a frame that is half written.
-    """
-    ahead_by = _duration(entry.mtime_ns / 1e9 - now)
-    looking = same is not None and same.status == mf.DEFERRED
-    if same is not None and (not looking or (same.retry_at is not None and (
-            now >= same.retry_at or same.retry_at > now + min_age))):
-        # Recorded before at this size and mtime as anything but a first look (planned,
-        # failed: it held still since), or its second look is due. (One due further than
-        # min_age away: this machine's clock went back since; the first look is not
-        # believed.)
-        plan.notes.append(f"{root}/{entry.relpath}: modified {ahead_by} in the future (a "
-                          "clock is ahead?); it held still for min_age, so it is uploaded.")
-        return True
-    if min_age <= 0:
-        return True
-    plan.deferred.append((root, entry.relpath))
-    plan.min_age = min_age
-    due = same.retry_at if looking and same.retry_at else now + min_age
-    plan.deferred_due = max(plan.deferred_due or 0.0, due)
-    if not looking or not same.retry_at:
-        rows.append({"relpath": entry.relpath, "size": entry.size,
-                     "mtime_ns": entry.mtime_ns, "status": mf.DEFERRED,
-                     "reason": f"{AHEAD}: waits until it holds still for min_age",
-                     "retry_at": due, "destination": dest})
-    plan.notes.append(f"{root}/{entry.relpath}: modified {ahead_by} in the future (a clock "
-                      "is ahead?); it waits until its size and time hold still for "
-                      f"{min_age:g} s (min_age).")
-    return False
-
-
-def _emptied(plan: Plan, given: str, root: str, has_files: bool, known: bool,
-             seen: dict | None) -> bool:
-    """Whether a watched folder found empty is rather missing (an unmount leaves an empty
-    mountpoint, on another device); records what a real run remembers of the folder.
-
-    Empty on another device than when it last had files: missing at every run until the
-    disk is back. Emptied on the same device (files archived away, or a bind mount gone):
-    said once, then taken as empty. Files on a new device: a disk plugged back in.
-    `known`: the manifest has rows for it (what tells, before the first remembered run).
-    """
-    try:
-        dev = os.stat(root).st_dev
-    except OSError:
-        return False  # walk() found it a moment ago: nothing more to tell
-    had_files = seen["files"] if seen else known
-    if has_files or not had_files:
-        plan.devices[given] = {"dev": dev, "files": has_files}
-        return False
-    if seen and seen.get("dev") not in (None, dev):
-        plan.missing.append((root, f"{given}: {UNMOUNTED} It is empty, and on another "
-                             "device than when it had files."))
-        return True
-    plan.devices[given] = {"dev": dev, "files": False}
-    plan.missing.append((root, f"{given}: {UNMOUNTED} It had files and is empty now (said "
-                         "once: if they were moved away on purpose, all is well)."))
-    return True
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
 
 
 def _failed(plan: Plan, root: str, entry, reason: str, old, now: float,
@@ -290,7 +202,7 @@ def _plan_batch(plan: Plan, folder: Folder, todo: list, rows: list, dest: str | 
     for entry, same, old in todo:
         found = inspected.get(entry.path)
         if isinstance(found, NotWhole):
-            _not_whole(plan, folder.path, entry, found, now, rows, dest)
+            not_whole(plan, folder.path, entry, found, now, rows, dest)
         elif isinstance(found, FileChanged):
             # Being written after all: it waits, like a young file.
             plan.deferred.append((folder.path, entry.relpath))
@@ -311,30 +223,6 @@ def _plan_batch(plan: Plan, folder: Folder, todo: list, rows: list, dest: str | 
         plan.read += len(todo)
         plan.reading(plan.read, max(plan.to_read, plan.read))
     todo.clear()
-
-
-def _not_whole(plan: Plan, root: str, entry, problem: NotWhole, now: float,
-               rows: list, dest: str | None) -> None:
-    """A file that is not a whole frame is never planned for upload.
-
-    One that ends early may still be arriving (capture programs write straight to the
-    final name; a copy may be under way): it is deferred while it was modified within
-    `partial_wait`, then it is a problem (listed until it changes). One whose content
-    contradicts itself (a check value, a DATASUM) is a problem at once. A problem is
-    said by one run (exit 1) and then waits quietly like other known failures; once the
-    file is complete (copied again: another size or mtime) it is read and sent anew.
-    """
-    if problem.short and now - entry.mtime_ns / 1e9 <= plan.partial_wait:
-        reason = f"not whole yet: {problem.reason}: still being written?"
-        plan.incomplete.append((root, entry.relpath, reason))
-        status, fields = mf.DEFERRED, {}
-    else:
-        reason = f"not a whole file: {problem.reason}"
-        plan.problems.append((root, entry.relpath, reason))
-        status, fields = mf.FAILED, {"transient": 0, "retry_at": None}
-    rows.append({"relpath": entry.relpath, "size": entry.size, "mtime_ns": entry.mtime_ns,
-                 "status": status, "reason": reason, "hash": None, "header_date": None,
-                 "destination": dest, **fields})
 
 
 def _chain(first, rest):

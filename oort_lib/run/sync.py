@@ -279,7 +279,7 @@ def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
 
 
 def _folders_seen(paths: Paths) -> dict[str, dict]:
-    """What the last runs saw of each watched folder (see planner._emptied); {} if unknown."""
+    """What the last runs saw of each watched folder (see unmount.emptied); {} if unknown."""
     import json
 
     try:
