@@ -136,8 +136,9 @@ def test_planner_accounts_for_every_file_and_plans_the_good_one(files, names):
 
 def test_a_file_the_rules_or_the_reader_choke_on_stops_only_itself(tmp_path, monkeypatch):
     """Whatever a value makes the code raise (a bug), that file fails alone: the reader's
-    surprise skips it, the rules' surprise fails it (retried with the backoff, so an
-    upgrade that fixes the bug picks it up), and every other file is planned."""
+    surprise and the rules' surprise fail it (retried with the backoff, so an upgrade
+    that fixes the bug picks it up; never skipped for good as if the file were damaged),
+    and every other file is planned."""
     import oort_lib.local.headers
     import oort_lib.run.planner
 
@@ -146,10 +147,10 @@ def test_a_file_the_rules_or_the_reader_choke_on_stops_only_itself(tmp_path, mon
         write_header(root / "M31" / f"{name}.fits", {"DATE-OBS": ("text", "2021-06-01T22:00")})
     real_read, real_decide = oort_lib.local.headers.read_header, oort_lib.run.planner.decide
 
-    def read(path):
+    def read(path, *args):
         if path.endswith("reader.fits"):
             raise OverflowError("date value out of range")
-        return real_read(path)
+        return real_read(path, *args)
 
     def rules(relpath, *args):
         if relpath.endswith("rules.fits"):
@@ -163,9 +164,13 @@ def test_a_file_the_rules_or_the_reader_choke_on_stops_only_itself(tmp_path, mon
         for root_path, rows in plan.rows.items():
             manifest.upsert_files(root_path, rows)
         failed = manifest.file(str(root), "M31/rules.fits")
+        reader = manifest.file(str(root), "M31/reader.fits")
     assert sorted(i.relpath for i in plan.items) == ["M31/a.fits", "M31/z.fits"]
-    assert [(p, w) for _r, p, w in plan.skipped] == [
-        ("M31/reader.fits", "its header could not be read (OverflowError: date value out "
-                            "of range)")]
-    assert [p for _r, p, _w in plan.failed] == ["M31/rules.fits"]
+    assert plan.skipped == []
+    assert sorted((p, w) for _r, p, w in plan.failed) == [
+        ("M31/reader.fits", "internal error reading its header (OverflowError: date value "
+                            "out of range): retried next run; please report it"),
+        ("M31/rules.fits", "the rules failed on its header values (OverflowError: date "
+                           "value out of range)")]
     assert (failed["status"], failed["transient"]) == ("failed", 1)
+    assert (reader["status"], reader["transient"]) == ("failed", 1)

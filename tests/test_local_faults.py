@@ -182,7 +182,7 @@ class _FailingReads:
         self._handle.close()
 
 
-@pytest.mark.parametrize("where", ["oort_lib.local.fitsfile", "oort_lib.local.digest",
+@pytest.mark.parametrize("where", ["oort_lib.local.headers", "oort_lib.local.digest",
                                    "oort_lib.arcsecond.body"])
 def test_io_error_in_header_hash_or_upload_is_retried(cli, home, logged_in, sandbox, tmp_path,
                                                       monkeypatch, where):

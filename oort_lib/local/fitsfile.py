@@ -168,24 +168,31 @@ def reader_bug(shown: str, exc: BaseException) -> LocalTransient:
     return LocalTransient(f"{shown}: {why}", f"{why}: retried next run; please report it")
 
 
-def open_fits(path: str) -> tuple[IO[bytes], bool]:
-    """The (decompressed) byte stream of a FITS file and whether it is a compressed stream."""
+def open_fits(path: str, opened: IO[bytes] | None = None) -> tuple[IO[bytes], bool]:
+    """The (decompressed) byte stream of a FITS file and whether it is a compressed stream.
+
+    ``opened``: the file, already open; closing the stream returned then leaves it open.
+    """
     # Not a with-block: the caller closes the returned stream, which owns this file.
-    raw = open(path, "rb")
+    raw = open(path, "rb") if opened is None else opened
     try:
+        raw.seek(0)
         magic = raw.read(3)
         raw.seek(0)
         if magic[:2] == b"\x1f\x8b":
             unzipped = gzip.GzipFile(fileobj=raw, mode="rb")
-            # GzipFile closes a file it opened itself, not one handed to it: make it so.
-            unzipped.myfileobj = raw
+            if opened is None:
+                # GzipFile closes a file it opened itself, not one handed to it: make it so.
+                unzipped.myfileobj = raw
             return unzipped, True
         if magic == b"BZh":
-            return _Closing(bz2.BZ2File(raw, mode="rb"), raw), True
+            unzipped = bz2.BZ2File(raw, mode="rb")
+            return (_Closing(unzipped, raw) if opened is None else unzipped), True
     except BaseException:
-        raw.close()
+        if opened is None:
+            raw.close()
         raise
-    return raw, False
+    return (raw if opened is None else _Kept(raw)), False
 
 
 def read_header_bytes(stream: IO[bytes], first: bool) -> bytes | None:
@@ -237,17 +244,18 @@ def silence(category: type[Warning]) -> None:
 
 
 def fits_hdus(
-    path: str, max_hdus: int, text: Callable[[Any], str | None]
+    path: str, max_hdus: int, text: Callable[[Any], str | None],
+    opened: IO[bytes] | None = None,
 ) -> Iterator[tuple[Callable[[str], str | None], bool]]:
     """A keyword getter and "compressed stream?" for each of the first ``max_hdus`` HDUs.
 
     The getter returns ``text(value)`` of a keyword, or None. Only headers are read; the
     data units are skipped. Raises ValueError (or astropy's, gzip's, bz2's errors) for a
     damaged file, HeaderTooLong for a header of more than MAX_HEADER_CARDS cards and
-    OSError when it cannot be read.
+    OSError when it cannot be read. ``opened``: the file, already open (left open).
     """
     header_class = _fits_header_class()
-    stream, compressed = open_fits(path)
+    stream, compressed = open_fits(path, opened)
     with stream:
         for index in range(max_hdus):
             raw = read_header_bytes(stream, first=index == 0)
@@ -322,3 +330,13 @@ class _Closing:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Kept(_Closing):
+    """A caller's open file, read as a stream that leaves it open when closed."""
+
+    def __init__(self, raw: IO[bytes]):
+        super().__init__(raw, raw)
+
+    def close(self) -> None:
+        pass

@@ -13,9 +13,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
-from oort_lib.errors import FileProblem, LocalTransient
+from oort_lib.errors import FileProblem, LocalTransient, NotWhole
 from oort_lib.local.dates import (
     FIRST_YEAR,
     LAST_YEAR,
@@ -30,7 +30,7 @@ from oort_lib.local.fitsfile import HeaderTooLong, fits_hdus, is_damage, reader_
 from oort_lib.local.localtime import longitude_from_geocentric, parse_longitude
 from oort_lib.local.scan import display_name
 
-__all__ = ["HeaderInfo", "read_header"]
+__all__ = ["HeaderInfo", "read_header", "read_whole"]
 
 # In order of trust. DATE is the date the file was written: only a fallback, so that an
 # extension's DATE-OBS (HST, archives) beats the primary's DATE.
@@ -101,7 +101,32 @@ class HeaderInfo:
         return f"{self.date_keyword}{where}"
 
 
-def read_header(path: str) -> HeaderInfo:
+def read_whole(path: str, size: int | None = None) -> HeaderInfo:
+    """read_header of a file checked whole first (wholeness.check, its first `size`
+    bytes), the file opened once for both.
+
+    Raises NotWhole as the check does, except that a damaged file whose header cannot
+    be read at all (garbage with a FITS name) raises that FileProblem: it is skipped for
+    it, as ever. Raises read_header's errors otherwise.
+    """
+    from oort_lib.local.wholeness import check
+
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as opened:
+            try:
+                check(path, size, opened=opened)
+            except NotWhole as exc:
+                if not exc.short:
+                    read_header(path, opened)
+                raise
+            return read_header(path, opened)
+    except OSError as exc:
+        why = _os_reason(exc)
+        raise LocalTransient(f"{display_name(path)}: {why}", why) from exc
+
+
+def read_header(path: str, opened: IO[bytes] | None = None) -> HeaderInfo:
     """Read the date and target of the FITS or XISF file at ``path`` (header only).
 
     Dispatches on the name: ``.xisf`` is XISF, anything else FITS (plain, ``.gz``, ``.bz2``
@@ -111,13 +136,14 @@ def read_header(path: str) -> HeaderInfo:
     vanished, permission denied: retried later) or when the reader fails in a way no
     damaged file explains (an internal error, retried with backoff); a readable header
     without a usable date is not an error (``date`` is None and ``date_problem`` says why).
+    ``opened``: the FITS file, already open (left open).
     """
     path = os.fspath(path)
     shown = display_name(path)
     try:
         if path.lower().endswith(".xisf"):
             return _read_xisf(path, shown)
-        return _read_fits(path, shown)
+        return _read_fits(path, shown, opened)
     except FileProblem:
         raise
     except OSError as exc:
@@ -338,9 +364,9 @@ def _info(hdus: list[Getter], extra: list[_Found] | None = None,
 # --- FITS ---------------------------------------------------------------------------------
 
 
-def _read_fits(path: str, shown: str) -> HeaderInfo:
+def _read_fits(path: str, shown: str, opened: IO[bytes] | None = None) -> HeaderInfo:
     getters: list[Getter] = []
-    hdus = fits_hdus(path, _MAX_HDUS, _text)
+    hdus = fits_hdus(path, _MAX_HDUS, _text, opened)
     try:
         for get, compressed in hdus:
             getters.append(get)

@@ -76,7 +76,8 @@ def _damaged(reason: str) -> NoReturn:
     raise _Verdict(reason, False)
 
 
-def check(path: str, size: int | None = None, *, verify_checksums: bool = False) -> Whole:
+def check(path: str, size: int | None = None, *, verify_checksums: bool = False,
+          opened: IO[bytes] | None = None) -> Whole:
     """Whether the file at ``path`` (its first ``size`` bytes, the size planned) is whole.
 
     With ``verify_checksums`` every HDU's DATASUM/CHECKSUM is verified too (reading every
@@ -84,22 +85,30 @@ def check(path: str, size: int | None = None, *, verify_checksums: bool = False)
     NotWhole (short=False) when its content contradicts it (a bad gzip check value, a
     damaged bzip2 stream, a header that cannot be sized, not FITS or XISF at all),
     ChecksumMismatch (a NotWhole) for a checksum that does not match, and LocalTransient
-    when the file cannot be read now.
+    when the file cannot be read now. ``opened``: the file, already open (binary, left
+    open), so that a caller reading its header next opens it once.
     """
     path = os.fspath(path)
     shown = display_name(path)
     try:
+        if opened is not None:
+            return _check_file(opened, size, shown, verify_checksums)
         with open(path, "rb") as f:
-            end = os.fstat(f.fileno()).st_size
-            if size is not None:
-                end = min(end, size)
-            return _check(f, end, shown, verify_checksums)
+            return _check_file(f, size, shown, verify_checksums)
     except _Verdict as verdict:
         raise NotWhole(f"{shown}: {verdict.reason}", verdict.reason,
                        short=verdict.short) from None  # fmt: skip
     except OSError as exc:
         problem = local_problem(exc)
         raise LocalTransient(f"{shown}: {problem.reason}", problem.reason) from exc
+
+
+def _check_file(f: IO[bytes], size: int | None, shown: str, verify: bool) -> Whole:
+    end = os.fstat(f.fileno()).st_size
+    if size is not None:
+        end = min(end, size)
+    f.seek(0)
+    return _check(f, end, shown, verify)
 
 
 def _check(f: IO[bytes], end: int, shown: str, verify: bool) -> Whole:

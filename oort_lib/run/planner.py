@@ -7,6 +7,7 @@ real run records are collected in the plan and written by sync.py.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -24,6 +25,8 @@ from oort_lib.state.config import Folder
 
 if TYPE_CHECKING:  # the plan being filled (plan.py, which drives this module)
     from oort_lib.run.plan import Plan
+
+log = logging.getLogger("oort_sync")
 
 NO_DATE = "no date found"
 # A file whose upload failed for a transient reason (remote or local) waits
@@ -262,8 +265,12 @@ def _inspect_all(plan: Plan, todo: list) -> dict[str, tuple | FileProblem]:
         except FileProblem as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - a value no parser expected: this file only
-            why = f"its header could not be read ({type(exc).__name__}: {exc})"
-            return FileProblem(f"{job[0].path}: {why}", why)
+            # A bug of the reader, not the user's damage: retried with the backoff (an
+            # upgrade that fixes it picks the file up), never skipped for good.
+            from oort_lib.local.fitsfile import reader_bug
+
+            log.exception("internal error reading %s", job[0].path)
+            return reader_bug(job[0].path, exc)
 
     if sum(1 for _entry, with_hash in needed if with_hash) < 4:
         results = list(map(one, needed))
@@ -353,8 +360,7 @@ def _inspect(
     that is not a whole frame, FileProblem for a damaged header (LocalTransient when the
     file cannot be read now).
     """
-    from oort_lib.local.headers import read_header
-    from oort_lib.local.wholeness import check
+    from oort_lib.local.headers import read_whole
 
     digest, count = None, 0
     if uploaded_hash:
@@ -366,16 +372,8 @@ def _inspect(
             raise FileChanged(why, why)
         if digest == uploaded_hash:
             return digest, None, None, None, count, {}
-    # Before the header: a frame cut inside its header is one still arriving, not a
-    # damaged header skipped for good.
-    try:
-        check(entry.path, entry.size)
-    except NotWhole as exc:
-        if not exc.short:
-            # Damaged, not cut: a file whose header cannot be read at all (garbage with a
-            # FITS name) is skipped for that, as ever; one whose header reads is a problem.
-            read_header(entry.path)
-        raise
-    info = read_header(entry.path)
+    # Whole before its header is read: a frame cut inside its header is one still
+    # arriving, not a damaged header skipped for good.
+    info = read_whole(entry.path, entry.size)
     date = info.date.isoformat() if info.date is not None else None
     return digest, date, info.target, info.date_problem, count, header_facts(info)
