@@ -8,7 +8,8 @@ import sys
 
 def _console_file(argv: list[str]):
     """Where a windowless run's output goes: console.log beside the log file, rewritten by
-    each run, so what the last scheduled run printed can be read afterwards."""
+    each run, so what the last scheduled run printed can be read afterwards; the null
+    device when that cannot be (raises nothing: main's failure path is not running yet)."""
     from oort_lib.state.config import resolve_paths
 
     home = None
@@ -17,11 +18,11 @@ def _console_file(argv: list[str]):
             home = arg.split("=", 1)[1]
         elif arg == "--home" and index + 1 < len(argv):
             home = argv[index + 1]
-    target = resolve_paths(home).log_file.with_name("console.log")
     try:
+        target = resolve_paths(home).log_file.with_name("console.log")
         target.parent.mkdir(parents=True, exist_ok=True)
         return open(target, "w", encoding="utf-8")
-    except OSError:
+    except Exception:  # noqa: BLE001 - a bad --home is the command's to say, and it will
         import os
 
         return open(os.devnull, "w", encoding="utf-8")

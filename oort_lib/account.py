@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from oort_lib.arcsecond import gen2021
 from oort_lib.arcsecond.detect import detect
-from oort_lib.errors import ConfigError
+from oort_lib.errors import ConfigError, PermanentError, TransientError, server_problem
 from oort_lib.state.credentials import Credentials
 
 
@@ -14,8 +14,17 @@ def login_with_key(client, username: str | None, key: str, *, dialect: str = "au
     stored. `dialect` ("auto", "2021" or "2026") forces a generation.
 
     Raises AuthError when the server refuses the pair, ConfigError when the server is
-    not recognised (or a 2026 server is given no username), and the client's errors.
+    not recognised (or a 2026 server is given no username), ServerProblem when it gives
+    no usable answer (trickles, errors through every retry), and the client's other
+    errors (ServerUnreachable, NotFound...).
     """
+    try:
+        return _login_with_key(client, username, key, dialect)
+    except (PermanentError, TransientError) as exc:
+        raise server_problem(exc, "Not logged in") from None
+
+
+def _login_with_key(client, username: str | None, key: str, dialect: str) -> Credentials:
     client.session.auth.key = client.key = key
     profile = None
     if dialect == "2026" or dialect == "auto":
@@ -46,9 +55,13 @@ def login_with_password(client, username: str, password: str) -> Credentials:
     """The 2021 exchange: password -> token -> upload key. The token is not kept.
 
     Raises AuthError for refused credentials, WrongGeneration for a 2026 server (which
-    needs a key), and the client's errors.
+    needs a key), ServerProblem when the server gives no usable answer, and the client's
+    other errors.
     """
-    canonical, key, memberships = gen2021.password_login(client, username, password)
+    try:
+        canonical, key, memberships = gen2021.password_login(client, username, password)
+    except (PermanentError, TransientError) as exc:
+        raise server_problem(exc, "Not logged in") from None
     return Credentials(key=key, username=canonical, api=client.base, memberships=memberships,
                        generation="2021")
 

@@ -70,7 +70,7 @@ Options:
   -v, --verbose        Print every file outcome and a summary.
   --json               Machine-readable output on stdout.
   -n LINES             Number of log lines [default: 50].
-  --output=FILE        Where to write the report [default: oort-sync-report.html].
+  --output=FILE        The report file, `-` for stdout [default: oort-sync-report.html].
   --cron               A crontab entry.
   --systemd            A systemd user service and timer.
   --launchd            A macOS LaunchAgent (plist).
@@ -106,17 +106,18 @@ from oort_lib.errors import (
     EXIT_SOFTWARE,
     EXIT_USAGE,
     LockHeld,
-    NotFound,
     OortError,
     UsageError,
 )
+from oort_lib.escape import escaped_lines
 from oort_lib.state import config as cfg
+from oort_lib.views.usage import end_of_options
 
 
 def _say(*lines: str, err: bool = False) -> None:
     stream = sys.stderr if err else sys.stdout
     for line in lines:
-        stream.write(line + "\n")
+        stream.write(escaped_lines(line) + "\n")
     stream.flush()
 
 
@@ -143,7 +144,21 @@ def _number(args: dict, name: str, kind=int, default=None, high: float = 10**7):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The exit code of the command in `argv` (default: sys.argv). Raises nothing but
+    SystemExit of docopt: everything, from the parsing of the arguments to the closing
+    of the log, is inside the one failure path (_guarded)."""
     argv = sys.argv[1:] if argv is None else argv
+    from oort_lib.state import logfile
+
+    try:
+        return _guarded(argv)
+    finally:
+        logfile.close()  # only now: the failure path writes to it; raises nothing
+
+
+def _parse(argv: list[str]) -> dict | int:
+    """The docopt arguments, or the exit code of a command line that asked for help or
+    the version, or is wrong (said on stderr)."""
     from oort_lib.host import tolerant_console
 
     tolerant_console()
@@ -158,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(text)
         return EXIT_OK
     try:
-        args = docopt(__doc__, argv=argv, version=f"oort-sync {__version__}")
+        return docopt(__doc__, argv=argv, version=f"oort-sync {__version__}")
     except DocoptExit:
         line = usage.diagnose(__doc__, argv)
         command = argv[0] if argv and argv[0] in usage.commands(__doc__) else None
@@ -170,22 +185,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
-    from oort_lib.state import logfile
-
-    command = next((name for name in (*COMMANDS, "sandbox") if args.get(name)), "oort-sync")
-    try:
-        return _guarded(args, command)
-    finally:
-        logfile.close()  # only now: the failure path below writes to it
 
 
-def _guarded(args: dict, command: str) -> int:
+def _guarded(argv: list[str]) -> int:
     """The one failure path: a plain line on stderr and a documented exit code for every
     error; for a bug, the traceback in the log (which is still open) and exit code 70."""
     from oort_lib.state import logfile
 
     log = logging.getLogger("oort_sync")
+    command = "oort-sync"
     try:
+        args = _parse(argv)
+        if isinstance(args, int):
+            return args
+        command = next((name for name in (*COMMANDS, "sandbox") if args.get(name)), command)
         return _dispatch(args)
     except BrokenPipeError:
         _quiet_stdout()  # `oort-sync logs | head`: the reader has all it wanted
@@ -193,21 +206,21 @@ def _guarded(args: dict, command: str) -> int:
     except OortError as exc:
         log.log(logging.INFO if isinstance(exc, LockHeld) else logging.ERROR,
                 "%s: %s (exit %s)", command, exc.message, exc.exit_code)
-        _say(f"oort-sync: {exc.message}", err=True)
+        _tell(f"oort-sync: {exc.message}")
         return exc.exit_code
     except KeyboardInterrupt:
-        _say("oort-sync: interrupted.", err=True)
+        _tell("oort-sync: interrupted.")
         return EXIT_SIGINT
     except OSError as exc:
         # The state or config folder itself: not writable, disk full, read-only mount.
         log.error("%s: %s", command, exc)
         where = f"{exc.filename}: " if exc.filename else ""
         if exc.errno == errno.ENOSPC:
-            _say(f"oort-sync: {where}the disk is full ({exc.strerror}). Free some space; "
-                 "what was recorded before is intact.", err=True)
+            _tell(f"oort-sync: {where}the disk is full ({exc.strerror}). Free some space; "
+                  "what was recorded before is intact.")
         else:
-            _say(f"oort-sync: {where}{exc.strerror or exc}. Check that this folder is "
-                 "writable and the disk is not full.", err=True)
+            _tell(f"oort-sync: {where}{exc.strerror or exc}. Check that this folder is "
+                  "writable and the disk is not full.")
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - a cron job must say what happened, briefly
         log.critical("internal error in `oort-sync %s`", command, exc_info=True)
@@ -216,9 +229,18 @@ def _guarded(args: dict, command: str) -> int:
             details = f"the log could not be written ({failed or 'no log file'})"
         else:
             details = f"the traceback is in {where} (`oort-sync logs`)"
-        _say(f"oort-sync: internal error in `{command}` ({type(exc).__name__}); {details}. "
-             "Please report it.", err=True)
+        _tell(f"oort-sync: internal error in `{command}` ({type(exc).__name__}); {details}. "
+              "Please report it.")
         return EXIT_SOFTWARE
+
+
+def _tell(line: str) -> None:
+    """A line of the failure path on stderr. A stderr that cannot take it (a full disk,
+    a closed pipe) loses it: the log has it, and the exit code says it."""
+    try:
+        _say(line, err=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _quiet_stdout() -> None:
@@ -249,6 +271,7 @@ def _open_log(paths: cfg.Paths, args: dict, settings: cfg.Settings | None = None
 def _dispatch(args: dict) -> int:
     paths = cfg.resolve_paths(args["--home"])
     _open_log(paths, args)
+    args = end_of_options(args)  # `watch -- -y`: a folder named -y
     if args["sandbox"]:
         return _sandbox(args)
     try:
@@ -330,12 +353,7 @@ def _telescopes(args, paths, settings) -> int:
 
     creds = credentials.require(paths.credentials_file)
     client = _client(settings, creds.key)
-    org = args["--organisation"]
-    try:
-        _say(folders.telescope_listing(client, org))
-    except NotFound:
-        raise UsageError(f"Organisation {org!r} does not exist (check the subdomain; "
-                         "on Arcsecond.local it is `local`).") from None
+    _say(folders.telescope_listing(client, args["--organisation"]))
     return EXIT_OK
 
 
@@ -351,6 +369,10 @@ def _watch(args, paths, settings) -> int:
     from oort_lib import folders
     from oort_lib.state import credentials
 
+    try:
+        tags = cfg.parse_tags(args["--tags"])  # refused before the server is asked
+    except OortError as exc:
+        raise UsageError(f"--tags: {exc.message}") from None
     creds = credentials.load(paths.credentials_file)
     remote = bool(args["--organisation"] or args["--telescope"])
     if remote and creds is None:
@@ -368,7 +390,7 @@ def _watch(args, paths, settings) -> int:
                                telescope=args["--telescope"], timezone=args["--timezone"],
                                client=client, generation=generation,
                                reduced=bool(args["--reduced"]),
-                               tags=cfg.parse_tags(args["--tags"]),
+                               tags=tags,
                                classify=args["--classify"])
     if args["--exclude"]:
         from oort_lib.local.exclude import check
@@ -626,8 +648,11 @@ def _logs(args, paths, settings) -> int:
 
 
 def _report(args, paths, settings) -> int:
-    from oort_lib.views.report import write_report
+    from oort_lib.views.report import report_page, write_report
 
+    if args["--output"] == "-":
+        _say(report_page(paths, settings).rstrip("\n"))
+        return EXIT_OK
     output = write_report(paths, settings, args["--output"])
     _say(f"Report written to {output}")
     return EXIT_OK

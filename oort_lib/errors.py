@@ -23,7 +23,8 @@ EXIT_CODES: dict[int, str] = {
     EXIT_FILES_FAILED: "the run finished but some files failed (they will be retried)",
     EXIT_USAGE: "usage or configuration error",
     EXIT_AUTH: "authentication or permission refused (bad or revoked key, not a member)",
-    EXIT_UNREACHABLE: "the server stayed unreachable after retries; nothing more was attempted",
+    EXIT_UNREACHABLE: ("the server stayed unreachable, busy or unresponsive after retries; nothing "
+                       "more was attempted"),
     EXIT_SOFTWARE: "internal error (a bug): one line on stderr, the traceback in the log",
     EXIT_LOCKED: "another run holds the lock, or another program keeps the manifest busy",
     EXIT_SIGINT: "interrupted by SIGINT (in-flight files are retried next run)",
@@ -180,8 +181,42 @@ class ServerUnreachable(TransientError):
     fatal = True
 
 
+class ServerBusy(ServerUnreachable):
+    """The run's budget of throttled or unanswered requests is spent (arcsecond/budget.py):
+    nothing more is sent this run, the files not sent stay pending for the next one."""
+
+
+class MalformedAnswer(TransientError):
+    """The server answered, but not in the shape the API gives it: a list that is not
+    one or goes on past the pages a lookup may walk, an entry that is not an object or
+    has no uuid. The server's problem, not a bug of oort-sync: in a run, the files that
+    need that object are retried later; outside a run, exit code 4 like no answer."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
 class PermanentError(RemoteError):
     """A 4xx other than authentication: this request will fail again as it is."""
+
+
+class ServerProblem(RemoteError):
+    """Outside a run (login, telescopes): the server answers, but nothing usable comes of
+    it (an answer that never completes, errors through every retry, pages without end or
+    missing). The server's problem, not a file's: exit code 4, like no answer at all."""
+
+    exit_code = EXIT_UNREACHABLE
+    fatal = True
+
+
+def server_problem(exc: RemoteError, what: str) -> RemoteError:
+    """The error a command outside a run raises for `exc`: a ServerProblem whose message
+    starts with `what` ("Not logged in") when `exc` would only mean "a file failed"
+    (exit 1); any other (refused key, not found, unreachable) as it is."""
+    if exc.exit_code != EXIT_FILES_FAILED or isinstance(exc, NotFound):
+        return exc
+    return ServerProblem(f"{what}: the server gave no usable answer ({exc.message.rstrip('.')})."
+                         " Try again later; if it lasts, tell whoever runs the server.",
+                         exc.status)
 
 
 class NotFound(PermanentError):
@@ -198,6 +233,15 @@ class AuthError(RemoteError):
 class Redirected(RemoteError):
     """The server answered with a redirect. Never followed (the key would go along):
     the configured API URL is wrong, and the message names where the server points."""
+
+    exit_code = EXIT_USAGE
+    fatal = True
+
+
+class InsecureAddress(RemoteError):
+    """Plain http:// to a name that resolves to a public address: the key would cross the
+    internet in clear. Nothing is sent; the API URL must change (https://, or the LAN
+    address)."""
 
     exit_code = EXIT_USAGE
     fatal = True

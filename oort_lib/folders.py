@@ -6,7 +6,16 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from oort_lib.errors import AuthError, ConfigError, NotFound
+from oort_lib.errors import (
+    AuthError,
+    ConfigError,
+    NotFound,
+    PermanentError,
+    ServerProblem,
+    TransientError,
+    server_problem,
+)
+from oort_lib.escape import escaped
 from oort_lib.state.config import Folder, Settings, with_folders
 from oort_lib.state.credentials import Credentials
 
@@ -133,7 +142,7 @@ class WatchProposal:
         if self.folders and self.folders[0].tags:
             lines.append("Tags: " + ", ".join(self.folders[0].tags))
         lines.extend(self.notes)
-        return lines
+        return [escaped(line) for line in lines]  # the server's names: escape.py
 
 
 def propose(
@@ -210,7 +219,7 @@ def propose(
     if telescope:
         if client is not None:
             found = find_telescope(client, organisation, telescope)
-            telescope_uuid, telescope_name = str(found["uuid"]), found.get("name")
+            telescope_uuid, telescope_name = str(found["uuid"]), display_name(found)
             proposal.longitude = site_longitude(found)
         else:
             telescope_uuid = telescope
@@ -251,7 +260,14 @@ def _check_2026(client, creds: Credentials, organisation: str | None, telescope:
             f"(a telescope of {where}).\n" + telescope_listing(client, organisation))
     found = find_telescope(client, organisation, telescope)
     proposal.longitude = site_longitude(found)
-    return str(found["uuid"]), found.get("name")
+    return str(found["uuid"]), display_name(found)
+
+
+def display_name(telescope: dict) -> str | None:
+    """The server's name of a telescope as the config keeps it: one line, its control
+    characters escaped (a CR would end the line in config.ini, an ESC act on terminals)."""
+    name = telescope.get("name")
+    return escaped(str(name)) if name else None
 
 
 def site_longitude(telescope: dict) -> float | None:
@@ -286,14 +302,40 @@ def find_telescope(client, organisation: str | None, ident: str) -> dict:
 
 
 def telescope_listing(client, organisation: str | None) -> str:
-    """The telescopes of an account or organisation, one per line (UUID, name, alias)."""
-    lines = [f"  {t.get('uuid')}  {t.get('name')}"
-             + (f" (alias {t['alias']})" if t.get("alias") else "")
-             for t in client.telescopes(organisation)]
+    """The telescopes of an account or organisation, one per line (UUID, name, alias).
+
+    Raises ConfigError when the organisation does not exist; ServerProblem when the
+    server's list cannot be read (a page missing, pages without end, no complete answer);
+    and the client's other errors (AuthError, ServerUnreachable...).
+    """
     where = f"organisation {organisation}" if organisation else "your account"
+    try:
+        telescopes = client.telescopes(organisation)
+    except NotFound as exc:
+        if organisation and not _organisation_exists(client, organisation):
+            raise ConfigError(f"Organisation {organisation!r} does not exist (check the "
+                              "subdomain; on Arcsecond.local it is `local`).") from None
+        # The route exists (the account, or an organisation found): a page went missing.
+        raise ServerProblem(f"Telescopes of {where}: the server answered 404 for a page "
+                            f"of the list ({exc.message.rstrip('.')}). Try again later.",
+                            exc.status) from None
+    except (PermanentError, TransientError) as exc:
+        raise server_problem(exc, f"Telescopes of {where}") from None
+    lines = [escaped(f"  {t.get('uuid')}  {t.get('name')}"
+                     + (f" (alias {t['alias']})" if t.get("alias") else ""))
+             for t in telescopes]
     if not lines:
         return f"No telescope in {where} yet: create one on Arcsecond first."
     return f"Telescopes of {where}:\n" + "\n".join(lines)
+
+
+def _organisation_exists(client, organisation: str) -> bool:
+    """Raises the client's errors but NotFound (then False)."""
+    try:
+        client.organisation(organisation)
+    except NotFound:
+        return False
+    return True
 
 
 def add(settings: Settings, proposal: WatchProposal) -> Settings:

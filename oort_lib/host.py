@@ -230,6 +230,44 @@ def has_flock() -> bool:
     return True
 
 
+def shared_lock_dir(app: str, environ: os._Environ | dict | None = None) -> Path:
+    """A folder for ``app``'s locks that every user of the machine sees (it may not exist
+    yet): /run/lock/app on Linux (a tmpfs made for locks, never aged); /tmp/app-locks
+    where there is no /run/lock (macOS: not $TMPDIR, which is per user there);
+    %ProgramData%\\app\\locks on Windows. Raises nothing."""
+    env = os.environ if environ is None else environ
+    if system() == WINDOWS:
+        data = env.get("ProgramData") or env.get("ALLUSERSPROFILE") or r"C:\ProgramData"
+        return Path(data) / app / "locks"
+    if os.path.isdir("/run/lock"):
+        return Path("/run/lock") / app
+    return Path("/tmp") / f"{app}-locks"
+
+
+def share_with_all_users(directory: Path) -> None:
+    """Let every user create files in ``directory`` (just made by this process).
+
+    POSIX: mode 1777, as /tmp (set with chmod: the umask cannot narrow it; the sticky
+    bit keeps users from removing each other's files). Windows: best effort, the local
+    Users group (by its well-known SID, whatever the language) may modify what is
+    inside, inherited by the files made there. Raises OSError (POSIX chmod).
+    """
+    if system() != WINDOWS:
+        os.chmod(directory, 0o1777)
+        return
+    import shutil
+    import subprocess
+
+    icacls = shutil.which("icacls")
+    if not icacls:
+        return
+    try:
+        subprocess.run([icacls, str(directory), "/grant", "*S-1-5-32-545:(OI)(CI)M"],
+                       capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        pass
+
+
 def interrupt_signals() -> tuple[int, ...]:
     """The signals that ask a run to stop: SIGINT (Ctrl-C), SIGTERM, and on Windows
     SIGBREAK (Ctrl-Break, and what a console window's close sends)."""

@@ -18,6 +18,7 @@ from typing import NamedTuple
 from oort_lib.errors import ConfigError
 
 DEFAULT_DIR = "~/.oort"
+MAX_BYTES = 1 << 20  # an Oort config of a thousand folders is ~300 kB
 
 
 class OldFolder(NamedTuple):
@@ -41,13 +42,7 @@ def read(oort_dir: str | None = None) -> list[OldFolder]:
     no watched folder.
     """
     path = config_file(oort_dir)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no Oort-Cloud 1.x config here (give --oort-dir=DIR, "
-                          "the folder holding its config.ini).") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc}).") from None
+    text = _text(path)
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text, source=str(path))
@@ -81,6 +76,39 @@ def read(oort_dir: str | None = None) -> list[OldFolder]:
     if not folders:
         raise ConfigError(f"{path}: no watched folder in it (no [watch-folder-...] section).")
     return folders
+
+
+def _text(path: Path) -> str:
+    """The file's text, a BOM (Windows Notepad) left out. Raises ConfigError when it is
+    missing, unreadable, too large, or not a regular file: a FIFO would block the
+    command forever, a device (`/dev/zero`) never end."""
+    import stat
+
+    try:
+        # O_NONBLOCK: opening a FIFO without a writer returns at once, for the check.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no Oort-Cloud 1.x config here (give --oort-dir=DIR, "
+                          "the folder holding its config.ini).") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}).") from None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                        else "a device or a socket")
+                raise ConfigError(f"{path} is {kind}, not a regular file: give --oort-dir=DIR, "
+                                  "the folder holding Oort-Cloud's config.ini.")
+            data = handle.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}).") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_BYTES >> 20} MiB, not an Oort-Cloud config.")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc}).") from None
 
 
 def groups(folders: list[OldFolder]) -> dict[tuple[str | None, str | None], list[OldFolder]]:

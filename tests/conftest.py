@@ -27,7 +27,7 @@ class Result:
 
 @pytest.fixture(autouse=True)
 def _folder_locks(tmp_path_factory, monkeypatch):
-    """The host-wide folder locks (lock.folder_lock_dir) of the tests, not the user's."""
+    """The host-wide folder locks (folderlock.folder_lock_dir) of the tests, not the user's."""
     monkeypatch.setenv("OORT_SYNC_LOCK_DIR", str(tmp_path_factory.getbasetemp() / "locks"))
 
 

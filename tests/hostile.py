@@ -11,9 +11,21 @@ Every request, whatever its path, gets the answer of the current `mode`:
   next-loop     a page whose `next` link names itself
   huge          a 200 list answer of `huge_bytes` bytes (streamed, never built in memory)
   echo-key      401 whose body echoes the key header it received
+  echo-key-cut  401 whose message holds the key across character 300 (where it is cut)
+  echo-key-upper 401 whose message echoes the key in upper case
+  echo-key-part 200 {"error": ...} holding 12 consecutive characters of the key
   error-200     200 {"error": ...} (echoing the key too)
   retry-after   503 with `Retry-After: 86400`
   ok-empty      200 [] (a server that knows nothing)
+  escapes       terminal escapes and CRs in every text it gives: telescope names (lists
+                and details), organisation names, the detail of a 400 to every POST
+                (`ESCAPES`); other lists are empty
+  page-404      telescope lists whose page 2 answers 404; the organisation `known`
+                exists, any other (and its telescope list) answers 404
+  silent        reads the request, then never answers (nor closes) until closed
+  no-uuid       every list holds an object without `uuid`; telescope details 404
+  not-object    every list holds an entry that is not an object; telescope details 404
+  pages         every list page links to one more, without end (a new link each time)
 
 It records (method, path, key header) of every request in `seen`.
 """
@@ -27,7 +39,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KEY_HEADER = "X-Arcsecond-API-Authorization"
 MODES = ("redirect", "redirect-307", "redirect-hold", "trickle", "trickle-body", "next-loop",
-         "huge", "echo-key", "error-200", "retry-after", "ok-empty")
+         "huge", "echo-key", "error-200", "retry-after", "ok-empty", "escapes",
+         "page-404", "silent", "no-uuid", "not-object", "pages",
+         "echo-key-cut", "echo-key-upper", "echo-key-part")
+# Retitle the terminal, clear the screen (ESC and C1 CSI), then overwrite the line.
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b2J\rAll files uploaded."
 
 
 class Hostile:
@@ -111,13 +127,74 @@ class Hostile:
             handler.wfile.write(b"{}]")
         elif mode == "echo-key":
             self._json(handler, 401, {"detail": f"Invalid key: {key} is not a key we know"})
+        elif mode.startswith("echo-key-"):
+            secret = (key or "").removeprefix("Key ")
+            if mode == "echo-key-cut":
+                self._json(handler, 401, {"detail": "." * 285 + f"{secret} is not a key"})
+            elif mode == "echo-key-upper":
+                self._json(handler, 401, {"detail": f"INVALID KEY {secret.upper()}"})
+            else:
+                self._json(handler, 200, {"error": f"no such key ...{secret[10:22]}..."})
         elif mode == "error-200":
             self._json(handler, 200, {"error": f"database unavailable while checking {key}"})
         elif mode == "retry-after":
             self._json(handler, 503, {"detail": "down for maintenance"},
                        {"Retry-After": "86400"})
+        elif mode == "escapes":
+            self._escapes(handler)
+        elif mode == "page-404":
+            self._page_404(handler)
+        elif mode == "silent":
+            handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+            self.closing.wait(120)
+        elif mode in ("no-uuid", "not-object", "pages"):
+            self._odd_list(handler, mode)
         else:
             self._json(handler, 200, [])
+
+    def _escapes(self, handler) -> None:
+        path = handler.path.split("?")[0]
+        scope = {"uuid": "00000000-0000-4000-8000-000000000001", "name": f"Scope {ESCAPES}",
+                 "alias": f"alias{ESCAPES}"}
+        if handler.command == "POST":
+            self._json(handler, 400, {"detail": f"refused {ESCAPES}"})
+        elif path.endswith("/telescopes/"):
+            self._json(handler, 200, [scope])
+        elif "/telescopes/" in path:
+            self._json(handler, 200, scope)
+        elif path.startswith("/organisations/"):
+            self._json(handler, 200, {"subdomain": path.split("/")[2],
+                                      "name": f"Org {ESCAPES}"})
+        else:
+            self._json(handler, 200, [])
+
+    def _page_404(self, handler) -> None:
+        path, _, query = handler.path.partition("?")
+        missing = (path.startswith("/organisations/") and path != "/organisations/known/"
+                   or "telescopes" in path and not path.startswith(("/known/", "/telescopes/"))
+                   or "page=2" in query)
+        if missing:
+            self._json(handler, 404, {"detail": "Not found."})
+        else:
+            scope = {"uuid": "00000000-0000-4000-8000-000000000002", "name": "Page one"}
+            self._json(handler, 200, {"count": 2, "next": f"{self.url}{path}?page=2",
+                                      "results": [scope]} if "telescopes" in path
+                       else {"subdomain": "known", "name": "Known"})
+
+    def _odd_list(self, handler, mode: str) -> None:
+        path, _, query = handler.path.partition("?")
+        parts = [p for p in path.split("/") if p]
+        if handler.command != "GET" or len(parts) >= 2 and parts[-2] == "telescopes":
+            self._json(handler, 404, {"detail": "Not found."})
+            return
+        if mode == "pages":
+            page = int(query.split("page=")[1]) if "page=" in query else 1
+            self._json(handler, 200, {"count": 10**6, "next": f"{self.url}{path}?page={page + 1}",
+                                      "results": [{"uuid": f"u{page}", "name": f"n{page}"}]})
+            return
+        odd = {"name": "Main scope", "alias": "main", "date": "2021-06-01"}
+        self._json(handler, 200, {"count": 1, "next": None,
+                                  "results": [odd if mode == "no-uuid" else "Main scope"]})
 
     def _json(self, handler, status: int, data, headers: dict | None = None) -> None:
         self._send(handler, status, json.dumps(data).encode(), headers)

@@ -36,7 +36,7 @@ def test_launch_agent_fields(tmp_path):
     assert agent["ProcessType"] == "Background" and agent["LowPriorityIO"] is True
     assert agent["Nice"] == 10 and agent["ExitTimeOut"] > 20  # after oort-sync's grace
     comment = text[text.index("<!--") + 4:text.index("-->")]
-    assert "--" not in comment and "launchctl bootstrap gui/$(id -u)" in comment
+    assert "--" not in comment and 'launchctl bootstrap "gui/$(id -u)"' in comment
     assert "Full Disk Access" in comment
 
 

@@ -41,8 +41,10 @@ def login(host: Host, api: str, key: str) -> subprocess.CompletedProcess:
 
 
 def _environment(home: Path, extra: dict[str, str]) -> dict[str, str]:
+    # The tests' folder locks stay (conftest): not the machine's /run/lock.
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("XDG_", "OORT_", "ARCSECOND_", "PYTEST_"))}
+           if not k.startswith(("XDG_", "OORT_", "ARCSECOND_", "PYTEST_"))
+           or k == "OORT_SYNC_LOCK_DIR"}
     env.update(HOME=str(home), **extra)
     return env
 
@@ -56,7 +58,9 @@ def windows(tmp_path) -> Host:
         "APPDATA": str(home / "AppData" / "Roaming"),
         "LOCALAPPDATA": str(home / "AppData" / "Local"),
         "OORT_SIM_AUDIT": str(tmp_path / "audit.json"),
+        "ProgramData": str(tmp_path / "ProgramData"),
     })
+    env.pop("OORT_SYNC_LOCK_DIR")  # where Windows keeps them: %ProgramData%
     return Host("windows", home, env)
 
 
@@ -120,6 +124,8 @@ def test_windows_flow_works_and_writes_to_appdata(windows, sandbox, tmp_path):
     # The run asked for fcntl, was refused it, and locked through filelock instead.
     run = next(a for a in audit if a["args"] == ["run", "--min-age=0"])
     assert "fcntl" in run["refused"]
+    # The folder lock went where every user of the machine sees it.
+    assert list((tmp_path / "ProgramData" / "oort-sync" / "locks").glob("*.lock"))
 
     task = windows.run("schedule", "--windows")
     assert task.returncode == 0, task.stderr

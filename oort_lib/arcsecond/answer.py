@@ -11,6 +11,7 @@ the name being sent, in a message field of the answer, says that this file is th
 
 from __future__ import annotations
 
+import string
 import time
 from collections.abc import Iterable, Iterator
 from email.utils import parsedate_to_datetime
@@ -28,16 +29,61 @@ _QUOTES = (("", ""), ('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\
 _ERROR_KEYS = {"error", "errors", "detail", "message", "status", "code", "non_field_errors"}
 
 
+MESSAGE_LIMIT = 300  # characters of a server's message kept (after masking)
+MASK = "****"
+KEY_RUN = 8  # this many consecutive characters of the key are the key (a cut key too)
+_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def error_message(response: requests.Response, key: str | None = None) -> str:
     """The first human message of an error answer, never a raw dump, never the key."""
-    return scrub(_first_message(response), key)
+    return scrub(_first_message(response), key, MESSAGE_LIMIT)
 
 
-def scrub(text: str, key: str | None) -> str:
-    """`text` with the key masked (a server may echo what it was sent)."""
-    if key and len(key) >= 4 and key in text:
-        text = text.replace(key, "****")
-    return text
+def scrub(text: str, key: str | None, limit: int | None = None) -> str:
+    """`text` with the key masked, then cut to `limit` characters: the one masking of
+    what a server says (it may echo what it was sent). Raises nothing.
+
+    Masked: the key in any case (a server may upper-case what it echoes) and every run
+    of KEY_RUN or more consecutive characters of it (a key the server cut or wrapped).
+    Masking comes first: a key straddling the cut would otherwise lose only its end to
+    the cut and escape the mask whole.
+    """
+    if limit is None:
+        return _mask(text, key) if key and len(key) >= 4 else text
+    # A huge message is not scanned whole: the part that can reach the cut is. Its end
+    # may hold the start of a key shorter than a run once this bound cut it: dropped.
+    bound = limit + len(key or "") + KEY_RUN
+    cut = len(text) > bound
+    text = text[:bound]
+    if key and len(key) >= 4:
+        text = _mask(text, key)
+    if cut:
+        text = text[:-(KEY_RUN - 1)]
+    return text[:limit]
+
+
+def _mask(text: str, key: str) -> str:
+    width = min(KEY_RUN, len(key))
+    folded_key = key.translate(_FOLD)  # ASCII folding keeps every index in place
+    pieces = {folded_key[i:i + width] for i in range(len(key) - width + 1)}
+    folded = text.translate(_FOLD)
+    hidden = [False] * len(text)
+    for start in range(len(text) - width + 1):
+        if folded[start:start + width] in pieces:
+            hidden[start:start + width] = [True] * width
+    if not any(hidden):
+        return text
+    out, index = [], 0
+    while index < len(text):
+        if hidden[index]:
+            while index < len(text) and hidden[index]:
+                index += 1
+            out.append(MASK)
+        else:
+            out.append(text[index])
+            index += 1
+    return "".join(out)
 
 
 def is_duplicate(response: requests.Response, names: Iterable[str]) -> bool:
@@ -102,7 +148,7 @@ def _first_message(response: requests.Response) -> str:
     if isinstance(found, list):
         found = found[0] if found else None
     if isinstance(found, str) and found.strip():
-        return found.strip()[:300]
+        return found.strip()  # cut by error_message, after the key is masked
     return f"HTTP {response.status_code} {response.reason or ''}".strip()
 
 

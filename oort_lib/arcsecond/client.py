@@ -22,14 +22,17 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from oort_lib import __version__
-from oort_lib.arcsecond.address import check_base_url
+from oort_lib.arcsecond.address import check_base_url, check_resolved, needs_resolving
 from oort_lib.arcsecond.answer import (
+    MESSAGE_LIMIT,
     error_message,
     is_duplicate,
     is_error_body,
     retry_after,
+    scrub,
 )
 from oort_lib.arcsecond.body import FileBody
+from oort_lib.arcsecond.budget import Budget
 from oort_lib.arcsecond.deadline import Deadline, WatchedAdapter
 from oort_lib.errors import (
     Aborted,
@@ -37,6 +40,7 @@ from oort_lib.errors import (
     AuthError,
     ConfigError,
     FileProblem,
+    MalformedAnswer,
     NotFound,
     PermanentError,
     Redirected,
@@ -46,7 +50,6 @@ from oort_lib.errors import (
 
 log = logging.getLogger("oort_sync.api")  # a child of the log file's logger
 
-MAX_PAGES = 10_000  # 500,000 objects at the smallest page size seen: far beyond any list
 # The largest answer read: a page of 500 objects is ~1 MB. Past this, a proxy or a broken
 # server is talking, and holding it all in memory is the failure.
 MAX_ANSWER = 16 << 20
@@ -96,12 +99,15 @@ class Client:
         stop: threading.Event | None = None,
         halt: threading.Event | None = None,
         allow_http: bool = False,
+        budget: Budget | None = None,
     ):
         """`stop` cuts every request in flight (uploads too) and ends retries; `halt`
-        cuts the others only (an upload in flight gets the run's grace period).
+        cuts the others only (an upload in flight gets the run's grace period); `budget`
+        (a run's) ends all sending after a few throttles or timeouts in a row.
 
         Raises ConfigError for a URL that address.check_base_url refuses."""
         self.base = check_base_url(base_url, allow_http=allow_http)
+        self._unresolved = needs_resolving(self.base)
         self.key = key
         self.timeout = (connect_timeout, read_timeout)
         self.retries = retries
@@ -109,6 +115,7 @@ class Client:
         self.backoff_max = backoff_max
         self.stop = stop or threading.Event()
         self.halt = halt
+        self.budget = budget or Budget(None)
         # Whole answer, not only between two bytes: see deadline.py.
         self.deadline = connect_timeout + read_timeout
         self.max_answer = MAX_ANSWER
@@ -176,9 +183,14 @@ class Client:
         Raises AuthError (401/403), NotFound (404), AlreadyExists (an upload whose body's
         file the server says is there), PermanentError (other 4xx), TransientError
         (5xx/429/timeouts after retries), ServerUnreachable (no answer at all after
-        retries); and, untouched and never retried, what an upload body raises (Aborted,
-        FileChanged, NotPlanned, ChecksumMismatch, LocalTransient: see body.py).
+        retries, or a LAN name that resolves to nothing), InsecureAddress (plain http:// to
+        a name that resolves to a public address: address.check_resolved); and, untouched and
+        never retried, what an upload body raises (Aborted, FileChanged, NotPlanned,
+        ChecksumMismatch, LocalTransient: see body.py).
         """
+        if self._unresolved:
+            check_resolved(self.base)  # before the key goes in clear to a LAN name
+            self._unresolved = False
         url = self._url(path)
         if urlsplit(url)[:2] != self._origin:
             # Only rebase()d links reach here; anything else is a bug, not a request.
@@ -193,6 +205,7 @@ class Client:
                 if self.stop.is_set():
                     break
                 self._sleep(attempt, last)
+            self.budget.check()  # spent by this run's workers: nothing more is sent
             body = None
             if body_factory is not None:
                 body = body_factory()
@@ -223,16 +236,19 @@ class Client:
                     answered = True
                     last = TransientError(f"{self.base}: no complete answer within "
                                           f"{watch.seconds:g} s (the server trickles)")
+                    self.budget.strike(self.base, last)
                     if not idempotent:
                         raise last from None
                     continue
                 if isinstance(exc, requests.exceptions.ConnectTimeout):
                     last = TransientError(
                         f"{self.base}: connection timed out ({type(exc).__name__})")
+                    self.budget.strike(self.base, last)
                     continue
                 if isinstance(exc, requests.exceptions.Timeout):
                     answered = True
                     last = TransientError(f"{self.base}: no answer within {self.timeout[1]:g} s")
+                    self.budget.strike(self.base, last)
                     if not idempotent:
                         raise last from None
                     continue
@@ -251,16 +267,19 @@ class Client:
             answered = True
             status = response.status_code
             if 300 <= status < 400:
-                raise _redirected(self.base, method, path, response)
+                raise _redirected(self.base, method, path, response, self.key)
             if status < 400:
+                self.budget.answered()
                 return self._success(response, content, method, path, expect_json)
             message = error_message(response, self.key)
             if status in (429, 500, 502, 503, 504) or status >= 500:
                 last = TransientError(f"{method} {path}: {message}", status)
                 last.retry_after = retry_after(response)
+                self.budget.throttled(self.base, last)
                 if not idempotent and status not in (429, 503):
                     raise last
                 continue
+            self.budget.answered()
             if status == 401:
                 raise AuthError(
                     f"The server refused the key ({message}). "
@@ -281,6 +300,7 @@ class Client:
             raise ServerUnreachable(
                 f"{self.base} is unreachable after {self.retries + 1} attempts ({last}).",
             )
+        self.budget.gave_up(self.base, last)
         raise last
 
     def _deadline(self, body: FileBody | None) -> Deadline:
@@ -341,36 +361,15 @@ class Client:
         after = f" HTTP {status}" if status else ""
         level = logging.INFO if delay >= 5 else logging.DEBUG
         log.log(level, "retrying in %.2f s after%s: %s", delay, after, last)
-        self.stop.wait(delay)
+        self.budget.pause(delay, self.stop)
 
     # --- lists ---------------------------------------------------------------------------
 
     def list(self, path: str, params: dict | None = None) -> list[dict]:
-        """All items of a list endpoint: plain array, or pages followed to the end.
+        """All entries of a list endpoint: see listing.walk (and what it raises)."""
+        from oort_lib.arcsecond.listing import walk
 
-        Raises PermanentError for an answer that is not a list, a `next` link seen
-        before (a loop), or more than MAX_PAGES pages; and the request() errors.
-        """
-        items: list[dict] = []
-        data = self.request("GET", path, params=params)
-        seen: set[str] = set()
-        while True:
-            if isinstance(data, list):
-                items.extend(data)
-                return items
-            if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-                # A proxy page or a broken server, not this request's fault: try later.
-                raise TransientError(f"GET {path}: the server's answer is not a list.")
-            items.extend(data["results"])
-            link = data.get("next")
-            if not link:
-                return items
-            link = self.rebase(str(link))
-            if link in seen or len(seen) >= MAX_PAGES:
-                raise PermanentError(f"GET {path}: the server's pages never end "
-                                     f"(page {len(seen) + 2} links back to an earlier one).")
-            seen.add(link)
-            data = self.request("GET", link)
+        return walk(self, path, params)
 
     # --- what both generations share -----------------------------------------------------
 
@@ -381,7 +380,11 @@ class Client:
         return self.list(prefix(organisation) + "/telescopes/")
 
     def telescope(self, organisation: str | None, ident: str) -> dict:
-        return self.request("GET", f"{prefix(organisation)}/telescopes/{quote(ident, safe='')}/")
+        """Raises MalformedAnswer for an answer that is not a telescope with a uuid."""
+        from oort_lib.arcsecond.listing import entry
+
+        path = f"{prefix(organisation)}/telescopes/{quote(ident, safe='')}/"
+        return entry(self.request("GET", path), "the server's telescope", path, listed=False)
 
     def find(self, organisation: str | None, kind: str, filters: dict) -> list[dict]:
         return self.list(f"{prefix(organisation)}/{kind}/", params=filters)
@@ -391,7 +394,7 @@ class Client:
         created = self.request("POST", f"{prefix(organisation)}/{kind}/", json=body,
                                idempotent=False)
         if not isinstance(created, dict) or not created.get("uuid"):
-            raise TransientError(f"POST {kind}: the server's answer has no uuid.")
+            raise MalformedAnswer(f"POST {kind}: the server's answer has no uuid.")
         return created
 
     def send_file(self, url: str, body_factory: Callable[[], FileBody], *,
@@ -423,9 +426,12 @@ def prefix(organisation: str | None) -> str:
     return f"/{quote(organisation, safe='')}" if organisation else ""
 
 
-def _redirected(base: str, method: str, path: str, response) -> Redirected:
+def _redirected(base: str, method: str, path: str, response, key: str | None) -> Redirected:
     target = response.headers.get("Location", "")
-    host = urlsplit(target).netloc or "the same host"
+    try:
+        host = scrub(urlsplit(target).netloc, key, MESSAGE_LIMIT) or "the same host"
+    except ValueError:  # not even a URL
+        host = "an invalid address"
     return Redirected(
         f"{method} {path}: the server at {base} redirects to {host} ({response.status_code}). "
         "Redirects are not followed (the key would go along): check the API URL "

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
-from oort_lib.errors import TransientError
+from oort_lib.errors import MalformedAnswer, TransientError
 
 GENERATIONS = ("2021", "2026")
 
@@ -60,6 +60,9 @@ class Remote:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._memo: dict[str, str] = {}
+        # Objects whose lookup the server answered malformed (listing.py): not asked
+        # again by each of their files (100 pages each), only by the next run.
+        self._broken: dict[str, str] = {}
         self.created: set[str] = set()  # uuids created by this run (known to be empty)
 
     def container(self, item) -> Container:
@@ -134,6 +137,9 @@ class Remote:
         raise last
 
     def _once(self, key: str, kind: str, resolve: Callable[[], str]) -> str:
+        """The UUID of one remote object, resolved once per run. Raises what `resolve`
+        raises; MalformedAnswer again (without asking) for an object whose lookup the
+        server answered malformed earlier in the run."""
         if key in self._memo:
             return self._memo[key]
         with self._guard:
@@ -141,9 +147,15 @@ class Remote:
         with lock:
             if key in self._memo:
                 return self._memo[key]
+            if key in self._broken:
+                raise MalformedAnswer(self._broken[key])
             uuid = self.cache.remote(key)
             if uuid is None:
-                uuid = resolve()
+                try:
+                    uuid = resolve()
+                except MalformedAnswer as exc:
+                    self._broken[key] = exc.message
+                    raise
                 self.cache.set_remote(key, kind, uuid)
             self._memo[key] = uuid
             return uuid

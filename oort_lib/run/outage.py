@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 UNREACHABLE = "server unreachable"
+BUSY = "server busy or unresponsive"  # the same problem (key UNREACHABLE), named so
 AUTH = "authentication refused"
 MISSING = "folder missing"
 
 
 class Problem(NamedTuple):
     key: str  # what stays the same from one run to the next: kind (and folder)
-    kind: str  # UNREACHABLE, AUTH, MISSING
+    kind: str  # UNREACHABLE, BUSY, AUTH, MISSING
     message: str  # what was printed when it started
 
 
@@ -34,11 +35,12 @@ class Verdict(NamedTuple):
 
 def problems_of(result) -> list[Problem]:
     """The lasting kinds of problem a run's result shows (sync.RunResult)."""
-    from oort_lib.errors import AuthError, ServerUnreachable
+    from oort_lib.errors import AuthError, ServerBusy, ServerUnreachable
 
     found = [Problem(f"{MISSING}:{root}", MISSING, why) for root, why in result.plan.missing]
     if isinstance(result.fatal, ServerUnreachable):
-        found.append(Problem(UNREACHABLE, UNREACHABLE, result.fatal.message))
+        kind = BUSY if isinstance(result.fatal, ServerBusy) else UNREACHABLE
+        found.append(Problem(UNREACHABLE, kind, result.fatal.message))
     elif isinstance(result.fatal, AuthError):
         found.append(Problem(AUTH, AUTH, result.fatal.message))
     return found

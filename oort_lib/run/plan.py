@@ -39,6 +39,10 @@ class Plan:
         self.min_age = 0.0  # the min_age that deferred them
         self.deferred_due: float | None = None  # when the last deferred file is due
         self.waiting: list[tuple[str, str, str]] = []  # failed, retried later
+        # Those of `waiting` that failed for a transient reason: failing still, as far as
+        # anyone knows, so the run exits 1 while they wait (permanent ones are said once).
+        self.retrying: list[tuple[str, str, str]] = []
+        self.retry_due: float | None = None  # the first of their retries
         self.excluded: list[tuple[str, str, str]] = []  # root, relpath, "excluded by P"
         # Failed while planning (read error, vanished, permission denied): root, relpath,
         # reason. Transient ones are retried by later runs; the run exits 1.
@@ -59,6 +63,12 @@ class Plan:
         # What a real run records before uploading (dry runs never apply them).
         self.rows: dict[str, list[dict]] = {}
         self.gone: list[int] = []
+
+    def retry(self, root: str, relpath: str, reason: str, due: float | None) -> None:
+        """Note a file that failed for a transient reason and waits for its retry."""
+        self.retrying.append((root, relpath, reason))
+        if due is not None and (self.retry_due is None or due < self.retry_due):
+            self.retry_due = due
 
     @property
     def total_bytes(self) -> int:

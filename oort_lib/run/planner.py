@@ -153,6 +153,8 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
             status = old.status
             if status == mf.FAILED and not retry_failed and waits(old, now):
                 plan.waiting.append((root, relpath, old.reason or "failed"))
+                if old.transient:
+                    plan.retry(root, relpath, old.reason or "failed", old.retry_at)
                 continue
         mtime = entry.mtime_ns / 1e9
         if mtime > young:

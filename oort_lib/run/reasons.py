@@ -11,7 +11,8 @@ import re
 
 from oort_lib.errors import OortError, RemoteError
 
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
+# A URL, without the punctuation that ends it in a sentence ("https://x: refused").
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+?(?=[:.,;)]*(?:\s|$))", re.I)
 # "POST /datasets/1b2c.../: " and the like, at the start of a server message.
 _REQUEST = re.compile(r"^(?:(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+)?/\S*:\s*")
 _CONNECTION = (
@@ -46,9 +47,11 @@ def classify(exc: OortError) -> str:
             f"refused by the server ({status})")
     if not isinstance(exc, RemoteError):
         return _strip(message)
-    waited = re.search(r"no answer within [\d.]+ s", message)
+    waited = re.search(r"no (complete )?answer within [\d.]+ s", message)
     if waited:
-        return waited.group(0)
+        # The whole answer's deadline (a server that trickles) or one read's timeout.
+        return (f"the server gave {waited.group(0)} (it trickles)" if waited.group(1)
+                else waited.group(0))
     if "not json" in lowered:
         return "answer not understood (not JSON; a proxy page?)"
     if "connection" in lowered or "unreachable" in lowered:

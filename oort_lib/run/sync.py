@@ -25,7 +25,8 @@ from oort_lib.state import manifest as mf
 from oort_lib.state.config import Paths, Settings, select_folders
 from oort_lib.state.credentials import Credentials
 from oort_lib.state.destination import for_folders
-from oort_lib.state.lock import RunLock, folder_locks
+from oort_lib.state.folderlock import folder_locks
+from oort_lib.state.lock import RunLock
 
 log = logging.getLogger("oort_sync")
 
@@ -48,6 +49,33 @@ class Events:
     def finish(self) -> None: ...
 
 
+class _Outcomes(Events):
+    """The caller's events, passed on, noting in the result what its summary needs of
+    each file's outcome: the bytes of the files stored (not those sent and refused), and
+    which failures are permanent."""
+
+    def __init__(self, events: Events, result: RunResult):
+        self.events, self.result = events, result
+        self._guard = threading.Lock()  # upload workers
+
+    def planned(self, plan: Plan) -> None:
+        self.events.planned(plan)
+
+    def sent(self, nbytes: int) -> None:
+        self.events.sent(nbytes)
+
+    def done(self, item: Item, outcome: str, reason: str | None) -> None:
+        with self._guard:
+            if outcome == "uploaded":
+                self.result.bytes_stored += item.size
+            elif outcome == "failed":
+                self.result.permanent.add((item.folder.path, item.relpath))
+        self.events.done(item, outcome, reason)
+
+    def finish(self) -> None:
+        self.events.finish()
+
+
 class RunResult:
     """What a run did, file by file (the CLI renders it; status reads the manifest)."""
 
@@ -61,7 +89,10 @@ class RunResult:
         # Different files that would be one on the server: (item, reason naming the other).
         self.conflicts: list[tuple[Item, str]] = []
         self.fatal: OortError | None = None
-        self.bytes_sent = 0
+        self.bytes_sent = 0  # on the wire, refused uploads included (the progress bar)
+        self.bytes_stored = 0  # of the files the server kept (the summary)
+        # (folder, relpath) of the failures that wait for a change (or --retry-failed).
+        self.permanent: set[tuple[str, str]] = set()
         self.started = time.time()
         self.ended: float | None = None
         self.stopped = False  # asked to stop (a signal) before the end
@@ -76,9 +107,9 @@ class RunResult:
         if self.fatal is not None:
             return self.fatal.exit_code
         # A missing watched folder (unmounted disk?) needs a person, like a failed file,
-        # and so does a conflict.
+        # and so does a conflict; a transient failure lasts while it waits for its retry.
         trouble = (self.failed or self.plan.failed or self.plan.problems or self.plan.missing
-                   or self.conflicts)
+                   or self.conflicts or self.plan.retrying)
         return EXIT_FILES_FAILED if trouble else EXIT_OK
 
     def summary(self) -> dict:
@@ -88,10 +119,12 @@ class RunResult:
             "failed": len(self.failed) + len(self.plan.failed) + len(self.plan.problems),
             "conflicts": len(self.conflicts),
             "postponed": len(self.postponed),
+            "retrying": len(self.plan.retrying),
             "deferred": len(self.plan.deferred) + len(self.plan.incomplete),
             "skipped": len(self.plan.skipped),
             "unchanged": self.plan.unchanged,
-            "bytes": self.bytes_sent,
+            "bytes": self.bytes_stored,
+            "bytes_sent": self.bytes_sent,
             "seconds": round((self.ended or time.time()) - self.started, 3),
             "exit_code": self.exit_code,
             "error": self.fatal.message if self.fatal else None,
@@ -201,10 +234,13 @@ def run(
         events.planned(plan)
         if plan.items and not stop.is_set():
             # requests costs ~60 ms: only when there is work
+            from oort_lib.arcsecond.budget import Budget
             from oort_lib.arcsecond.client import Client
 
+            # One budget for all the workers: a server throttling or silent for every
+            # request ends the run's sending after a few, not after every file.
             client = Client.from_settings(settings, creds.key, pool_size=jobs + 2, stop=abort,
-                                         halt=stop)
+                                         halt=stop, budget=Budget())
             try:
                 _upload_all(client, manifest, settings, creds, result, events, stop, abort,
                             jobs, limiter, rebuilt)
@@ -235,7 +271,7 @@ def run(
             failed=summary["failed"] + summary["conflicts"],
             skipped=len(plan.skipped),
             deferred=len(plan.deferred),
-            bytes=result.bytes_sent,
+            bytes=result.bytes_stored,
             message=result.fatal.message if result.fatal else (
                 "stopped by a signal; files in flight are retried next run"
                 if result.stopped else None),
@@ -322,7 +358,8 @@ def _upload_all(client, manifest, settings, creds, result, events, stop, abort, 
             result.fatal = exc
             return
         remote = open_remote(result.generation, client, manifest, str(client.base))
-        uploader = Uploader(remote, manifest, settings, creds, result, events, stop, abort)
+        uploader = Uploader(remote, manifest, settings, creds, result,
+                            _Outcomes(events, result), stop, abort)
         uploader.second_pass = redetect
         uploader.limiter = limiter
         uploader.rebuilt = rebuilt

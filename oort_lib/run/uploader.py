@@ -209,9 +209,9 @@ class Uploader:
                 stale = True
                 remote.forget(item)
                 continue
-            except TransientError:
+            except TransientError as exc:
                 attempt += 1
-                if attempt >= ATTEMPTS_PER_RUN or self.stop.is_set():
+                if exc.fatal or attempt >= ATTEMPTS_PER_RUN or self.stop.is_set():
                     raise
                 continue
             # The body sent exactly the bytes planned, checked up to its last block

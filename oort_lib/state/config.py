@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from oort_lib.errors import ConfigError
+from oort_lib.state.tags import parse_tags  # cfg.parse_tags for the CLI too
 
 DEFAULT_API = "https://api.arcsecond.io"
 APP = "oort-sync"
@@ -51,9 +52,14 @@ class Paths(NamedTuple):
 
 def resolve_paths(home: str | None = None, environ: os._Environ | dict | None = None) -> Paths:
     """Paths from --home, else OORT_SYNC_HOME, else the platform's own folders (host.py:
-    XDG on Linux, ~/Library on macOS, %APPDATA% and %LOCALAPPDATA% on Windows)."""
+    XDG on Linux, ~/Library on macOS, %APPDATA% and %LOCALAPPDATA% on Windows).
+
+    Raises ConfigError for a home holding a NUL character, which no path can hold."""
     env = os.environ if environ is None else environ
     home = home or env.get("OORT_SYNC_HOME")
+    if home and "\x00" in home:
+        raise ConfigError(f"--home (or $OORT_SYNC_HOME) is {home!r}, which holds a NUL "
+                          "character: no path can hold one.")
     if home:
         base = Path(home).expanduser().absolute()
         return Paths(base / "config", base / "state")
@@ -134,20 +140,6 @@ def _flag(raw: str, where: str, key: str) -> bool:
     if value in _TRUE | _FALSE:
         return value in _TRUE
     raise ConfigError(f"{where}: {key} = {raw!r}: use true or false.")
-
-
-def parse_tags(raw: str | None) -> tuple[str, ...]:
-    """Tags from a comma-separated text (`--tags=a,b` or the config).
-
-    Raises ConfigError for a tag the server would refuse: one starting with `arcsecond`
-    (reserved for Arcsecond's own tags). Commas separate tags, so none can contain one.
-    """
-    tags = tuple(t.strip() for t in (raw or "").split(",") if t.strip())
-    for tag in tags:
-        if tag.lower().startswith("arcsecond"):
-            raise ConfigError(f"tag {tag!r}: tags starting with 'arcsecond' are reserved "
-                              "by Arcsecond; choose another name.")
-    return tags
 
 
 def _line_of(text: str, section: str, key: str | None) -> int:

@@ -1,5 +1,5 @@
-"""The run lock: one `oort-sync run` at a time per state directory; and the folder locks:
-one run at a time per watched folder on the whole host, whatever the profile (`--home`).
+"""The run lock: one `oort-sync run` at a time per state directory (the folder locks,
+one run per watched folder on the whole machine, are in folderlock.py).
 
 An OS lock (flock) on the lock file: the kernel drops it when the holder dies, however it
 dies, so a lock can never go stale. The holder's pid and start time sit in a side file
@@ -12,11 +12,9 @@ same kind of lock, is used where fcntl does not exist (Windows).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -206,70 +204,3 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # exists, belongs to someone else
     return True
-
-
-# --- folder locks ---------------------------------------------------------------------------
-
-
-class FolderLock(RunLock):
-    """The host-wide lock of one watched folder, keyed by its real path: two profiles
-    (`--home`) that watch one folder never upload it at the same time."""
-
-    def __init__(self, folder: str, home: str):
-        from oort_lib.host import path_key
-
-        self.folder = folder
-        self.home = home
-        real = path_key(os.path.realpath(folder))
-        super().__init__(folder_lock_dir() / f"{_digest(real)}.lock")
-
-    def _held(self, holder: Holder) -> LockHeld:
-        where = f"the profile in {holder.home}" if holder.home else "another profile"
-        return LockHeld(
-            f"{self.folder} is being uploaded by another oort-sync run ({where}, "
-            f"{holder.describe()}); this one exits and the next scheduled run will go on."
-        )
-
-
-def _digest(text: str) -> str:
-    import hashlib
-
-    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
-
-
-def folder_lock_dir() -> Path:
-    """Where the folder locks live: one place per user whatever the profile
-    ($OORT_SYNC_LOCK_DIR, else `folder-locks` in the platform's state folder, which
-    --home does not move)."""
-    override = os.environ.get("OORT_SYNC_LOCK_DIR")
-    if override:
-        return Path(override)
-    from oort_lib.host import user_dirs
-
-    return Path(user_dirs("oort-sync").state) / "folder-locks"
-
-
-@contextlib.contextmanager
-def folder_locks(folders: Iterable, paths) -> Iterator[None]:
-    """Hold the folder lock of each folder (in a fixed order) for the block.
-
-    Raises LockHeld naming the other run (and its profile) if one is held elsewhere.
-    """
-    held: list[FolderLock] = []
-    home = str(paths.state_dir)
-    try:
-        for path in sorted({f.path for f in folders}):
-            try:
-                lock = FolderLock(path, home)
-                held.append(lock.acquire())
-            except OSError as exc:
-                # No place for the lock (a read-only home?): the run lock still holds.
-                import logging
-
-                logging.getLogger("oort_sync").warning(
-                    "no folder lock for %s (%s): two profiles could upload it at once",
-                    path, exc.strerror or exc)
-        yield
-    finally:
-        for lock in reversed(held):
-            lock.release()

@@ -9,14 +9,12 @@ import re
 from collections import deque
 from pathlib import Path
 
+from oort_lib.escape import escaped
 from oort_lib.state.records import rfc3339
 
 LOGGER = "oort_sync"
 # Defence in depth: whatever a message holds, a key-looking header value never lands.
 _KEY = re.compile(r"(Key|Token)\s+[A-Za-z0-9_\-]{8,}")
-# A file name may hold a line break or an escape sequence: in a text log it would forge a
-# line (or a terminal's colours) for whoever reads it. Shown escaped instead.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class _LogFile(logging.handlers.RotatingFileHandler):
@@ -67,14 +65,17 @@ class _Redact(logging.Filter):
 
 
 class _Escape(logging.Filter):
-    """Control characters of the message written as \\xNN (text logs only)."""
+    """Control characters of the message written as \\xNN (text logs only): a file name
+    holding a line break or an escape sequence would forge a line (or a terminal's
+    colours) for whoever reads the log."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if _CONTROL.search(message):
-            record.msg = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message)
-            record.args = ()
+        shown = escaped(message)
+        if shown != message:
+            record.msg, record.args = shown, ()
         return True
+
 # Structured fields a log call may carry (`extra=`), copied into a JSON line as they are.
 FIELDS = ("run_id", "file", "outcome", "bytes", "dataset", "reason", "exit_code", "detail")
 
@@ -131,11 +132,18 @@ def write_failure() -> OSError | None:
 
 
 def close(logger: logging.Logger | None = None) -> None:
-    """Detach and close the log file handler(s) that setup() attached."""
+    """Detach and close the log file handler(s) that setup() attached. Raises nothing:
+    the lines a full disk refused are lost, as handleError lost them already."""
     logger = logger or logging.getLogger(LOGGER)
     for handler in [h for h in logger.handlers if isinstance(h, _LogFile)]:
         logger.removeHandler(handler)
-        handler.close()
+        try:
+            handler.close()
+        except (OSError, ValueError) as exc:
+            # Closing flushes the buffer a full disk refused, and fails again; the file
+            # is closed all the same, so nothing is tried (and printed) at exit either.
+            if _LogFile.failed is None and isinstance(exc, OSError):
+                _LogFile.failed = exc
 
 
 def tail(log_file: Path, lines: int = 50) -> list[str]:

@@ -93,6 +93,10 @@ def problem(path: Path, exc: sqlite3.Error) -> ManifestError | ManifestBusy:
             readonly, cantopen, perm):
         return ManifestError(f"{path}: cannot write the manifest ({exc}); check that its "
                              "folder is writable and mounted read-write.")
+    if "no such table" in text or "no such column" in text:
+        # The schema says every migration ran, yet a part of it is gone: not a mount or
+        # a disk problem, a damaged (or hand-edited) file.
+        return ManifestError(_DAMAGED.format(path=path, error=exc))
     if isinstance(exc, sqlite3.OperationalError) and "malformed" not in text:
         return ManifestError(f"{path}: cannot use the manifest ({exc}); check that its "
                              "folder is writable and the disk is not full.")

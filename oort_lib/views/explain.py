@@ -10,6 +10,7 @@ import os
 from datetime import timezone
 
 from oort_lib.errors import FileProblem
+from oort_lib.escape import escaped
 from oort_lib.local.decision import decide, header_facts
 from oort_lib.local.localtime import ASSUMED, LONGITUDE, TIMEZONE
 from oort_lib.state.config import Folder, Settings
@@ -233,4 +234,4 @@ def explain_lines(data: dict) -> list[str]:
         text = state["status"] + (f": {state['reason']}" if state.get("reason") else "")
         add(f"  manifest:    {text}")
     lines.extend(f"  note:        {note}" for note in data["notes"])
-    return lines
+    return [escaped(line) for line in lines]  # header values and names: escape.py

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import plistlib
+import shlex
 import sys
 from pathlib import Path
 
-from oort_lib.views.schedule import EVERY_MINUTES, command
+from oort_lib.views.schedule import EVERY_MINUTES, INSTALLATION, command, plain
 
 LABEL = "io.arcsecond.oort-sync"
 AGENT_DIR = "~/Library/LaunchAgents"
@@ -26,10 +27,11 @@ _PATH = ("/opt/homebrew/bin", "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin",
 def agent(home: str | None, log_dir: Path, argv: list[str] | None = None) -> dict:
     """The LaunchAgent as a dict (what plistlib writes): oort-sync `run -q` every 5 minutes,
     at load too, at low priority, with launchd's stdout/stderr in ``log_dir``. ``argv``
-    replaces this installation's command (contrib/'s example names a typical one)."""
+    replaces this installation's command (contrib/'s example names a typical one).
+    Raises ConfigError (schedule.plain) for a path a plist cannot hold."""
     argv = argv or command(home)
     path = ":".join(dict.fromkeys([os.path.dirname(argv[0]), *_PATH]))
-    log = str(Path(log_dir).expanduser().absolute() / "launchd.log")
+    log = str(_log_dir(log_dir) / "launchd.log")
     return {
         "Label": LABEL,
         "ProgramArguments": argv,
@@ -50,6 +52,10 @@ def agent(home: str | None, log_dir: Path, argv: list[str] | None = None) -> dic
     }
 
 
+def _log_dir(log_dir: Path) -> Path:
+    return Path(plain(str(Path(log_dir).expanduser().absolute()), "the log folder"))
+
+
 def _comment(text: str) -> str:
     # "--" may not appear inside an XML comment (a path could hold one).
     while "--" in text:
@@ -58,17 +64,21 @@ def _comment(text: str) -> str:
 
 
 def recipe(home: str | None, log_dir: Path, argv: list[str] | None = None) -> str:
-    """The plist for this installation, with the commands that install it in a comment."""
+    """The plist for this installation, with the commands that install it in a comment.
+
+    The commands are meant to be pasted into a shell: the log folder is quoted for it
+    (single quotes: a `$(...)` in a path stays text). Raises ConfigError (schedule.plain)
+    for a path that the plist or the commands cannot hold."""
     body = plistlib.dumps(agent(home, log_dir, argv), sort_keys=False).decode("utf-8")
-    log = Path(log_dir).expanduser().absolute()
-    interpreter = os.path.realpath(sys.executable)
+    log = shlex.quote(str(_log_dir(log_dir)))
+    interpreter = plain(os.path.realpath(sys.executable), INSTALLATION)
     notes = "\n".join([
         f"  oort-sync as a launchd LaunchAgent: one batch run every {EVERY_MINUTES} minutes.",
         f"  Save this text as {AGENT_FILE}, then:",
-        f"    mkdir -p \"{log}\"",
-        f"    launchctl bootstrap gui/$(id -u) {AGENT_FILE}",
-        f"  Check: launchctl print gui/$(id -u)/{LABEL} (last exit code), oort-sync status.",
-        f"  Stop: launchctl bootout gui/$(id -u)/{LABEL}",
+        f"    mkdir -p {log}",
+        f'    launchctl bootstrap "gui/$(id -u)" {AGENT_FILE}',
+        f'  Check: launchctl print "gui/$(id -u)/{LABEL}" (last exit code), oort-sync status.',
+        f'  Stop: launchctl bootout "gui/$(id -u)/{LABEL}"',
         "  Folders in ~/Documents, ~/Desktop, ~/Downloads or on external volumes need Full",
         "  Disk Access (System Settings > Privacy & Security > Full Disk Access, +, then",
         f"  Cmd-Shift-G) for the program launchd starts: {interpreter}",

@@ -1,6 +1,12 @@
-"""Plain-text renderings of plans, run results and status (strings only; cli.py prints)."""
+"""Plain-text renderings of plans, run results and status (strings only; cli.py prints).
+
+Every rendered line is one line: what a file name or a server's message holds (a line
+break, an escape sequence) is shown escaped, never forges a line (escape.py).
+"""
 
 from __future__ import annotations
+
+from oort_lib.escape import escaped
 
 
 def human_bytes(count: float) -> str:
@@ -73,7 +79,7 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
                 f"  {f['folder']}/{f['path']}" + (f": {f['reason']}" if "reason" in f else "")
                 for f in data[key]
             )
-    return lines
+    return [escaped(line) for line in lines]
 
 
 _PLAN_LISTS = (
@@ -99,8 +105,8 @@ def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], 
     others = ", ".join(
         f"{summary[key]} {label}" for key, label in (
             ("already_on_server", "already on the server"), ("failed", "failed"),
-            ("conflicts", "in conflict"), ("deferred", "deferred"), ("skipped", "skipped"),
-            ("unchanged", "unchanged"))
+            ("conflicts", "in conflict"), ("retrying", "waiting for a retry"),
+            ("deferred", "deferred"), ("skipped", "skipped"), ("unchanged", "unchanged"))
         if summary[key])
     lines.append(
         f"{plural(summary['uploaded'], 'file')} uploaded ({human_bytes(summary['bytes'])})"
@@ -121,12 +127,14 @@ def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], 
             problems.append(f"oort-sync: {why}")
     problems.extend(f"oort-sync: warning: {note}" for note in result.plan.notes[:20])
     failed = [(f"{root}/{relpath}", why) for root, relpath, why in result.plan.failed]
-    failed += [(f"{i.folder.path}/{i.relpath}", why) for i, why in result.failed]
-    if failed:
-        problems.append(f"oort-sync: {plural(len(failed), 'file')} failed (retried later):")
-        problems.extend(f"  {path}: {why}" for path, why in failed[:20])
-        if len(failed) > 20:
-            problems.append(f"  ... and {len(failed) - 20} more (oort-sync status)")
+    failed += [(f"{i.folder.path}/{i.relpath}", why) for i, why in result.failed
+               if (i.folder.path, i.relpath) not in result.permanent]
+    _listed(problems, failed, "failed (retried later):")
+    _listed(problems, [(f"{i.folder.path}/{i.relpath}", why) for i, why in result.failed
+                       if (i.folder.path, i.relpath) in result.permanent],
+            "failed (not retried until the file changes, or `oort-sync run --retry-failed`):")
+    retrying = [(f"{root}/{relpath}", why) for root, relpath, why in result.plan.retrying]
+    _listed(problems, retrying, _retry_note(len(retrying), result.plan.retry_due))
     if result.plan.problems:
         problems.append(f"oort-sync: {plural(len(result.plan.problems), 'file')} not whole "
                         "(never uploaded until they change; see `oort-sync status`):")
@@ -143,7 +151,28 @@ def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], 
             problems.append(f"  ... and {len(result.conflicts) - 20} more (oort-sync status)")
     if result.fatal is not None and result.fatal.message not in hide:
         problems.append(f"oort-sync: {result.fatal.message}")
-    return lines, problems
+    return [escaped(line) for line in lines], [escaped(line) for line in problems]
+
+
+def _listed(problems: list[str], files: list[tuple[str, str]], what: str) -> None:
+    """"oort-sync: N files `what`", then the first 20 of `files` (path, reason)."""
+    if not files:
+        return
+    problems.append(f"oort-sync: {plural(len(files), 'file')} {what}")
+    problems.extend(f"  {path}: {why}" for path, why in files[:20])
+    if len(files) > 20:
+        problems.append(f"  ... and {len(files) - 20} more (oort-sync status)")
+
+
+def _retry_note(count: int, due: float | None) -> str:
+    """"failed earlier and wait for their retry (the first at 21:04:10):"."""
+    import time
+
+    when = time.strftime("%H:%M:%S", time.localtime(due)) if due else None
+    if count == 1:
+        return "failed earlier and waits for its retry" + (f" at {when}:" if when else ":")
+    return "failed earlier and wait for their retry" + (
+        f" (the first at {when}):" if when else ":")
 
 
 def deferred_note(plan) -> str | None:
@@ -163,9 +192,9 @@ def deferred_note(plan) -> str | None:
 def file_line(item, outcome: str, reason: str | None) -> str:
     """One file's outcome, for -v."""
     text = "already on the server" if outcome == "already" else outcome
-    return f"{text} {item.folder.path}/{item.relpath}" + (
+    return escaped(f"{text} {item.folder.path}/{item.relpath}" + (
         f": {reason}" if reason and (outcome.startswith("failed") or outcome == "conflict")
-        else "")
+        else ""))
 
 
 def status_lines(data: dict) -> list[str]:
@@ -231,4 +260,4 @@ def status_lines(data: dict) -> list[str]:
     if where:
         lines.extend(["", f"Config: {where['config']}", f"State:  {where['state']}",
                       f"Log:    {where['log']}"])
-    return lines
+    return [escaped(line) for line in lines]

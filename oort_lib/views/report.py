@@ -357,6 +357,13 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes} min {secs} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
+def report_page(paths: Paths, settings: Settings) -> str:
+    """The report's HTML page (`report --output=-` prints it). Raises ManifestError when
+    the manifest is damaged."""
+    with mf.Manifest(paths.manifest_file, create=False, readonly=True) as manifest:
+        return render_report(collect(manifest, settings))
+
+
 def write_report(paths: Paths, settings: Settings, output: str | Path | None) -> Path:
     """Write the report (default ./oort-sync-report.html) atomically; return its path.
 
@@ -372,8 +379,7 @@ def write_report(paths: Paths, settings: Settings, output: str | Path | None) ->
     if not target.parent.is_dir():
         raise ConfigError(f"Cannot write the report to {target}: the folder {target.parent} "
                           "does not exist.")
-    with mf.Manifest(paths.manifest_file, create=False, readonly=True) as manifest:
-        page = render_report(collect(manifest, settings))
+    page = report_page(paths, settings)
     # Same folder as the target, so os.replace is atomic and a reader never sees half a page.
     # O_EXCL | O_NOFOLLOW: never write through something planted under the temporary name.
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")

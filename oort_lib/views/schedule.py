@@ -4,6 +4,12 @@
 oort-sync is a batch job, so scheduling is the operator's cron or systemd; these recipes
 fill in the real paths (the executable, the home, --home) so they work when pasted as
 they are. contrib/ holds the same recipes as static, commented examples.
+
+Every path that goes into a recipe is checked first (`plain`): a line break in `--home`
+would end the crontab line or the unit's setting and start a command of its own, so a
+control character is refused, naming the setting. The rest is quoted the way each
+format reads it: sh quoting (and `%` escaped) in a cron line, systemd's quoting (`%`
+specifiers and `$` doubled) in ExecStart, XML escaping in a plist or a task.
 """
 
 from __future__ import annotations
@@ -12,16 +18,42 @@ import os
 import shlex
 import shutil
 import sys
+import unicodedata
 from pathlib import Path
+
+from oort_lib.errors import ConfigError
 
 SERVICE = "oort-sync.service"
 TIMER = "oort-sync.timer"
 UNIT_DIR = "~/.config/systemd/user"
 EVERY_MINUTES = 5
+HOME_SETTING = "--home (or $OORT_SYNC_HOME)"
+INSTALLATION = "the path of this oort-sync installation"
+# Control characters (line breaks, tabs, ESC), Unicode's line and paragraph separators,
+# and the halves of bytes that were not UTF-8 (a generated file could not hold them).
+_REFUSED = {"Cc", "Zl", "Zp", "Cs"}
+
+
+def plain(value: str, setting: str) -> str:
+    """`value` as it is, if it may go into a generated schedule.
+
+    Raises ConfigError naming `setting` when it holds a control character: in a
+    crontab, a unit or a task, a line break ends the line and starts another one.
+    """
+    for char in value:
+        if unicodedata.category(char) in _REFUSED:
+            raise ConfigError(
+                f"{setting} is {ascii(value)}, which holds a control character "
+                f"({ascii(char)}): in a schedule it would end the line and start another "
+                "one. Use a path without line breaks, tabs or other control characters.")
+    return value
 
 
 def command(home: str | None = None) -> list[str]:
-    """argv of `oort-sync run -q` for this installation, every path absolute."""
+    """argv of `oort-sync run -q` for this installation, every path absolute.
+
+    Raises ConfigError (`plain`) for a home or an installation path that no schedule can
+    hold."""
     # The entry script beside this interpreter runs this very installation; one found on
     # PATH first could belong to another virtualenv or version.
     from oort_lib.host import WINDOWS, system
@@ -39,14 +71,17 @@ def command(home: str | None = None) -> list[str]:
         # both in a checkout and in site-packages (setup.cfg lists it in py_modules).
         script = Path(__file__).resolve().parent.parent / "oort_sync.py"
         argv = [os.path.abspath(sys.executable), str(script)]
+    for path in argv:
+        plain(path, INSTALLATION)
     argv += ["run", "-q"]
     if home:
-        argv.append(f"--home={Path(home).expanduser().absolute()}")
+        plain(home, HOME_SETTING)
+        argv.append(f"--home={plain(str(Path(home).expanduser().absolute()), HOME_SETTING)}")
     return argv
 
 
 def _user_home() -> str:
-    return os.environ.get("HOME") or str(Path.home())
+    return plain(os.environ.get("HOME") or str(Path.home()), "$HOME")
 
 
 # --- cron ------------------------------------------------------------------------------
@@ -58,7 +93,9 @@ def _cron_quote(arg: str) -> str:
 
 
 def cron_recipe(home: str | None) -> str:
-    """A crontab fragment (for `crontab -e`) running oort-sync every 5 minutes."""
+    """A crontab fragment (for `crontab -e`) running oort-sync every 5 minutes.
+
+    Raises ConfigError (`plain`) for a path that no crontab can hold."""
     argv = command(home)
     bindir = os.path.dirname(argv[0])
     path = ":".join(dict.fromkeys([bindir, "/usr/local/bin", "/usr/bin", "/bin"]))
@@ -150,7 +187,9 @@ def systemd_units(home: str | None) -> dict[str, str]:
 
 
 def systemd_recipe(home: str | None) -> str:
-    """Both user units, with where to write them and the commands that enable them."""
+    """Both user units, with where to write them and the commands that enable them.
+
+    Raises ConfigError (`plain`) for a path that no unit can hold."""
     units = systemd_units(home)
     lines = [
         "# oort-sync as a systemd user timer, for this installation.",

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from oort_lib.views.schedule import EVERY_MINUTES
+from oort_lib.views.schedule import EVERY_MINUTES, HOME_SETTING, plain
 
 TASK_NAME = "oort-sync"
 TASK_FILE = "oort-sync-task.xml"
@@ -26,19 +26,25 @@ INSTALL = f"schtasks /Create /TN {TASK_NAME} /XML {TASK_FILE} /F"
 
 def action(home: str | None, program: str | None = None) -> tuple[str, list[str]]:
     """(program, arguments) of the task: pythonw.exe and `-m oort_lib run -q [--home=DIR]`.
-    ``program`` replaces this installation's pythonw.exe (contrib/'s example names one)."""
+    ``program`` replaces this installation's pythonw.exe (contrib/'s example names one).
+    Raises ConfigError (schedule.plain) for a path that the task cannot hold."""
     # pythonw.exe sits beside python.exe in every Windows install and virtualenv (pipx's
     # included); a console script (oort-sync.exe) would open a console window each tick.
     program = program or os.path.join(os.path.dirname(os.path.abspath(sys.executable)),
                                       "pythonw.exe")
+    plain(program, "the path of this Python (pythonw.exe)")
     arguments = ["-m", "oort_lib", "run", "-q"]
     if home:
-        arguments.append(f"--home={Path(home).expanduser().absolute()}")
+        plain(home, HOME_SETTING)
+        home = plain(str(Path(home).expanduser().absolute()), HOME_SETTING)
+        arguments.append(f"--home={home}")
     return program, arguments
 
 
 def task_xml(home: str | None, program: str | None = None) -> str:
-    """The task definition (Task Scheduler schema 1.2, what Windows 7 and later import)."""
+    """The task definition (Task Scheduler schema 1.2, what Windows 7 and later import).
+
+    Raises ConfigError (schedule.plain) for a path that the task cannot hold."""
     program, arguments = action(home, program)
     # list2cmdline quotes the way the C runtime of pythonw.exe will split the line again.
     args = subprocess.list2cmdline(arguments)

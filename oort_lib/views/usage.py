@@ -31,7 +31,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "explain": ("oort-sync explain ~/Astro/Raw/M31/Light_001.fits",),
     "status": ("oort-sync status", "oort-sync status --json"),
     "logs": ("oort-sync logs", "oort-sync logs -n 200"),
-    "report": ("oort-sync report", "oort-sync report --output=/var/www/oort.html"),
+    "report": ("oort-sync report", "oort-sync report --output=/var/www/oort.html",
+               "oort-sync report --output=-   # the page on standard output"),
     "schedule": ("oort-sync schedule --cron", "oort-sync schedule --systemd",
                  "oort-sync schedule --launchd", "oort-sync schedule --windows"),
     "sandbox": ("oort-sync sandbox", "oort-sync sandbox --dialect=2026 --port=0"),
@@ -111,10 +112,38 @@ def overview(doc: str) -> str:
     return head + "\n\nHelp on one command: `oort-sync help COMMAND` or `oort-sync COMMAND --help`."
 
 
+def end_of_options(args: dict) -> dict:
+    """`args` (docopt's) without the `--` that ends the options: a usage without `[--]`
+    keeps it among the FOLDER or FILE values, so `watch -- -y` would watch `--` and `-y`.
+    The first `--` there is always that marker (one before it would have been the marker
+    itself); a later one is a folder named `--`.
+
+    Raises UsageError when the command needs a value and none is left (`watch --`).
+    """
+    from oort_lib.errors import UsageError
+
+    fixed = dict(args)
+    for name in ("FOLDER", "FILE"):
+        values = list(fixed.get(name) or ())
+        if "--" not in values:
+            continue
+        values.remove("--")
+        if not values and not fixed.get("run"):
+            raise UsageError(f"no {name} after `--`.")
+        fixed[name] = values
+    return fixed
+
+
+def _options_part(argv: list[str]) -> list[str]:
+    """The arguments before `--` (after it, `-h` is a folder's name, not an option)."""
+    return argv[:argv.index("--")] if "--" in argv else argv
+
+
 def wants_help(doc: str, argv: list[str]) -> str | None:
     """The help text asked for by `help [COMMAND]` or `COMMAND --help`, else None.
     Raises LookupError (with the one-line message) for help on an unknown command."""
     names = commands(doc)
+    argv = _options_part(argv)
     if argv and argv[0] == "help":
         rest = [a for a in argv[1:] if not a.startswith("-")]
         if not rest:
@@ -143,8 +172,8 @@ def diagnose(doc: str, argv: list[str]) -> str:
     known = option_names(doc)
     preferred = sorted(set(re.findall(r"(--?[A-Za-z][\w-]*)",
                                       " ".join(usage_lines(doc, command or "")))))
-    for arg in argv:
-        if arg == "--" or not arg.startswith("-") or arg == "-":
+    for arg in _options_part(argv):
+        if not arg.startswith("-") or arg == "-":
             continue
         name = arg.split("=", 1)[0]
         if name.startswith("--"):
