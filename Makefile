@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast lint demo bench clean
+.PHONY: venv test test-fast lint demo bench dist clean
 
 $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	bash bench/run.sh
 
+# The sdist and the wheel, in dist/ (`pipx install dist/oort_sync-*.whl` installs the
+# wheel). Built with this virtualenv's setuptools: no download.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) demo .bench build *.egg-info
+	rm -rf $(VENV) demo .bench build dist *.egg-info

@@ -16,7 +16,8 @@ Usage:
   oort-sync status [--json] [options]
   oort-sync logs [-n LINES] [options]
   oort-sync report [--output=FILE] [options]
-  oort-sync schedule (--cron | --systemd | --launchd | --windows) [options]
+  oort-sync schedule (--cron | --systemd | --launchd | --windows) [--output=FILE]
+                     [options]
   oort-sync sandbox [--host=HOST] [--port=PORT] [--data=DIR] [--page-size=N]
                     [--dialect=GEN] [options]
   oort-sync help [COMMAND]
@@ -48,7 +49,8 @@ Options:
   -o SUBDOMAIN, --organisation=SUBDOMAIN  Upload to this organisation (`local` on
                        Arcsecond.local).
   -t TELESCOPE, --telescope=TELESCOPE     Telescope UUID (or alias) of the folder's data.
-  --timezone=TZ        Header dates are UTC, converted to this IANA zone for the night.
+  --timezone=TZ        Header dates are UTC, converted to this IANA zone for the night
+                       (2021 servers: a 2026 one dates nights by the telescope's site).
   --reduced            The folder holds reduced data (sent with is_raw = False).
   --tags=TAGS          Comma-separated labels sent with each file (2026 servers).
   --classify=MODE      Calibration or observation by "folder" name (default) or by
@@ -70,7 +72,8 @@ Options:
   -v, --verbose        Print every file outcome and a summary.
   --json               Machine-readable output on stdout.
   -n LINES             Number of log lines [default: 50].
-  --output=FILE        The report file, `-` for stdout [default: oort-sync-report.html].
+  --output=FILE        Write to FILE: the report (default: oort-sync-report.html; `-` for
+                       stdout), or the schedule's recipe (default: stdout).
   --cron               A crontab entry.
   --systemd            A systemd user service and timer.
   --launchd            A macOS LaunchAgent (plist).
@@ -111,36 +114,15 @@ from oort_lib.errors import (
 )
 from oort_lib.escape import escaped_lines
 from oort_lib.state import config as cfg
-from oort_lib.views.usage import end_of_options
+from oort_lib.views.terminal import fit
+from oort_lib.views.usage import end_of_options, number
 
 
-def _say(*lines: str, err: bool = False) -> None:
-    stream = sys.stderr if err else sys.stdout
-    for line in lines:
+def _say(*lines: str, err: bool = False, wrap: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout  # `wrap`: prose, at words on a terminal
+    for line in fit(lines, stream) if wrap else lines:
         stream.write(escaped_lines(line) + "\n")
     stream.flush()
-
-
-def _number(args: dict, name: str, kind=int, default=None, high: float = 10**7):
-    """The option as a number between 0 and `high`. Raises UsageError for anything else
-    (text, nan, infinity, negative, too large)."""
-    import math
-
-    value = args.get(name)
-    if value is None:
-        return default
-    try:
-        number = kind(value)
-    except (ValueError, OverflowError):
-        raise UsageError(f"{name}={value}: not a{'' if kind is int else ' finite'} "
-                         f"{'whole ' if kind is int else ''}number.") from None
-    if not math.isfinite(number):
-        raise UsageError(f"{name}={value}: not a finite number.")
-    if number < 0:
-        raise UsageError(f"{name}={value}: must not be negative.")
-    if number > high:
-        raise UsageError(f"{name}={value}: must be at most {high:,}.")
-    return number
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,9 +280,40 @@ KEY_WHERE = ("Your upload key is on the settings page of your Arcsecond account 
              "Arcsecond.local: the settings page of that installation).")
 
 
-def _login(args, paths, settings) -> int:
-    from getpass import getpass
+NO_TERMINAL = "No terminal to ask on: use --username=NAME --key-stdin."
 
+
+def _ask(question: str, secret: bool = False) -> str:
+    """What the person types at the terminal (`secret`: not shown). Raises UsageError when
+    stdin is no terminal or its input ends (Ctrl-D): getpass may not fall back to a
+    prompt that shows the key."""
+    import warnings
+    from getpass import GetPassWarning, getpass
+
+    if not sys.stdin.isatty():
+        raise UsageError(NO_TERMINAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", GetPassWarning)  # raised before it would echo
+            return getpass(question) if secret else input(question)
+    except (EOFError, GetPassWarning):
+        _say("", err=True)  # the message on a line of its own, not after the prompt
+        raise UsageError(NO_TERMINAL) from None
+
+
+def _confirm(question: str, doing: str) -> bool:
+    """Whether the person at the terminal answers yes; the end of input (Ctrl-D) is a no.
+    Raises UsageError when there is no terminal (then -y says yes)."""
+    if not sys.stdin.isatty():
+        raise UsageError(f"No terminal to confirm on: add -y to {doing} without asking.")
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        _say("")
+        return False
+
+
+def _login(args, paths, settings) -> int:
     from oort_lib import account
     from oort_lib.state import credentials
 
@@ -308,26 +321,25 @@ def _login(args, paths, settings) -> int:
     allow_http = bool(args["--allow-http"] or settings.allow_http)
     client = _client(settings, api=api, allow_http=allow_http)
     username = args["--username"]
-    asking = not args["--key-stdin"] and not username
-    if asking and not sys.stdin.isatty():
-        raise UsageError("No terminal to ask on: use --username=NAME --key-stdin.")
-    if asking:
-        username = input("Arcsecond username or e-mail: ").strip()
+    if not args["--key-stdin"] and not username:
+        username = _ask("Arcsecond username or e-mail: ").strip()
     if args["--password"]:
         _say("Password login is the 2021 exchange; today's Arcsecond servers need your "
-             "username and upload key (run login without --password).", err=True)
+             "username and upload key (run login without --password).", err=True, wrap=True)
         if not sys.stdin.isatty():
             raise UsageError("--password needs a terminal to ask on; use --key-stdin.")
         creds = account.login_with_password(client, username,
-                                            getpass(f"Password for {username}: "))
+                                            _ask(f"Password for {username}: ", secret=True))
     else:
         if args["--key-stdin"]:
             key, where = sys.stdin.readline(), "standard input"
             if not key.strip():
                 raise UsageError("--key-stdin: no key on standard input.")
         else:
-            _say(KEY_WHERE)
-            key, where = getpass("Upload key (not shown): "), "the prompt"
+            if not sys.stdin.isatty():  # said before the hint on where the key is
+                raise UsageError(NO_TERMINAL)
+            _say(KEY_WHERE, wrap=True)
+            key, where = _ask("Upload key (not shown): ", secret=True), "the prompt"
         key = credentials.check_key(key, where)
         creds = account.login_with_key(client, username or None, key,
                                        dialect=settings.api_dialect)
@@ -349,11 +361,15 @@ def _login(args, paths, settings) -> int:
 
 def _telescopes(args, paths, settings) -> int:
     from oort_lib import folders
+    from oort_lib.arcsecond.detect import generation_for
     from oort_lib.state import credentials
 
     creds = credentials.require(paths.credentials_file)
     client = _client(settings, creds.key)
-    _say(folders.telescope_listing(client, args["--organisation"]))
+    sites = (folders.site_lines(settings.folders)  # 2026: the server dates nights by them
+             if generation_for(client, settings, creds) == "2026" else None)
+    _say(folders.telescope_listing(client, args["--organisation"], sites=sites,
+                                   account=creds.username))
     return EXIT_OK
 
 
@@ -366,7 +382,7 @@ def _logout(args, paths, settings) -> int:
 
 
 def _watch(args, paths, settings) -> int:
-    from oort_lib import folders
+    from oort_lib import watchlist
     from oort_lib.state import credentials
 
     try:
@@ -385,30 +401,21 @@ def _watch(args, paths, settings) -> int:
         generation = generation_for(client, settings, creds)
         if not remote and generation == "2021":
             client = None  # a personal folder without telescope: nothing to ask
-    proposal = folders.propose(settings, creds, args["FOLDER"],
-                               organisation=args["--organisation"],
-                               telescope=args["--telescope"], timezone=args["--timezone"],
-                               client=client, generation=generation,
-                               reduced=bool(args["--reduced"]),
-                               tags=tags,
-                               classify=args["--classify"])
-    if args["--exclude"]:
-        from oort_lib.local.exclude import check
-
-        patterns = check(args["--exclude"])
-        proposal.folders = [f._replace(exclude=patterns) for f in proposal.folders]
-        proposal.notes.append("Excluded: " + "  ".join(patterns)
-                              + " (excluded folders are not entered)")
-    _say(*proposal.summary())
-    if not args["--yes"]:
-        if not sys.stdin.isatty():
-            raise UsageError("No terminal to confirm on: add -y to watch without asking.")
-        if input("Watch these folders? [y/N] ").strip().lower() not in ("y", "yes"):
-            _say("Nothing changed.")
-            return EXIT_OK
-    cfg.save_settings(paths, folders.add(settings, proposal))
-    _say(f"Watching {len(proposal.folders)} folder(s). Schedule `oort-sync run` "
-         "(see `oort-sync schedule --cron`), or run it now.")
+    options = watchlist.Options(
+        organisation=args["--organisation"], telescope=args["--telescope"],
+        timezone=args["--timezone"], reduced=bool(args["--reduced"]),
+        tags=None if args["--tags"] is None else tags, classify=args["--classify"],
+        exclude=tuple(args["--exclude"]))
+    change = watchlist.change(settings, creds, args["FOLDER"], options, client=client,
+                              generation=generation)
+    _say(*change.summary(), wrap=True)
+    if change.nothing:
+        return EXIT_OK
+    if not args["--yes"] and not _confirm(change.question(), "watch"):
+        _say("Nothing changed.")
+        return EXIT_OK
+    cfg.save_settings(paths, change.settings)
+    _say(*change.done(), wrap=True)
     return EXIT_OK
 
 
@@ -469,13 +476,9 @@ def _import_oort(args, paths, settings) -> int:
     if not proposals:
         _say("Nothing to import.")
         return EXIT_OK if not left else EXIT_USAGE
-    if not args["--yes"]:
-        if not sys.stdin.isatty():
-            raise UsageError("No terminal to confirm on: add -y to import without asking.")
-        if input(f"Watch these {len(proposals)} folder(s)? [y/N] ").strip().lower() not in (
-                "y", "yes"):
-            _say("Nothing changed.")
-            return EXIT_OK
+    if not args["--yes"] and not _confirm(f"Watch these {len(proposals)} folder(s)?", "import"):
+        _say("Nothing changed.")
+        return EXIT_OK
     if new_login is not None:
         credentials.save(paths.credentials_file, new_login)
     cfg.save_settings(paths, current)
@@ -496,10 +499,10 @@ def _run(args, paths, settings) -> int:
         aside = mf.rebuild(paths.manifest_file)
         if aside:
             _say(f"The old manifest is kept as {aside}; starting a new one.", err=True)
-    jobs = _number(args, "--jobs", high=64)
+    jobs = number(args, "--jobs", high=64)
     if jobs == 0:
         raise UsageError("--jobs must be at least 1.")
-    min_age = _number(args, "--min-age", float)
+    min_age = number(args, "--min-age", float)
     if args["--bwlimit"]:
         from oort_lib.run.bandwidth import parse
 
@@ -520,7 +523,7 @@ def _run(args, paths, settings) -> int:
         if args["--json"]:
             _say(json.dumps(plan.to_dict(), indent=2))
         else:
-            _say(*plan_lines(plan, verbose=args["--verbose"]))
+            _say(*plan_lines(plan, verbose=args["--verbose"]), wrap=True)
         return EXIT_OK
     creds = credentials.require(paths.credentials_file)
     warning = credentials.permission_warning(paths.credentials_file)
@@ -563,9 +566,9 @@ def _run(args, paths, settings) -> int:
         _say(json.dumps(dict(result.summary(), exit_code=code), indent=2))
     verbose = args["--verbose"] or interactive
     if problems or recovered:
-        _say(*recovered, *problems, err=True)
+        _say(*recovered, *problems, err=True, wrap=True)
     if verbose and not args["--json"]:
-        _say(*lines, err=True)
+        _say(*lines, err=True, wrap=True)
     return code
 
 
@@ -626,11 +629,16 @@ def _status(args, paths, settings) -> int:
 
 
 def _explain(args, paths, settings) -> int:
+    from oort_lib.state import credentials
     from oort_lib.state import manifest as mf
     from oort_lib.views.explain import explain, explain_lines
 
+    try:  # offline: only the API generation login found is read
+        creds = credentials.load(paths.credentials_file)
+    except OortError:
+        creds = None
     with mf.Manifest(paths.manifest_file, create=False, readonly=True) as manifest:
-        reports = [explain(path, settings, manifest) for path in args["FILE"]]
+        reports = [explain(path, settings, manifest, creds) for path in args["FILE"]]
     if args["--json"]:
         _say(json.dumps(reports, indent=2))
     else:
@@ -642,7 +650,7 @@ def _explain(args, paths, settings) -> int:
 def _logs(args, paths, settings) -> int:
     from oort_lib.state.logfile import tail
 
-    lines = tail(paths.log_file, _number(args, "-n", default=50, high=1_000_000))
+    lines = tail(paths.log_file, number(args, "-n", default=50, high=1_000_000))
     _say(*(lines or [f"(no log yet at {paths.log_file})"]))
     return EXIT_OK
 
@@ -659,27 +667,27 @@ def _report(args, paths, settings) -> int:
 
 
 def _schedule(args, paths, settings) -> int:
-    from oort_lib.views.schedule import cron_recipe, systemd_recipe
+    from oort_lib.views.schedule import KINDS, encoded, recipe, write_recipe
 
     home = args["--home"] or os.environ.get("OORT_SYNC_HOME")
-    if args["--launchd"]:
-        from oort_lib.views.launchagent import recipe
-
-        _say(recipe(home, paths.log_file.parent))
-    elif args["--windows"]:
-        from oort_lib.views.scheduled_task import task_xml
-
-        _say(task_xml(home))
+    kind = next(name for name in KINDS if args[f"--{name}"])
+    text = recipe(kind, home, paths.log_file.parent)
+    if args["--output"] not in (None, "-"):
+        _say(f"Written to {write_recipe(text, args['--output'])}")
+        return EXIT_OK
+    sys.stdout.flush()  # UTF-8 whatever the console's code page (the XML declares it)
+    if getattr(sys.stdout, "buffer", None) is None:
+        _say(text)
     else:
-        _say(cron_recipe(home) if args["--cron"] else systemd_recipe(home))
+        sys.stdout.buffer.write(encoded(text + "\n"))  # as _say writes it
     return EXIT_OK
 
 
 def _sandbox(args) -> int:
     from oort_lib.sandbox import Sandbox
 
-    port = _number(args, "--port", default=8765, high=65535)
-    page_size = _number(args, "--page-size", default=50, high=10_000)
+    port = number(args, "--port", default=8765, high=65535)
+    page_size = number(args, "--page-size", default=50, high=10_000)
     if not page_size:
         raise UsageError("--page-size must be at least 1.")
     dialect = args["--dialect"]

@@ -247,6 +247,15 @@ class InsecureAddress(RemoteError):
     fatal = True
 
 
+class PlainHttpServer(RemoteError):
+    """The API URL says https://, and the server there speaks plain http (Arcsecond.local
+    is served so): no TLS handshake can succeed, and retrying will not help. The API URL
+    must change (http://, with --allow-http on a LAN)."""
+
+    exit_code = EXIT_USAGE
+    fatal = True
+
+
 class WrongGeneration(RemoteError):
     """A route of the API generation in use does not exist on this server (404): the
     server speaks the other generation. Detect again, or set ``api_dialect``."""

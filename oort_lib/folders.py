@@ -16,6 +16,8 @@ from oort_lib.errors import (
     server_problem,
 )
 from oort_lib.escape import escaped
+from oort_lib.local.localtime import folder_clock
+from oort_lib.local.site import site_of
 from oort_lib.state.config import Folder, Settings, with_folders
 from oort_lib.state.credentials import Credentials
 
@@ -101,6 +103,7 @@ class WatchProposal:
     generation: str | None = None
     api: str | None = None
     longitude: float | None = None  # the telescope's, from the server
+    site_timezone: str | None = None  # its site's time zone, if the server gives one
     notes: list[str] = field(default_factory=list)
     classify: str = "folder"
 
@@ -126,10 +129,15 @@ class WatchProposal:
         lines.append(
             "Night boundary: local noon, header dates "
             + (f"in UTC converted to {self.timezone}" if self.timezone else
-               "placed by DATE-LOC or the site longitude when the header has one, else taken "
-               "as local time (N.I.N.A., Ekos, SharpCap and MaxIm DL write UTC: if yours "
-               "does, add --timezone=ZONE)")
+               "placed by DATE-LOC or the site longitude when the header has one, else "
+               + (f"by {folder_clock(None, self.longitude)}" if self.longitude is not None
+                  else "taken as local time (N.I.N.A., Ekos, SharpCap and MaxIm DL write "
+                  "UTC: if yours does, add --timezone=ZONE)"))
         )
+        if self.generation == "2026":  # the server dates nights, not the folder's settings
+            lines = [line for line in lines
+                     if not line.startswith(("Telescope site:", "Night boundary:"))]
+            lines += self._server_nights()
         lines.append(
             "Calibrations: "
             + ("by the header's IMAGETYP/FRAME/OBSTYPE, else by folder name"
@@ -143,6 +151,15 @@ class WatchProposal:
             lines.append("Tags: " + ", ".join(self.folders[0].tags))
         lines.extend(self.notes)
         return [escaped(line) for line in lines]  # the server's names: escape.py
+
+    def _server_nights(self) -> list[str]:
+        from oort_lib.local.site import Site, nights_lines
+
+        if not (self.folders and self.folders[0].telescope):
+            return []  # refused before this is shown: a 2026 folder needs a telescope
+        return nights_lines(Site(self.longitude, self.site_timezone),
+                            telescope=self.telescope_name or self.folders[0].telescope,
+                            timezone=self.timezone)
 
 
 def propose(
@@ -231,7 +248,8 @@ def propose(
     proposal.folders = [
         Folder(path=p, organisation=organisation, telescope=telescope_uuid,
                telescope_name=telescope_name, timezone=timezone, reduced=reduced,
-               tags=tuple(tags), classify=classify, longitude=proposal.longitude)
+               tags=tuple(tags), classify=classify, longitude=proposal.longitude,
+               site_timezone=proposal.site_timezone)
         for p in full
     ]
     return proposal
@@ -259,7 +277,8 @@ def _check_2026(client, creds: Credentials, organisation: str | None, telescope:
             f"Today's Arcsecond attaches every dataset to a telescope: add -t UUID "
             f"(a telescope of {where}).\n" + telescope_listing(client, organisation))
     found = find_telescope(client, organisation, telescope)
-    proposal.longitude = site_longitude(found)
+    # The site as a 2026 server reads it to date nights (local/site.py).
+    proposal.longitude, proposal.site_timezone = site_of(found)
     return str(found["uuid"]), display_name(found)
 
 
@@ -301,10 +320,23 @@ def find_telescope(client, organisation: str | None, ident: str) -> dict:
                       + telescope_listing(client, organisation))
 
 
-def telescope_listing(client, organisation: str | None) -> str:
-    """The telescopes of an account or organisation, one per line (UUID, name, alias).
+def site_lines(watched: Iterable[Folder]):
+    """For telescope_listing on a 2026 server: the lines under each telescope saying
+    its site (local/site.py), and the --timezone of its watched folders."""
+    from oort_lib.local.site import telescope_lines
 
-    Raises ConfigError when the organisation does not exist; ServerProblem when the
+    watched = list(watched)
+    return lambda t: telescope_lines(t, [(f.path, f.timezone) for f in watched
+                                         if f.telescope and f.telescope == str(t.get("uuid"))])
+
+
+def telescope_listing(client, organisation: str | None, sites=None,
+                      account: str | None = None) -> str:
+    """The telescopes of an account or organisation, one per line (UUID, name, alias),
+    each followed by the lines `sites(telescope)` gives, if given (site_lines).
+
+    Raises ConfigError when the organisation does not exist; AuthError naming `account`
+    (the username) when the server refuses it the organisation's list; ServerProblem when the
     server's list cannot be read (a page missing, pages without end, no complete answer);
     and the client's other errors (AuthError, ServerUnreachable...).
     """
@@ -319,11 +351,16 @@ def telescope_listing(client, organisation: str | None) -> str:
         raise ServerProblem(f"Telescopes of {where}: the server answered 404 for a page "
                             f"of the list ({exc.message.rstrip('.')}). Try again later.",
                             exc.status) from None
+    except AuthError as exc:
+        if organisation and exc.status == 403:  # as `watch` says it (propose)
+            raise AuthError(f"{account or 'The account of this upload key'} is not a member "
+                            f"of {organisation}.", exc.status) from None
+        raise
     except (PermanentError, TransientError) as exc:
         raise server_problem(exc, f"Telescopes of {where}") from None
-    lines = [escaped(f"  {t.get('uuid')}  {t.get('name')}"
-                     + (f" (alias {t['alias']})" if t.get("alias") else ""))
-             for t in telescopes]
+    lines = [escaped(line) for t in telescopes for line in [
+        f"  {t.get('uuid')}  {t.get('name')}" + (f" (alias {t['alias']})" if t.get("alias")
+                                                 else ""), *(sites(t) if sites else [])]]
     if not lines:
         return f"No telescope in {where} yet: create one on Arcsecond first."
     return f"Telescopes of {where}:\n" + "\n".join(lines)

@@ -39,3 +39,40 @@ def run_in_terminal(args, env: dict | None = None, columns: int | None = None
     proc.wait(30)
     os.close(leader)
     return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def converse(args, replies: list[tuple[str, bytes]], env: dict | None = None,
+             timeout: float = 60, stdin=None) -> tuple[int, str]:
+    """(exit code, everything the terminal showed) of oort-sync run in a terminal of its
+    own (stdin included, and its controlling terminal: what getpass opens as /dev/tty).
+    `replies`: (text to wait for, bytes to type then), in order; b"\\x04" is Ctrl-D.
+    `stdin` replaces the terminal as standard input (subprocess.DEVNULL)."""
+    leader, follower = pty.openpty()
+
+    def own_terminal():  # runs after setsid (start_new_session): the pty becomes /dev/tty
+        fcntl.ioctl(1, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, str(ROOT / "oort_sync.py"), *args],
+                            stdin=follower if stdin is None else stdin, stdout=follower,
+                            stderr=follower, start_new_session=True, preexec_fn=own_terminal,
+                            env={**os.environ, **(env or {})})
+    os.close(follower)
+    shown, waiting, seen = b"", list(replies), 0  # replies wait for text after `seen`
+    while True:
+        ready, _, _ = select.select([leader], [], [], timeout)
+        if not ready:
+            break
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        shown += data
+        while waiting and shown.find(waiting[0][0].encode(), seen) >= 0:
+            text, typed = waiting.pop(0)
+            seen = shown.find(text.encode(), seen) + len(text.encode())
+            os.write(leader, typed)
+    proc.wait(30)
+    os.close(leader)
+    return proc.returncode, shown.decode(errors="replace")

@@ -9,8 +9,7 @@ import subprocess
 import sys
 import tempfile
 
-import pytest
-from conftest import ROOT, configure
+from conftest import ROOT, configure, needs
 
 from oort_lib.samples import write_fits, write_xisf
 from oort_lib.state import config as cfg
@@ -78,7 +77,7 @@ def test_bad_files_are_reported_and_good_ones_uploaded_intact(cli, home, logged_
     assert status["folders"][0]["counts"]["skipped"] == len(expected)
 
 
-@pytest.mark.skipif(not shutil.which("setpriv"), reason="setpriv (util-linux) is needed")
+@needs(shutil.which("setpriv"), "setpriv (util-linux) is needed")
 def test_permission_denied_files_and_folders(sandbox):
     """Run as a process without the capability to bypass permissions (root otherwise can).
 

@@ -116,15 +116,16 @@ PATHOLOGICAL = textwrap.dedent("""
 
 
 def test_a_pathological_glob_takes_linear_time():
-    """8 stars against 1,000 names of 250 characters: under a second (a backtracking
-    regex took 17 s per name). In a child process, so the old code fails, not hangs."""
+    """8 stars against 1,000 names of 250 characters: about 0.1 s, bounded at 10 s for a
+    busy host (a backtracking regex took 17 s for one name). In a child process, so the
+    old code fails, not hangs."""
     try:
         done = subprocess.run([sys.executable, "-c", PATHOLOGICAL], capture_output=True,
                               text=True, timeout=30)
     except subprocess.TimeoutExpired:
         pytest.fail("1,000 names took more than 30 s")
     assert done.returncode == 0, done.stderr
-    assert float(done.stdout) < 1.0
+    assert float(done.stdout) < 10.0
 
 
 def test_a_pattern_with_too_many_stars_is_refused_by_name():
@@ -166,7 +167,7 @@ def test_a_server_throttling_every_request_ends_the_run_soon(cli, home, logged_i
     assert "busy or unresponsive" in busy.err and "wait for the next" in busy.err
     assert "Traceback" not in busy.err
     assert len(sandbox.requests) <= STRIKES + 2, sandbox.requests  # 2 workers in flight
-    assert took < 5, took
+    assert took < 60, took  # a deadline: Retry-After (an hour) is not waited out
     assert statuses(home) == {"pending": 16}
     again = cli("run", "--min-age=0")  # still busy: logged, not printed again
     assert again.code == 4 and "busy" not in again.err
@@ -207,7 +208,9 @@ def test_a_silent_server_is_unreachable_not_a_file_failure(cli, home, tmp_path):
         assert "busy or unresponsive" in result.err and "no answer within 0.5 s" in result.err
         assert "Traceback" not in result.err
         assert len(server.seen) <= STRIKES + 2
-        assert took < 10, took
+        # A deadline, with a wide margin for a busy host: a few 0.5 s timeouts (about 2 s
+        # here), not a timeout for every request of every file (30 s).
+        assert took < 25, took
     assert statuses(home) == {"pending": 10}
     assert lock_is_free(home)
 
@@ -227,7 +230,7 @@ def test_a_silent_server_in_the_middle_of_uploads(cli, home, tmp_path):
         start = time.monotonic()
         result = cli("run", "--min-age=0")
         assert result.code == 4, result.err
-        assert time.monotonic() - start < 10
+        assert time.monotonic() - start < 25  # a deadline: a few 0.3 s timeouts (about 1 s)
         posts = [r for r in sb.requests if r[0] == "POST" and "datafiles" in r[1]]
         assert len(posts) <= STRIKES + 3
         sb.faults.slow_rate = 0

@@ -183,17 +183,25 @@ def test_server_holds_another_file_of_that_name(cli, home, sandbox, tmp_path):
 
 @pytest.mark.parametrize("generation", ["2021", "2026"])
 def test_rebuilt_manifest_relearns_the_server_honestly(cli, home, sandbox, tmp_path,
-                                                       generation):
+                                                       generation, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from oort_lib.sandbox import store
+
     root = tmp_path / "data"
     grown = fits(root / "M31" / "light_001.fits", 16)
-    same = fits(root / "M31" / "light_002.fits", 16)
+    same = fits(root / "M31" / "light_002.fits", 16)  # settled: an hour ago
     edited = fits(root / "M31" / "light_003.fits", 16)
     setup(home, sandbox, generation, root)
-    assert cli("run").code == 0
+    with monkeypatch.context() as patch:
+        if generation == "2021":
+            # The server's copies are written half an hour ago by its clock: after the
+            # files' mtimes, before the edit below (by more than the clock slack).
+            earlier = datetime.now(timezone.utc) - timedelta(minutes=30)
+            patch.setattr(store, "now", lambda: earlier.isoformat().replace("+00:00", "Z"))
+        assert cli("run").code == 0
     home.manifest_file.write_bytes(b"this is not a database" * 100)  # damaged
     fits(grown, 48)  # changed meanwhile: another size
-    if generation == "2021":
-        time.sleep(2.5)  # the server's copy is older than the edit (beyond clock slack)
     write_fits(edited, dict(NIGHT), shape=(20, 20))  # changed meanwhile: the same size
     assert cli("run").code == 2
     rebuilt = cli("run", "--rebuild-manifest", "--min-age=0")

@@ -397,10 +397,17 @@ def test_commented_config_survives_watch_unwatch_and_login(cli, home, sandbox, t
     left = home.config_file.read_text()
     assert "# the sandbox for now" in left and "; two is enough for the Pi\njobs = 2" in left
     assert "[folder 1]" not in left
+    # A real login (the seeded user and key), to another address of the same server (its
+    # /api prefix, as Arcsecond.local serves it): login must rewrite the api line.
+    home.credentials_file.unlink()
     monkeypatch.setattr("sys.stdin", io.StringIO(sandbox.seed.upload_key + "\n"))
-    login = cli("login", f"--api={sandbox.url}/", "--username=ada", "--key-stdin")
-    assert login.code in (0, 3), login.err
+    login = cli("login", f"--api={sandbox.url}/api", f"--username={sandbox.seed.username}",
+                "--key-stdin")
+    assert login.code == 0, login.err
+    assert home.credentials_file.exists()
     again = home.config_file.read_text()
+    assert f"api = {sandbox.url}/api\n" in again  # written, and nothing else changed:
+    assert again == left.replace(f"api = {sandbox.url}\n", f"api = {sandbox.url}/api\n"), again
     assert "# My observatory's oort-sync settings." in again and "; two is enough" in again
 
 

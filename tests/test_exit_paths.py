@@ -7,7 +7,7 @@ import os
 import sqlite3
 
 import pytest
-from conftest import configure, run_process
+from conftest import configure, needs, run_process
 from hostile import Hostile
 from test_failure_path import tiny_disk  # noqa: F401 - a fixture
 from test_hostile import KEY
@@ -31,7 +31,7 @@ def one_line(err: str) -> str:
 # --- a log that cannot be written or closed --------------------------------------------
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@needs(os.path.exists("/dev/full"), "needs /dev/full")
 def test_a_log_on_a_full_disk_costs_no_traceback(home, tmp_path):
     """The log file is /dev/full: every write fails with ENOSPC, the close too. The
     command's own line and exit code, nothing else (it used to add 25 lines of traceback

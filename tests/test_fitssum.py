@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from conftest import REALDATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from partial import flip_bit, header_end
@@ -16,7 +17,7 @@ from partial import flip_bit, header_end
 from oort_lib.errors import ChecksumMismatch
 from oort_lib.local.fitssum import OnesSum, StreamCheck, ones_complement_sum
 
-REAL = Path("/work/shared/realdata/tree/realsky")
+REAL = REALDATA / "tree" / "realsky"
 CHUNKS = [1, 7, 2880, 1 << 20]
 
 
@@ -226,7 +227,7 @@ def test_zero_datasum_over_data_means_not_computed(tmp_path):
     assert (check.verified, check.stale, check.hdus) == (0, 0, 1)
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="the real sample files are missing")
+@pytest.mark.usefixtures("realdata")  # unavailable() when missing: fails on CI
 @pytest.mark.parametrize(("name", "verified", "stale"), [
     ("PANOPTES/solved.fits.fz", 2, 0),  # fpack's checksums
     ("PANOPTES/Bias/tiny.fits", 0, 1),  # cards kept from the uncropped frame

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, configure
+from conftest import ROOT, configure, needs
 from test_local_faults import NIGHT, assert_each_once
 
 from oort_lib import host
@@ -43,8 +43,7 @@ def _can_switch_user() -> bool:
     return done.returncode == 0  # this Python must be usable by another user
 
 
-@pytest.mark.skipif(not _can_switch_user(), reason="needs root, setpriv, and a Python "
-                                                   "that other users can run")
+@needs(_can_switch_user(), "needs root, setpriv, and a Python that other users can run")
 def test_two_users_never_upload_one_folder_at_once(sandbox):
     """root and another user, each with their own home, run at the same moment over one
     shared folder: one uploads, the other exits 75; every file ends on the server once

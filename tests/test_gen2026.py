@@ -293,10 +293,11 @@ def test_a_folder_without_telescope_fails_clearly(cli, home, sb26, tmp_path):
     assert sb26.datafiles() == [] and sb26.objects("datasets") == []
 
 
-def test_the_telescopes_longitude_places_files_whose_header_has_no_site(
+def test_the_telescopes_longitude_places_files_as_the_server_does(
         cli, home, sb26, tmp_path, monkeypatch):
-    """rt1 is at 70.74° W: 14:00 UTC is 09:17 there, the previous night; the same file
-    with no site at all would be read as 14:00 local (that day's night)."""
+    """rt1 is at 70.74° W: 14:00 UTC is 09:17 there, the previous night. A 2026 server
+    dates nights by the telescope's site only: the header's own SITELONG (which the
+    client's 2021 rules prefer) does not move b.fits to the next night (issue 20)."""
     seed = sb26.seed
     root = tmp_path / "night"
     write_fits(root / "M8" / "a.fits", {"DATE-OBS": "2024-05-01T14:00:00Z"}, shape=(8, 8))
@@ -304,15 +305,19 @@ def test_the_telescopes_longitude_places_files_whose_header_has_no_site(
                                         "SITELONG": 139.7}, shape=(8, 8))
     assert login(cli, monkeypatch, sb26.url).code == 0
     watched = cli("watch", root, "-o", seed.organisation, "-t", seed.telescope_uuid, "-y")
-    assert watched.code == 0 and "longitude -70.7375" in watched.out
+    assert watched.code == 0 and "from the telescope's site (longitude -70.74°)" in watched.out
     assert cfg.load_settings(home).folders[0].longitude == -70.7375
     plan = json.loads(cli("run", "--dry-run", "--json", "--min-age=0").out)
     nights = {p: log["night"] for log in plan["night_logs"]
               for o in log["observations"] for p in o["paths"]}
-    assert nights == {"M8/a.fits": "2024-04-30",  # the telescope's site
-                      "M8/b.fits": "2024-05-01"}  # the header's own SITELONG wins
-    explained = json.loads(cli("explain", root / "M8" / "a.fits", "--json").out)
-    assert "telescope" in json.dumps(explained[0]).lower()
+    assert nights == {"M8/a.fits": "2024-04-30", "M8/b.fits": "2024-04-30"}
+    assert {log["night_by"] for log in plan["night_logs"]} == {
+        "night by the telescope's site at longitude -70.74°"}
+    explained = json.loads(cli("explain", root / "M8" / "b.fits", "--json").out)
+    assert explained[0]["night"] == "2024-04-30"
+    assert explained[0]["night_by"] == "night by the telescope's site at longitude -70.74°"
+    assert cli("run", "--min-age=0").code == 0
+    assert [log["date"] for log in sb26.objects("nightlogs")] == ["2024-04-30"]
 
 
 def test_a_name_taken_by_someone_else_is_recorded_as_not_verified(cli, home, sb26, tmp_path,

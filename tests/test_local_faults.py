@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, configure, run_process
+from conftest import ROOT, configure, need_tool, needs, run_process, unavailable
 
 from oort_lib.samples import write_fits
 from oort_lib.state import config as cfg
@@ -74,21 +74,11 @@ def frames(root: Path, *names: str) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def strace() -> str:
-    """strace, if it can trace here; on CI (as root) it is installed when missing."""
-    found = shutil.which("strace")
-    if found is None and os.environ.get("CI") and os.geteuid() == 0:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        wait = ["-o", "DPkg::Lock::Timeout=900"]
-        subprocess.run(["apt-get", *wait, "update", "-q"], check=False, env=env,
-                       capture_output=True, timeout=900)
-        subprocess.run(["apt-get", *wait, "install", "-y", "-q", "strace"], check=False,
-                       env=env, capture_output=True, timeout=900)
-        found = shutil.which("strace")
-    if found is None:
-        pytest.skip("strace is not installed (with CI=1 as root the test installs it)")
+    """strace, if it can trace here (.ci/run installs it)."""
+    found = need_tool("strace")
     probe = subprocess.run([found, "-qq", "-o", os.devnull, "true"], capture_output=True)
     if probe.returncode != 0:
-        pytest.skip(f"strace cannot trace here: {probe.stderr.decode(errors='replace')}")
+        unavailable(f"strace cannot trace here: {probe.stderr.decode(errors='replace')}")
     return found
 
 
@@ -284,8 +274,8 @@ def sync_creds(home):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0
-                    and not shutil.which("setpriv"), reason="as root, setpriv is needed")
+@needs(not (hasattr(os, "geteuid") and os.geteuid() == 0 and not shutil.which("setpriv")),
+       "as root, setpriv (util-linux) is needed")
 def test_mode_changed_mid_run_is_retried_once_readable(home, sandbox, tmp_path):
     """A real chmod while a real run uploads (root cannot be refused a file: as root, the
     run drops that capability with setpriv)."""
@@ -373,9 +363,12 @@ def test_retry_time_is_bounded_relative_to_now(home, tmp_path, offset, retried):
     assert (len(plan.items), len(plan.waiting)) == ((1, 0) if retried else (0, 1))
 
 
-def test_future_mtime_waits_until_it_holds_still(cli, home, logged_in, sandbox, tmp_path):
+def test_future_mtime_waits_until_it_holds_still(cli, home, logged_in, sandbox, tmp_path,
+                                                 monkeypatch):
     """An mtime in the future says nothing of a file's age (a clock ahead, a camera's
     clock in 2040): it is sent once its size and mtime held still for min_age."""
+    from oort_lib.run import plan
+
     root = tmp_path / "data"
     future, soon = (write_fits(root / "M31" / n, NIGHT) for n in ("future.fits", "soon.fits"))
     os.utime(future, (time.time() + YEAR, time.time() + YEAR))
@@ -388,8 +381,9 @@ def test_future_mtime_waits_until_it_holds_still(cli, home, logged_in, sandbox, 
     assert on_server(sandbox) == {}
     assert row(home, "future.fits")["status"] == "deferred"
     assert row(home, "soon.fits")["status"] == "deferred"
-    time.sleep(1.2)
-    second = cli("run")
+    with monkeypatch.context() as patch:
+        patch.setattr(plan, "time", _Clock(2))  # the next look, min_age (1 s) later
+        second = cli("run")
     assert second.code == 0, second.err
     assert "future.fits: modified 365 days in the future" in second.err
     assert "held still" in second.err
@@ -399,10 +393,18 @@ def test_future_mtime_waits_until_it_holds_still(cli, home, logged_in, sandbox, 
 
 
 def test_writer_with_its_clock_ahead_never_sends_half_a_frame(cli, home, logged_in, sandbox,
-                                                              tmp_path):
+                                                              tmp_path, monkeypatch):
     """A capture PC whose clock runs 5 minutes ahead writes through a share: its frame,
     half written, is neither sent at once (mtime ahead) nor after it held still for
     min_age (not whole); the whole frame is sent once, with its exact bytes."""
+    from oort_lib.run import plan
+
+    def later(*args: str):
+        """A run whose planner's clock is min_age (1 s) past this one's: a next look."""
+        with monkeypatch.context() as patch:
+            patch.setattr(plan, "time", _Clock(2))
+            return cli(*args)
+
     source = write_fits(tmp_path / "source" / "light_001.fits", NIGHT, shape=(200, 200))
     whole = source.read_bytes()
     target = tmp_path / "share" / "M31" / "light_001.fits"
@@ -412,8 +414,7 @@ def test_writer_with_its_clock_ahead_never_sends_half_a_frame(cli, home, logged_
     os.utime(target, (ahead, ahead))
     logged_in(tmp_path / "share", min_age=1)
     assert cli("run").code == 0  # first look: it waits
-    time.sleep(1.2)
-    waiting = cli("run", "-v")  # held still, but not whole: it waits (partial_wait)
+    waiting = later("run", "-v")  # held still, but not whole: it waits (partial_wait)
     assert waiting.code == 0, waiting.err
     assert "1 file not whole yet waits" in waiting.err
     assert on_server(sandbox) == {}
@@ -422,8 +423,7 @@ def test_writer_with_its_clock_ahead_never_sends_half_a_frame(cli, home, logged_
     target.write_bytes(whole)  # the writer finishes
     os.utime(target, (ahead + 5, ahead + 5))
     assert cli("run").code == 0
-    time.sleep(1.2)
-    done = cli("run")
+    done = later("run")
     assert done.code == 0, done.err
     assert on_server(sandbox) == {"light_001.fits": [sha(target)]}
     assert sha(target) == hashlib.sha256(whole).hexdigest()
@@ -500,7 +500,7 @@ def test_real_unmount_is_missing_then_remount_uploads_nothing_twice(cli, home, l
     disk = tmp_path / "disk"
     disk.mkdir()
     if not _mount_tmpfs(disk):
-        pytest.skip("cannot mount a tmpfs here (needs root on Linux)")
+        unavailable("cannot mount a tmpfs here (needs root on Linux)")
     try:
         files = frames(disk, "a.fits", "b.fits")
         kept = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}

@@ -56,7 +56,7 @@ def test_zone_beats_date_loc_beats_longitude_beats_the_assumption():
     assert local_time(utc, longitude=-70).source == LONGITUDE
     assumed = local_time(utc)
     assert assumed.source == ASSUMED and assumed.assumed
-    assert "--timezone" in assumed.detail
+    assert "taken as local time" in assumed.detail and "--timezone" in assumed.warnings[0]
     assert assumed.when == utc
 
 

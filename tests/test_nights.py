@@ -7,6 +7,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+from conftest import REALDATA
 
 from oort_lib.local.decision import decide, header_facts
 from oort_lib.local.headers import read_header
@@ -323,20 +324,11 @@ def test_migration_0003_adds_the_columns(tmp_path):
 # --- real files -----------------------------------------------------------------------------
 
 
-def _realdata() -> Path | None:
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "realdata"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-REAL = _realdata()
-needs_real = pytest.mark.skipif(REAL is None, reason="no shared/realdata beside the project")
+REAL = REALDATA
+needs_real = pytest.mark.usefixtures("realdata")  # unavailable() when missing: fails on CI
 
 
 def real(relpath: str) -> Path:
-    assert REAL is not None
     return REAL / "tree" / "realsky" / relpath
 
 

@@ -14,14 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import needs
 
 from oort_lib.samples import write_fits
 from oort_lib.sandbox import Sandbox
 
 # Looked up, not imported: the package is only ever run as its own process here.
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("arcsecond") is None,
-    reason="the official arcsecond client is not installed (make venv installs it)")
+pytestmark = needs(importlib.util.find_spec("arcsecond") is not None,
+                   "the official arcsecond client is not installed (make venv installs it)")
 
 CLI = Path(sys.executable).with_name("arcsecond")
 # Three frames of one night at La Silla-ish longitude (the sandbox's robotland telescope).

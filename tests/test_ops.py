@@ -88,8 +88,9 @@ def test_status_json_schema(cli, logged_in, sandbox, tmp_path):
                                 "skipped": 2, "conflict": 0}
     assert folder["bytes_uploaded"] == sum(
         f["size"] for f in sandbox.objects("datafiles"))
-    assert {r["reason"] for r in folder["reasons"]} == {
-        "not FITS or XISF", "no date found (no DATE-OBS, DATE_OBS, MJD-OBS, JD or DATE keyword)"}
+    assert {r["reason"]: r.get("example") for r in folder["reasons"]} == {
+        "not FITS or XISF": None,
+        "no date found": "no DATE-OBS, DATE_OBS, MJD-OBS, JD or DATE keyword"}
     assert data["totals"]["uploaded"] == 13
 
 

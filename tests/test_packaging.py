@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import configparser
 import email
+import importlib.util
+import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -14,16 +17,18 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import needs, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(not (ROOT / "setup.cfg").exists(), reason="not a source tree")
+pytestmark = needs((ROOT / "setup.cfg").exists(), "not a source tree")
 
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> Path:
     """Both distributions, built the way `python -m build` does (the wheel from the
     sdist), with this environment's setuptools: no download."""
-    pytest.importorskip("build")
+    if importlib.util.find_spec("build") is None:
+        unavailable("the build package is not installed (make venv installs it)")
     out = tmp_path_factory.mktemp("dist")
     done = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--skip-dependency-check",
@@ -109,3 +114,88 @@ def test_sdist_tests_pass_from_the_unpacked_sdist(dist, tmp_path):
         env=env, cwd=unpacked, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and " failed" not in done.stdout
+
+
+# --- the wheel, installed as a user installs it --------------------------------------------
+
+
+def _venv_with_the_wheel(dist: Path, where: Path) -> Path:
+    """A fresh virtualenv outside the checkout with the wheel installed in it (what `pipx
+    install dist/oort_sync-*.whl` makes). The dependencies are this environment's, put on
+    its path by a .pth file: nothing is downloaded, and oort_lib comes from the wheel."""
+    import sysconfig
+
+    venv = where / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    [wheel] = dist.glob("*.whl")
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
+                           "--no-deps", "--no-index", "--quiet", str(wheel)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path("
+                           "'purelib'))"], capture_output=True, text=True, check=True)
+    Path(site.stdout.strip(), "dependencies.pth").write_text(
+        sysconfig.get_path("purelib") + "\n")
+    return venv
+
+
+def test_the_wheel_installed_outside_the_checkout_syncs_with_its_sandbox(dist, tmp_path):
+    venv = _venv_with_the_wheel(dist, tmp_path)
+    command = venv / "bin" / "oort-sync"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "OORT_", "ARCSECOND_", "PYTHON"))
+           or k == "OORT_SYNC_LOCK_DIR"}
+    env["OORT_SYNC_HOME"] = str(tmp_path / "home")
+
+    def oort(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([str(command), *args], input=stdin, env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    where = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "import oort_lib; print(oort_lib.__file__)"], env=env,
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert where.stdout.startswith(str(venv)), where.stdout + where.stderr
+    version = oort("--version")
+    assert version.returncode == 0 and version.stdout.startswith("oort-sync 0."), version
+    sandbox = subprocess.Popen([str(command), "sandbox", "--port=0", "--dialect=2026",
+                                f"--data={tmp_path / 'sandbox'}"], env=env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        banner = {}
+        for line in sandbox.stdout:
+            label, _, value = line.strip().partition(": ")
+            banner[label] = value
+            if label.startswith("personal telescope"):
+                break
+        url, key = banner["API URL"], banner["upload key"]
+        [telescope] = re.findall(r"[0-9a-f-]{36}", banner["personal telescope"])
+        login = oort("login", f"--api={url}", f"--username={banner['username']}",
+                     "--key-stdin", stdin=key + "\n")
+        assert login.returncode == 0, login.stderr
+        data = tmp_path / "data"
+        made = subprocess.run([str(venv / "bin" / "python"), "-c",
+                               "import sys; from oort_lib.samples import make_sample_tree; "
+                               "make_sample_tree(sys.argv[1])", str(data)], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        assert oort("watch", str(data), "-t", telescope, "-y").returncode == 0
+        run = oort("run", "--min-age=0", "--json")
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["uploaded"] == 13
+        again = oort("run", "--min-age=0", "--json")
+        assert json.loads(again.stdout)["uploaded"] == 0
+    finally:
+        sandbox.terminate()
+        sandbox.wait(30)
+
+
+def test_make_dist_builds_the_sdist_and_the_wheel_into_dist():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\ndist:", 1)[1].split("\n\n", 1)[0]
+    assert "-m build --no-isolation --outdir dist ." in recipe  # both, from this venv
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install = readme.split("## Install", 1)[1].split("\n## ", 1)[0].lower()
+    assert install.index("pipx install .") < install.index("once released")
+    assert "make dist" in install and "pipx install dist/oort_sync-" in install

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
+from conftest import need_tool
 
 from oort_lib.errors import ConfigError
 from oort_lib.state import config as cfg
@@ -190,21 +190,8 @@ def test_cli_report_end_to_end(cli, home, tmp_path):
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """The chromium binary; on CI (as root) it is installed when missing."""
-    found = shutil.which("chromium")
-    if found is None and os.environ.get("CI") and os.geteuid() == 0:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        # pytest-xdist workers may install other packages at the same time: wait for dpkg.
-        wait = ["-o", "DPkg::Lock::Timeout=900"]
-        subprocess.run(["apt-get", *wait, "update", "-q"], check=False, env=env,
-                       capture_output=True, timeout=900)
-        subprocess.run(["apt-get", *wait, "install", "-y", "-q", "chromium"], check=False,
-                       env=env, capture_output=True, timeout=1800)
-        found = shutil.which("chromium")
-    if found is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium; "
-                    "with CI=1 as root the test installs it itself)")
-    return found
+    """The chromium binary (.ci/run installs it)."""
+    return need_tool("chromium")
 
 
 def _chromium(binary: str, tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -215,7 +202,6 @@ def _chromium(binary: str, tmp_path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=90)
 
 
-@pytest.mark.timeout(1800)  # the first use may install chromium (CI)
 def test_chromium_renders_the_report(chromium, home, tmp_path):
     populate(home.manifest_file)
     page = report.write_report(home, SETTINGS, tmp_path / "report.html")

@@ -188,7 +188,8 @@ def _check_telescopes(sb):
     assert api.get(f"/telescopes/{SEED.spectro_telescope_uuid}/").json()["alias"] == ""
     assert api.get("/telescopes/nope/").status_code == 404
     personal = Api(sb).get("/telescopes/").json()
-    assert [t["uuid"] for t in personal] == [SEED.personal_telescope_uuid]
+    assert [t["uuid"] for t in personal] == [SEED.personal_telescope_uuid,
+                                             SEED.zoned_telescope_uuid]
     assert Api(sb).get("/telescopes/rt1/").status_code == 404
 
 

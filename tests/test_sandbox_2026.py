@@ -165,8 +165,8 @@ def test_telescopes_are_paged(tmp_path):
                 break
             page = requests.get(page["next"], headers=api.session.headers, timeout=10).json()
         assert [t["uuid"] for t in seen] == [SEED.telescope_uuid, SEED.spectro_telescope_uuid]
-        assert all(set(t) == {"uuid", "name", "alias", "coordinates", "observing_site"}
-                   for t in seen)
+        assert all(set(t) == {"uuid", "name", "alias", "coordinates", "observing_site",
+                              "time_zone"} for t in seen)
         one = api.get(f"/telescopes/{SEED.telescope_uuid}/").json()
         assert one == seen[0]
         local = Api(sb, prefix="/api/local").get("/telescopes/").json()["results"]

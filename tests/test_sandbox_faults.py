@@ -10,6 +10,7 @@ import time
 
 import pytest
 import requests
+import urllib3
 from requests_toolbelt import MultipartEncoder
 
 from oort_lib.sandbox import Faults, Sandbox, Seed
@@ -116,7 +117,7 @@ def test_reset_aborts_uploads_only(sb):
         started = time.monotonic()
         with pytest.raises(requests.ConnectionError):
             post(sb, f"/datasets/{ds}/datafiles/", files={"file": ("a.fits", b"x" * size)})
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 30  # a deadline: reset, not left hanging
     sb.faults.reset_rate = 0
     assert sb.objects("datafiles") == []
     assert list((sb.data_dir / "tmp").iterdir()) == []
@@ -132,6 +133,94 @@ def test_slow_answers_trigger_read_timeouts_after_processing(sb):
         requests.post(sb.url + "/nightlogs/", headers=KEY, json={"date": DATE}, timeout=0.3)
     sb.faults.slow_rate = 0
     assert len(sb.objects("nightlogs")) == 1  # processed, only the answer was late
+
+
+# --- traps: the nth matching request, counted ----------------------------------------
+
+
+def test_traps_strike_the_nth_matching_request_and_count(sb):
+    error = sb.trap("error", "POST", r"^/nightlogs/$", nth=2, status=503)
+    throttle = sb.trap("throttle", "GET", r"^/nightlogs/$", times=2, retry_after="7")
+    statuses = [post(sb, "/nightlogs/", json={"date": DATE}).status_code for _ in range(3)]
+    assert statuses == [201, 503, 201] and error.hits == 1 and error.seen == 3
+    answers = [get(sb, "/nightlogs/") for _ in range(3)]
+    assert [r.status_code for r in answers] == [429, 429, 200] and throttle.hits == 2
+    assert answers[0].headers["Retry-After"] == "7"
+    assert len(sb.objects("nightlogs")) == 2  # the 503 was not processed
+    sb.clear_traps()
+    assert post(sb, "/nightlogs/", json={"date": DATE}).status_code == 201
+    with pytest.raises(ValueError, match="Unknown trap action"):
+        sb.trap("explode", "GET", "/")
+
+
+def test_reset_and_lost_traps_differ_in_what_was_processed(sb):
+    sb.trap("reset", "POST", r"^/nightlogs/$")
+    with pytest.raises(requests.ConnectionError):
+        post(sb, "/nightlogs/", json={"date": DATE})
+    assert sb.objects("nightlogs") == []
+    ds = dataset(sb)
+    lost = sb.trap("lost", "POST", "/datafiles/$")
+    with pytest.raises(requests.ConnectionError):
+        post(sb, f"/datasets/{ds}/datafiles/", files={"file": ("a.fits", b"abc")})
+    assert lost.hits == 1 and [f["filename"] for f in sb.objects("datafiles")] == ["a.fits"]
+    assert sb.requests[-1] == ("POST", f"/datasets/{ds}/datafiles/", 0)
+
+
+def test_slow_trap_trickles_the_answer_of_a_processed_request(sb):
+    slow = sb.trap("slow", "POST", r"^/nightlogs/$", delay=0.5)
+    with requests.post(sb.url + "/nightlogs/", headers=KEY, json={"date": DATE},
+                       timeout=(5, 0.2), stream=True) as answer:
+        assert answer.status_code == 201 and slow.hits == 1  # the headers come at once...
+        assert answer.raw.read(1) == b"{"
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError):  # ...the body: a byte
+            answer.raw.read(2)  # every 0.5 s
+    assert len(sb.objects("nightlogs")) == 1
+
+
+@pytest.mark.parametrize("action", ["hold", "hold-answer"])
+def test_hold_traps_wait_for_release(sb, action):
+    held = sb.trap(action, "POST", r"^/nightlogs/$")
+    answers: list = []
+
+    def send():
+        try:
+            answers.append(post(sb, "/nightlogs/", json={"date": DATE}).status_code)
+        except requests.ConnectionError:
+            answers.append("reset")
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert held.wait(10)
+    created = len(sb.objects("nightlogs"))
+    assert created == (0 if action == "hold" else 1) and answers == []  # held there
+    held.release(drop=True)
+    sender.join(10)
+    assert answers == ["reset"] and len(sb.objects("nightlogs")) == created
+    again = sb.trap(action, "POST", r"^/nightlogs/$")
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert again.wait(10)
+    again.release()
+    sender.join(10)
+    assert answers == ["reset", 201]
+
+
+def test_answered_trap_is_reached_once_the_answer_is_out(sb):
+    answered = sb.trap("answered", "GET", r"^/nightlogs/$", nth=2)
+    assert get(sb, "/nightlogs/").status_code == 200 and not answered.reached.is_set()
+    assert get(sb, "/nightlogs/").status_code == 200
+    assert answered.wait(5) and answered.hits == 1
+
+
+def test_stop_releases_held_requests(tmp_path):
+    with Sandbox(tmp_path / "sandbox") as sandbox:
+        held = sandbox.trap("hold", "GET", "/nightlogs/")
+        sender = threading.Thread(target=lambda: pytest.raises(
+            requests.ConnectionError, get, sandbox, "/nightlogs/"))
+        sender.start()
+        assert held.wait(10)
+    sender.join(10)
+    assert not sender.is_alive()
 
 
 def test_latency_delays_every_answer(sb):
@@ -224,7 +313,7 @@ def test_stop_ends_open_connections_and_wait_returns(tmp_path):
     threading.Timer(0.2, sandbox.stop).start()
     started = time.monotonic()
     sandbox.wait()
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # a deadline: wait() returns, never hangs
     sandbox.stop()  # idempotent
     with pytest.raises(requests.ConnectionError):
         session.get(sandbox.url + "/nightlogs/", headers=KEY, timeout=5)

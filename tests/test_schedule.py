@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import configure
+from conftest import configure, need_tool
 from docopt import DocoptExit, docopt
 
 from oort_lib import cli as oort_cli
@@ -27,19 +27,8 @@ CONTRIB_EXEC = "%h/.local/bin/oort-sync run -q"
 
 @pytest.fixture(scope="session")
 def systemd_analyze() -> str:
-    """systemd-analyze; on CI (as root) systemd is installed when missing."""
-    found = shutil.which("systemd-analyze")
-    if found is None and os.environ.get("CI") and os.geteuid() == 0:
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        # pytest-xdist workers may install other packages at the same time: wait for dpkg.
-        apt = "apt-get -o DPkg::Lock::Timeout=900"
-        subprocess.run(f"{apt} update -q && {apt} install -y -q systemd", shell=True,
-                       env=env, capture_output=True, timeout=1800, check=False)
-        found = shutil.which("systemd-analyze")
-    if found is None:
-        pytest.skip("systemd-analyze is not installed (apt-get install -y systemd; "
-                    "with CI=1 as root the test installs it itself)")
-    return found
+    """systemd-analyze (.ci/run installs it)."""
+    return need_tool("systemd-analyze", "systemd")
 
 
 def verify(analyze: str, units: list[Path], home: Path, tmp_path: Path) -> list[str]:
@@ -80,13 +69,11 @@ def fake_home(tmp_path: Path) -> Path:
 # --- (a) systemd accepts the units ------------------------------------------------------
 
 
-@pytest.mark.timeout(1800)  # the first use may install systemd (CI)
 def test_contrib_units_pass_systemd_analyze_verify(systemd_analyze, tmp_path):
     units = [SYSTEMD_DIR / schedule.SERVICE, SYSTEMD_DIR / schedule.TIMER]
     assert verify(systemd_analyze, units, fake_home(tmp_path), tmp_path) == []
 
 
-@pytest.mark.timeout(1800)  # the first use may install systemd (CI)
 def test_generated_units_pass_systemd_analyze_verify(systemd_analyze, tmp_path):
     profile = tmp_path / "profile dir"  # a space: ExecStart quoting is exercised too
     recipe = schedule.systemd_recipe(str(profile))
@@ -102,7 +89,6 @@ def test_generated_units_pass_systemd_analyze_verify(systemd_analyze, tmp_path):
     assert verify(systemd_analyze, paths, tmp_path / "nobody", tmp_path) == []
 
 
-@pytest.mark.timeout(1800)  # the first use may install systemd (CI)
 def test_verify_harness_does_catch_mistakes(systemd_analyze, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()

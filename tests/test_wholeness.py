@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from conftest import REALDATA
 from partial import (
     BLOCK,
     DAMAGED_KINDS,
@@ -30,7 +31,7 @@ from oort_lib.local.scan import is_candidate
 from oort_lib.local.wholeness import Whole, check
 from oort_lib.samples import write_fits, write_xisf
 
-REAL = Path("/work/shared/realdata")
+REAL = REALDATA
 DATE = "2021-03-04T21:15:03"
 
 
@@ -357,12 +358,12 @@ def real_files() -> list[Path]:
     return sorted(p for p in REAL.rglob("*") if p.is_file() and is_candidate(p.name))
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="the real sample files are missing")
+@pytest.mark.usefixtures("realdata")  # unavailable() when missing: fails on CI
 def test_real_files_are_found():
     assert len(real_files()) >= 13
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="the real sample files are missing")
+@pytest.mark.usefixtures("realdata")  # unavailable() when missing: fails on CI
 @pytest.mark.parametrize("path", real_files(), ids=lambda p: p.name)
 @pytest.mark.parametrize("verify", [False, True])
 def test_every_real_file_is_whole(path, verify):

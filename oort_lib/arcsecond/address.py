@@ -34,6 +34,8 @@ def check_base_url(url: str, *, allow_http: bool = False) -> str:
     can hide the real host), a query or fragment, odd characters in the host.
     """
     url = url.strip().rstrip("/")
+    if "://" not in url and url:
+        raise ConfigError(f"API URL {url!r} has no scheme: did you mean {_with_scheme(url)}?")
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -68,6 +70,18 @@ def check_base_url(url: str, *, allow_http: bool = False) -> str:
         f"API URL {url}: {shown}plain http:// is refused for a public host "
         "(the key would travel in clear); use https://."
     )
+
+
+def _with_scheme(url: str) -> str:
+    """`url` (`api.arcsecond.io`) with the scheme its host takes: https://, http:// on this
+    machine, either on the network (Arcsecond.local is served in plain http)."""
+    host = urlsplit(f"//{url}").hostname or ""
+    kind = host_kind(host) if re.fullmatch(r"[a-z0-9.\-]+|[0-9a-f:.]+", host) else "public"
+    if kind == "loopback":
+        return f"http://{url}"
+    if kind == "lan":
+        return f"https://{url}, or http://{url} with --allow-http (Arcsecond.local)"
+    return f"https://{url}"
 
 
 def plain_http_off_loopback(url: str) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -34,11 +35,11 @@ from oort_lib.arcsecond.answer import (
 from oort_lib.arcsecond.body import FileBody
 from oort_lib.arcsecond.budget import Budget
 from oort_lib.arcsecond.deadline import Deadline, WatchedAdapter
+from oort_lib.arcsecond.probe import plain_http_server, speaks_plain_http
 from oort_lib.errors import (
     Aborted,
     AlreadyExists,
     AuthError,
-    ConfigError,
     FileProblem,
     MalformedAnswer,
     NotFound,
@@ -53,7 +54,6 @@ log = logging.getLogger("oort_sync.api")  # a child of the log file's logger
 # The largest answer read: a page of 500 objects is ~1 MB. Past this, a proxy or a broken
 # server is talking, and holding it all in memory is the failure.
 MAX_ANSWER = 16 << 20
-PING_DEADLINE = 10.0  # seconds, connect + answer: monitoring must never hold a run
 
 KEY_HEADER = "X-Arcsecond-API-Authorization"
 USER_AGENT = f"oort-sync/{__version__} (+https://github.com/arcsecond-io)"
@@ -184,7 +184,8 @@ class Client:
         file the server says is there), PermanentError (other 4xx), TransientError
         (5xx/429/timeouts after retries), ServerUnreachable (no answer at all after
         retries, or a LAN name that resolves to nothing), InsecureAddress (plain http:// to
-        a name that resolves to a public address: address.check_resolved); and, untouched and
+        a name that resolves to a public address: address.check_resolved), PlainHttpServer
+        (an https:// URL of a server speaking plain http: probe.py); and, untouched and
         never retried, what an upload body raises (Aborted, FileChanged, NotPlanned,
         ChecksumMismatch, LocalTransient: see body.py).
         """
@@ -252,6 +253,9 @@ class Client:
                     if not idempotent:
                         raise last from None
                     continue
+                if isinstance(exc, requests.exceptions.SSLError) and speaks_plain_http(
+                        self.base):
+                    raise plain_http_server(self.base) from None  # no retry can help
                 sent = _maybe_sent(exc)
                 last = TransientError(f"{self.base}: connection failed ({_short(exc)})")
                 if sent:
@@ -440,12 +444,23 @@ def _redirected(base: str, method: str, path: str, response, key: str | None) ->
     )
 
 
+# The words a person needs of what requests and urllib3 nest in their messages, most
+# telling first: "[Errno -2] Name or service not known", "Connection reset by peer".
+_CAUSES = tuple(re.compile(pattern) for pattern in (
+    r"\[Errno -?\d+\][^'\"()]*", r"[\w ]*Connection refused[^'\"()]*",
+    r"[\w ]*reset[^'\"()]*", r"[\w ]*aborted[^'\"()]*", r"[\w ]*timed out[^'\"()]*"))
+
+
 def _short(exc: Exception) -> str:
+    """The cause of a connection failure in a few whole words, else the exception's
+    class name."""
     text = str(exc)
-    for marker in ("Errno", "Connection refused", "reset", "aborted", "timed out"):
-        index = text.find(marker)
-        if index >= 0:
-            return text[index:index + 60].rstrip("')\"")
+    for cause in _CAUSES:
+        found = cause.search(text)
+        if found:
+            words = " ".join(found.group(0).split())[:80].rstrip(" .,:;")
+            if words:
+                return words
     return type(exc).__name__
 
 
@@ -469,29 +484,3 @@ def _aborted(exc: BaseException) -> bool:
             return False
     return False
 
-
-def ping(url: str, suffix: str = "", timeout: float = PING_DEADLINE) -> bool:
-    """Healthchecks-style ping: URL/start, URL (success) or URL/<exit code>.
-
-    `timeout` is the total deadline (connect + whole answer): a slow monitor must not
-    hold the run. Never raises: monitoring must not be the reason a run fails.
-    """
-    target = url.rstrip("/") + (f"/{suffix}" if suffix else "")
-    watch = Deadline(timeout)
-    try:
-        check_base_url(target)
-        with requests.Session() as session:
-            session.mount("http://", WatchedAdapter(max_retries=0))
-            session.mount("https://", WatchedAdapter(max_retries=0))
-            with watch:
-                response = session.get(target, timeout=(timeout, timeout), stream=True,
-                                       allow_redirects=False,
-                                       headers={"User-Agent": USER_AGENT})
-                for _ in response.iter_content(1 << 12):
-                    pass  # the answer is not needed; reading it keeps the deadline honest
-                response.close()
-        return True
-    except (requests.RequestException, OSError, ConfigError) as exc:
-        why = f"no complete answer within {timeout:g} s" if watch.cut else exc
-        log.warning("ping %s failed: %s", target.split("?")[0], why)
-        return False

@@ -28,6 +28,9 @@ class Decision(NamedTuple):
     kind: str
     kind_reason: str
     dataset: str
+    # 2026: how the server dates the night ("night by the telescope's site at ..."); None
+    # in 2021, where the client's own rules decide.
+    night_by: str | None = None
 
     def target(self, obj: str | None) -> str:
         """The observation's target: the header's OBJECT, else the dataset name."""
@@ -36,13 +39,28 @@ class Decision(NamedTuple):
         return target_name(obj, self.dataset)
 
 
-def decide(relpath: str, folder: Folder, header_date: str, facts: dict) -> Decision:
+def decide(relpath: str, folder: Folder, header_date: str, facts: dict,
+           generation: str | None = None) -> Decision:
     """Apply the rules to one file's header facts (as the manifest stores them).
 
+    For a 2026 server (``generation``), the night is the one the server will give it
+    (servernight.py: the telescope's site as the watch stored it, else the header clock);
+    otherwise the client's own rules decide (localtime.py).
     Raises ValueError for an unknown folder time zone or classification mode.
     """
     from oort_lib.local import rules
 
+    kind, why = rules.decide_kind(relpath, folder.classify, facts.get("frame_type"),
+                                  facts.get("frame_keyword"))  # fmt: skip
+    dataset = rules.dataset_name(relpath.rpartition("/")[0], folder.name)
+    if generation == "2026":
+        from oort_lib.local.servernight import server_night
+        from oort_lib.local.site import Site
+
+        by = server_night(datetime.fromisoformat(header_date),
+                          Site(folder.longitude, folder.site_timezone))
+        return Decision(LocalTime(by.local, by.source, by.detail), by.night.isoformat(),
+                        kind, why, dataset, by.label)
     date_loc = facts.get("date_loc")
     longitude, source = facts.get("site_longitude"), facts.get("longitude_source")
     if longitude is None and folder.longitude is not None:
@@ -56,9 +74,6 @@ def decide(relpath: str, folder: Folder, header_date: str, facts: dict) -> Decis
         longitude=longitude,
         longitude_source=source,
     )
-    kind, why = rules.decide_kind(relpath, folder.classify, facts.get("frame_type"),
-                                  facts.get("frame_keyword"))  # fmt: skip
-    dataset = rules.dataset_name(relpath.rpartition("/")[0], folder.name)
     return Decision(local, rules.night_date(local.when).isoformat(), kind, why, dataset)
 
 

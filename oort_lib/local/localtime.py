@@ -42,11 +42,12 @@ TIMEZONE = "time zone"
 DATE_LOC = "DATE-LOC"
 LONGITUDE = "longitude"
 
-_ADVICE = (
-    "the header time was taken as local time (no time zone for the folder, no DATE-LOC, "
-    "no site longitude); if the capture program writes UTC (N.I.N.A., Ekos, SharpCap, "
-    "MaxIm DL do), watch the folder again with --timezone=ZONE"
-)
+# The Oort docs' assumption as a source (explain: "local time: ..., from <detail>"), and
+# the advice that goes with it as its one warning (said once, as explain's note).
+_ASSUMED = ("the header time as written, taken as local time (no time zone for the folder, "
+            "no DATE-LOC, no site longitude)")
+_ADVICE = ("if the capture program writes UTC (N.I.N.A., Ekos, SharpCap, MaxIm DL do), "
+           "watch the folder again with --timezone=ZONE")
 
 
 class LocalTime(NamedTuple):
@@ -119,7 +120,7 @@ def local_time(
             f"local mean solar time at longitude {abs(longitude):.4f}° {side}{where}",
         )
     # The wall clock as written, its offset ignored: the Oort docs' rule.
-    return LocalTime(when.replace(tzinfo=None), ASSUMED, _ADVICE)
+    return LocalTime(when.replace(tzinfo=None), ASSUMED, _ASSUMED, (_ADVICE,))
 
 
 def _offset_warnings(wall: datetime, when: datetime) -> tuple[str, ...]:
@@ -197,3 +198,14 @@ def longitude_from_geocentric(x: object, y: object) -> float | None:
     if not (math.isfinite(fx) and math.isfinite(fy)) or math.hypot(fx, fy) < 1000:
         return None
     return math.degrees(math.atan2(fy, fx))
+
+
+def folder_clock(timezone: str | None, longitude: float | None) -> str:
+    """What gives the local time of a folder's files whose header has no DATE-LOC or site
+    longitude of its own, for people: the folder's time zone, else the telescope's
+    longitude (`longitude`, degrees east), else the header clock taken as local time."""
+    if timezone:
+        return f"time zone {timezone} (header times in UTC, converted)"
+    if longitude is not None:
+        return f"local mean solar time at the telescope's longitude {longitude:.2f}°"
+    return "the header time taken as local time"

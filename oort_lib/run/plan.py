@@ -63,6 +63,16 @@ class Plan:
         # What a real run records before uploading (dry runs never apply them).
         self.rows: dict[str, list[dict]] = {}
         self.gone: list[int] = []
+        # The API generation the nights are shown for ("2026": as that server files
+        # them, see filing.py; else the client's own rules), and for 2026: each
+        # dataset's files' nights, how each telescope's nights are dated, the datasets
+        # spanning several nights, the moves of filed datasets, notes for a dry run.
+        self.generation: str | None = None
+        self.file_nights: dict[tuple, set[str]] = {}
+        self.night_by: dict[tuple, str] = {}
+        self.spans: dict[tuple, list[str]] = {}
+        self.refiled: list[tuple] = []
+        self.night_notes: list[str] = []
 
     def retry(self, root: str, relpath: str, reason: str, due: float | None) -> None:
         """Note a file that failed for a transient reason and waits for its retry."""
@@ -82,6 +92,10 @@ class Plan:
         self.bytes += item.size
         if item.time_source == "assumed local":
             self.assumed_local += 1
+        if self.generation == "2026":
+            self.file_nights.setdefault((item.folder.organisation or "",
+                                         item.folder.telescope or "", item.dataset),
+                                        set()).add(item.night)
         group = self.summary.get(item.group)
         if group is None:
             self.summary[item.group] = [1, item.size, item.relpath, item.target,
@@ -113,6 +127,8 @@ class Plan:
                     "organisation": org or None,
                     "telescope": telescope or None,
                     "night": night,
+                    **({"night_by": self.night_by[(org, telescope)]}
+                       if (org, telescope) in self.night_by else {}),
                     "observations": [],
                     "calibrations": [],
                 },
@@ -125,6 +141,9 @@ class Plan:
                 "bytes": size,
                 "replacements": replacements,
             }
+            if (org, telescope, dataset) in self.spans:
+                # 2026: its files' nights; the whole dataset is filed under the first.
+                entry["file_nights"] = self.spans[(org, telescope, dataset)]
             if self.keep_items:
                 items = listed[group]
                 entry["paths"] = [i.relpath for i in items]
@@ -159,7 +178,7 @@ class Plan:
             "missing_folders": [{"folder": r, "reason": why} for r, why in self.missing],
             "excluded": [{"folder": r, "path": p, "reason": why}
                          for r, p, why in self.excluded],
-            "notes": list(self.notes),
+            "notes": [*self.notes, *self.night_notes],
         }
 
 
@@ -176,6 +195,7 @@ def make_plan(
     devices: dict[str, dict] | None = None,
     reading: Callable[[int, int], None] | None = None,
     partial_wait: float = 86400.0,
+    generation: str | None = None,
 ) -> Plan:
     """Compare the folders with the manifest and describe what a run must do.
 
@@ -190,11 +210,14 @@ def make_plan(
     in `missing` and its manifest rows are left alone (an unmounted disk is not a deletion).
     A file that is not a whole frame is deferred while it was modified within
     `partial_wait` seconds, then a problem (planner._not_whole).
+    `generation` is the server's API generation where known: for "2026" every night is
+    the one that server will file the file under (filing.py).
     """
     now = time.time() if now is None else now
     folders = list(folders)
     plan = Plan(folders=folders, keep_items=keep_items)
     plan.partial_wait = partial_wait
+    plan.generation = generation
     if reading is not None:
         # A progress display wants its total at once, not after the slow part: the walk
         # and quick check alone take seconds where reading a million headers takes minutes.
@@ -213,4 +236,9 @@ def make_plan(
         resolved = folder if real == folder.path else folder._replace(path=real)
         plan_folder(plan, resolved, manifest, now, min_age, retry_failed, dest,
                      retry_delay, folder.path, (devices or {}).get(folder.path))
+    if generation == "2026":
+        from oort_lib.run import filing
+
+        filing.describe_folders(plan, folders, now)
+        filing.file_datasets(plan, manifest, destination)
     return plan

@@ -19,6 +19,7 @@ from oort_lib.local.exclude import EXCLUDED, matcher
 from oort_lib.local.scan import Entry, Skipped, is_transient, walk
 from oort_lib.run.item import Item, joined
 from oort_lib.run.readiness import defer_young, not_whole, settled_ahead
+from oort_lib.run.reasons import NO_DATE
 from oort_lib.run.unmount import emptied
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
@@ -28,7 +29,6 @@ if TYPE_CHECKING:  # the plan being filled (plan.py, which drives this module)
 
 log = logging.getLogger("oort_sync")
 
-NO_DATE = "no date found"
 # A file whose upload failed for a transient reason (remote or local) waits
 # `retry_delay` (a setting), doubled per failure, up to this. A `retry_at` further than
 # this from now was set by a clock that was wrong (ahead then, or behind now): retried.
@@ -106,7 +106,7 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
     except FileProblem as exc:
         plan.missing.append((root, exc.message))
         return
-    if emptied(plan, given, root, first is not None, bool(quick), seen):
+    if emptied(plan, given, root, first is not None, quick.known, seen):
         return
     for entry in _chain(first, entries):
         relpath = entry.relpath
@@ -315,7 +315,7 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspec
             plan.skipped.append((folder.path, entry.relpath, reason))
             rows.append(dict(_skip_row(entry, reason), hash=digest))
             return
-    decided = decide(entry.relpath, folder, header_date, facts)
+    decided = decide(entry.relpath, folder, header_date, facts, plan.generation)
     item = Item(
         folder=folder,
         full_path=None if entry.path == joined(folder.path, entry.relpath) else entry.path,

@@ -67,3 +67,27 @@ def _strip(message: str) -> str:
     text = _REQUEST.sub("", message.strip())
     text = _URL.sub("the server", text)
     return " ".join(text.split())[:200]
+
+
+# The reason of a file found on the server rather than sent from here (uploader.py), the
+# start of each of its variants: counted apart from the uploads, never its bytes.
+ALREADY = "already on the server"
+# The same, as SQL on the manifest's files.
+FOUND_SQL = f"(status = 'uploaded' AND COALESCE(reason, '') LIKE '{ALREADY}%')"
+
+# Reasons made of a kind and each file's own detail: status and the report group files
+# by the kind, not by the detail ("no date found (DATE-OBS 'x' is not a valid date)").
+NO_DATE = "no date found"
+_KINDS = (NO_DATE,)
+
+
+def kind_of(reason: str) -> tuple[str, str | None]:
+    """(the group of `reason`, the file's own detail or None): "no date found (DATE-OBS
+    'x' is not a valid date)" is ("no date found", "DATE-OBS 'x' is not a valid date");
+    a reason of no known kind is its own group."""
+    for kind in _KINDS:
+        if reason == kind:
+            return kind, None
+        if reason.startswith(kind + " (") and reason.endswith(")"):
+            return kind, reason[len(kind) + 2:-1]
+    return reason, None

@@ -23,7 +23,7 @@ from oort_lib.run.plan import Plan, make_plan
 from oort_lib.run.uploader import Uploader
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Paths, Settings, select_folders
-from oort_lib.state.credentials import Credentials
+from oort_lib.state.credentials import Credentials, known_generation
 from oort_lib.state.destination import for_folders
 from oort_lib.state.folderlock import folder_locks
 from oort_lib.state.lock import RunLock
@@ -160,6 +160,7 @@ def dry_run(
             partial_wait=settings.partial_wait,
             devices=_folders_seen(paths),
             reading=reading,
+            generation=known_generation(creds, settings.api, settings.api_dialect),
         )
 
 
@@ -222,6 +223,7 @@ def run(
             partial_wait=settings.partial_wait,
             devices=_folders_seen(paths),
             reading=getattr(events, "reading", None),
+            generation=known_generation(creds, settings.api, settings.api_dialect),
         )
         result = RunResult(plan=plan)
         result.run_id = run_id
@@ -267,7 +269,8 @@ def run(
         manifest.finish_run(
             run_id,
             exit_code=result.exit_code,
-            uploaded=result.uploaded + result.already,
+            uploaded=result.uploaded,
+            already=result.already,
             failed=summary["failed"] + summary["conflicts"],
             skipped=len(plan.skipped),
             deferred=len(plan.deferred),
@@ -308,6 +311,8 @@ def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
     for root, rows in plan.rows.items():
         manifest.upsert_files(root, rows)
     plan.rows.clear()
+    for moved in plan.refiled:  # 2026: a dataset the server files under an earlier night
+        manifest.refile(*moved)
     for root in {item.folder.path for item in plan.items}:
         manifest.upsert_files(root, (item.row() for item in plan.items if item.folder.path == root))
     if plan.gone:
@@ -357,6 +362,14 @@ def _upload_all(client, manifest, settings, creds, result, events, stop, abort, 
         except OortError as exc:
             result.fatal = exc
             return
+        if not redetect and (result.generation == "2026") != (result.plan.generation == "2026"):
+            # Planned without knowing the generation: its nights are decided again (the
+            # second pass keeps them: its first pass recorded outcomes already).
+            from oort_lib.run.filing import renight
+
+            renight(result.plan, result.generation, manifest,
+                    for_folders(settings.api, creds.username))
+            _record_plan(manifest, result.plan)
         remote = open_remote(result.generation, client, manifest, str(client.base))
         uploader = Uploader(remote, manifest, settings, creds, result,
                             _Outcomes(events, result), stop, abort)

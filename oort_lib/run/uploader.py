@@ -28,7 +28,7 @@ from oort_lib.errors import (
 from oort_lib.run.conflicts import CONFLICT
 from oort_lib.run.item import Item
 from oort_lib.run.planner import backoff
-from oort_lib.run.reasons import classify
+from oort_lib.run.reasons import ALREADY, classify
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Settings
 from oort_lib.state.credentials import Credentials
@@ -42,7 +42,6 @@ log = logging.getLogger("oort_sync")
 # planner.backoff(), at most planner.RETRY_MAX).
 ATTEMPTS_PER_RUN = 2
 UNKNOWN_REMOTE = "?"  # uploaded_hash when the server holds a copy of unknown content
-ALREADY = "already on the server"
 # 2026: a duplicate answer for a file this destination never sent: same name, but the
 # content cannot be compared (the generation has no checksum and no existence check).
 ALREADY_UNVERIFIED = "already on the server (not verified)"
@@ -148,7 +147,13 @@ class Uploader:
         except Exception as exc:  # noqa: BLE001 - one file's bug must not stop the others
             log.exception("unexpected error on %s", item.path)
             outcome, reason, uuids, digest = "failed", f"internal error: {exc!r}", None, None
-        self._record(item, outcome, reason, uuids, digest)
+        try:
+            self._record(item, outcome, reason, uuids, digest)
+        except BaseException:
+            # The manifest cannot record (a full disk, an I/O error): the files queued
+            # behind this one are not sent, since nothing could say they were.
+            self.stop.set()
+            raise
 
     def _upload(self, item: Item) -> tuple[str, str | None, tuple | None, str | None]:
         """(outcome, reason, remote UUIDs, content hash). Raises api/Oort errors,

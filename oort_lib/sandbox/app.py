@@ -23,6 +23,7 @@ from oort_lib.sandbox.faults import DropConnection, Faults, Plan
 from oort_lib.sandbox.responses import NO_PERMISSION, NOT_FOUND, ApiError, body_data, json_response
 from oort_lib.sandbox.routes import DIALECTS, LISTS, METHODS, Route, raw_path, route
 from oort_lib.sandbox.store import Space, Store
+from oort_lib.sandbox.trap import Traps
 from oort_lib.sandbox.uploads import REFUSAL_KEY, UploadHandlers
 
 log = logging.getLogger("oort_lib.sandbox")
@@ -42,7 +43,8 @@ class App(AuthHandlers, UploadHandlers):
 
     def __init__(self, *, store: Store, faults: Faults, page_size: int,
                  revoked: set[str], record: Callable[[str, str, int], None],
-                 stopping: threading.Event, admin: Admin, dialect: str = "both"):
+                 stopping: threading.Event, admin: Admin, dialect: str = "both",
+                 traps: Traps | None = None):
         if dialect not in DIALECTS:
             raise ValueError(f"Unknown dialect {dialect!r}: use one of {', '.join(DIALECTS)}.")
         self.dialect = dialect
@@ -53,6 +55,7 @@ class App(AuthHandlers, UploadHandlers):
         self.record = record
         self.stopping = stopping
         self.admin = admin
+        self.traps = traps if traps is not None else Traps()
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -66,8 +69,15 @@ class App(AuthHandlers, UploadHandlers):
                 response = json_response(exc.status, exc.body, exc.headers)
             return response(environ, start_response)
         plan = self.faults.plan(path, upload=rt is not None and rt.is_upload(method))
+        traps = self.traps.strike(method, path)
         try:
-            response = self._answer(plan, rt, request)
+            response = None
+            for trap in traps:  # a trap may answer instead (a 5xx, a 429), or hold it
+                response = trap.before() if response is None else response
+            if response is None:
+                response = self._answer(plan, rt, request)
+            for trap in traps:
+                response = trap.after(response, self.stopping)
         except (DropConnection, ConnectionError):
             self.record(method, path, 0)
             raise
@@ -78,7 +88,10 @@ class App(AuthHandlers, UploadHandlers):
         self.record(method, path, response.status_code)
         if plan.delay:
             self.stopping.wait(plan.delay)
-        return response(environ, start_response)
+        body = response(environ, start_response)
+        for trap in traps:
+            body = trap.sent(body)
+        return body
 
     # --- faults ---------------------------------------------------------------------------
 
@@ -172,8 +185,14 @@ class App(AuthHandlers, UploadHandlers):
 
     # --- telescopes, night logs, observations, calibrations, datasets ---------------------
 
+    def _shown(self, telescope: dict) -> dict:
+        # The 2021 spec's fields; a 2026 server may also give its site's time zone.
+        if self.dialect == "2021":
+            return {k: v for k, v in telescope.items() if k != "time_zone"}
+        return telescope
+
     def _telescopes(self, request, method, space, reset=False) -> Response:
-        found = self.store.telescopes(space)
+        found = [self._shown(t) for t in self.store.telescopes(space)]
         if self.dialect == "2021":
             return json_response(200, found)
         return self._paginated(request, lambda offset, limit: (
@@ -183,7 +202,7 @@ class App(AuthHandlers, UploadHandlers):
         found = self.store.telescope(space, ident)
         if found is None:
             raise ApiError(404, NOT_FOUND)
-        return json_response(200, found)
+        return json_response(200, self._shown(found))
 
     def _list(self, request, method, space, kind, reset=False) -> Response:
         if method == "POST":

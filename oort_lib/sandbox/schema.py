@@ -80,6 +80,7 @@ _ADDED = (
     ("datasets", "telescope", "TEXT"),
     ("datafiles", "is_raw", "INTEGER NOT NULL DEFAULT 1"),
     ("datafiles", "tags", "TEXT NOT NULL DEFAULT '[]'"),
+    ("telescopes", "time_zone", "TEXT"),
 )
 
 

@@ -31,6 +31,11 @@ class Seed:
     personal_telescope_uuid: str = "7e1e5c0e-5a4d-4b0c-8000-000000000002"
     personal_telescope_name: str = "Backyard Newtonian"
     personal_telescope_alias: str = "backyard"
+    # A second personal telescope, whose site has a time zone (a server may give one):
+    # its nights follow Hawaii's clock, not mean solar time at its longitude.
+    zoned_telescope_uuid: str = "7e1e5c0e-5a4d-4b0c-8000-000000000006"
+    zoned_telescope_name: str = "Mauna Kea Astrograph"
+    zoned_telescope_zone: str = "Pacific/Honolulu"
     member_username: str = "comet"
     member_email: str = "comet@sandbox.example"
     member_key: str = "5a4db0c5e7e57ca11ab1e00000000b0b"
@@ -70,6 +75,8 @@ class Seed:
             f"uuid {self.local_telescope_uuid}) in {self.local_organisation}",
             f"personal telescope: {self.personal_telescope_name} "
             f"(alias {self.personal_telescope_alias}, uuid {self.personal_telescope_uuid})",
+            f"personal telescope: {self.zoned_telescope_name} (no alias, "
+            f"uuid {self.zoned_telescope_uuid}, time zone {self.zoned_telescope_zone})",
             f"other users (same password): {self.member_username} "
             f"(member of {self.organisation}, upload key {self.member_key}), "
             f"{self.guest_username} (guest of {self.organisation}, "
@@ -105,8 +112,12 @@ class Seed:
         ]
 
     def telescopes(self) -> list[dict[str, object]]:
-        """Each with ``org`` (subdomain) or ``owner`` (username) for personal ones."""
+        """Each with ``org`` (subdomain) or ``owner`` (username) for personal ones, and
+        ``time_zone`` (an IANA name or None: the site's, where the server knows it)."""
         site = "0b5e0000-5a4d-4b0c-8000-000000000001"
+        return [dict({"time_zone": None}, **t) for t in self._telescopes(site)]
+
+    def _telescopes(self, site: str) -> list[dict[str, object]]:
         return [
             {"uuid": self.telescope_uuid, "name": self.telescope_name,
              "alias": self.telescope_alias, "org": self.organisation, "owner": None,
@@ -126,6 +137,10 @@ class Seed:
              "alias": "", "org": self.local_organisation, "owner": None,
              "coordinates": {"longitude": 135.0, "latitude": 35.0, "height": 100.0},
              "observing_site": None},
+            {"uuid": self.zoned_telescope_uuid, "name": self.zoned_telescope_name,
+             "alias": "", "org": None, "owner": self.username,
+             "coordinates": {"longitude": -155.4681, "latitude": 19.8207, "height": 4205.0},
+             "observing_site": None, "time_zone": self.zoned_telescope_zone},
         ]
 
 

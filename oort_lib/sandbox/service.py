@@ -15,6 +15,7 @@ from oort_lib.sandbox.routes import API_PREFIX, DIALECTS
 from oort_lib.sandbox.seed import Seed, banner_lines
 from oort_lib.sandbox.server import make_threaded_server
 from oort_lib.sandbox.store import Store
+from oort_lib.sandbox.trap import Trap, Traps
 
 
 class Sandbox:
@@ -37,6 +38,7 @@ class Sandbox:
         self.page_size = page_size
         self.seed = Seed()
         self._faults = Faults()
+        self._traps = Traps()
         self._revoked: set[str] = set()
         self._log: list[tuple[str, str, int]] = []
         self._log_lock = threading.Lock()
@@ -58,7 +60,8 @@ class Sandbox:
                       clear_requests=self.clear_requests)
         app = App(store=self._store, faults=self._faults,
                   page_size=self.page_size, revoked=self._revoked, record=self._record,
-                  stopping=self._stopping, admin=admin, dialect=self.dialect)
+                  stopping=self._stopping, admin=admin, dialect=self.dialect,
+                  traps=self._traps)
         try:
             self._server = make_threaded_server(self.host, self.port, app)
         except BaseException:
@@ -80,6 +83,7 @@ class Sandbox:
         server, self._server = self._server, None
         if server is None:
             return
+        self._traps.clear()  # releases the requests they hold
         self._stopping.set()  # wakes requests sleeping on latency or slow faults
         server.shutdown()
         server.server_close()
@@ -109,6 +113,16 @@ class Sandbox:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def trap(self, action: str, method: str, path: str, **options) -> Trap:
+        """Set a trap (see trap.py): the `nth` request (options: nth, times, status,
+        retry_after, delay) of `method` to a path matching the regular expression `path`
+        gets `action`. Returns it: its `hits`, `wait()` and `release()`."""
+        return self._traps.add(Trap(action, method, path, **options))
+
+    def clear_traps(self) -> None:
+        """Remove every trap, releasing (and resetting) the requests they hold."""
+        self._traps.clear()
 
     @property
     def faults(self) -> Faults:

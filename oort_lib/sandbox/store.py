@@ -105,10 +105,10 @@ class Store:
             for t in seed.telescopes():
                 self._db.execute(
                     "INSERT OR REPLACE INTO telescopes"
-                    " (uuid, name, alias, org, owner, coordinates, observing_site)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " (uuid, name, alias, org, owner, coordinates, observing_site, time_zone)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (t["uuid"], t["name"], t["alias"], t["org"], t["owner"],
-                     json.dumps(t["coordinates"]), t["observing_site"]),
+                     json.dumps(t["coordinates"]), t["observing_site"], t["time_zone"]),
                 )
             self._db.execute("COMMIT")
 
@@ -232,18 +232,56 @@ class Store:
                 return self.get(kind, space, rows[0]["uuid"]) or {}
             return self.create(kind, space, {**match, **(extra or {})})
 
-    def link_dataset(self, uuid: str, column: str, parent: str) -> bool:
-        """Attach a dataset that has no observation or calibration yet; False if it had.
+    @property
+    def lock(self) -> threading.RLock:
+        """Held for a read-then-write that must not interleave with another upload's."""
+        return self._lock
+
+    def link_dataset(self, uuid: str, column: str, parent: str, *,
+                     replace: bool = False) -> bool:
+        """Attach a dataset that has no observation or calibration yet (or, with
+        ``replace``, move it from the one it has); False if nothing was changed.
 
         Raises ValueError for a column other than observation or calibration.
         """
         if column not in ("observation", "calibration"):
             raise ValueError(column)
+        other = "calibration" if column == "observation" else "observation"
         with self._lock:
-            cursor = self._db.execute(
-                f"UPDATE datasets SET {column} = ? WHERE uuid = ?"
-                " AND observation IS NULL AND calibration IS NULL", (parent, uuid))
+            if replace:
+                cursor = self._db.execute(
+                    f"UPDATE datasets SET {column} = ?, {other} = NULL WHERE uuid = ?",
+                    (parent, uuid))
+            else:
+                cursor = self._db.execute(
+                    f"UPDATE datasets SET {column} = ? WHERE uuid = ?"
+                    " AND observation IS NULL AND calibration IS NULL", (parent, uuid))
             return cursor.rowcount == 1
+
+    def night_of(self, column: str, space: Space, parent: str) -> str | None:
+        """The date of the night log of an observation or calibration (``column``)."""
+        found = self.get(column + "s", space, parent)
+        log = self.get("nightlogs", space, found["night_log"]) if found else None
+        return log["date"] if log else None
+
+    def drop_unused(self, space: Space, parent: str) -> None:
+        """Delete an observation or calibration no dataset is in any more, and then its
+        night log if nothing else is in it (a dataset moved to an earlier night)."""
+        where, args = self._where_space(space)
+        with self._lock:
+            for kind, column in (("observations", "observation"),
+                                 ("calibrations", "calibration")):
+                found = self.get(kind, space, parent)
+                if found is None or self._q(
+                        f"SELECT 1 FROM datasets WHERE {column} = ? LIMIT 1", (parent,)):
+                    continue
+                self._q(f"DELETE FROM {kind} WHERE uuid = ? AND {where}", [parent, *args])
+                night_log = found["night_log"]
+                if not any(self._q(f"SELECT 1 FROM {other} WHERE night_log = ? LIMIT 1",
+                                   (night_log,))
+                           for other in ("observations", "calibrations")):
+                    self._q(f"DELETE FROM nightlogs WHERE uuid = ? AND {where}",
+                            [night_log, *args])
 
     def find(
         self, kind: str, space: Space, filters: dict[str, str], offset: int, limit: int
@@ -361,4 +399,5 @@ def _telescope(row: sqlite3.Row) -> dict:
         "uuid": row["uuid"], "name": row["name"], "alias": row["alias"],
         "coordinates": json.loads(row["coordinates"]) if row["coordinates"] else None,
         "observing_site": row["observing_site"],
+        "time_zone": row["time_zone"],
     }

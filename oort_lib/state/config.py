@@ -84,6 +84,9 @@ class Folder(NamedTuple):
     # of files whose header has no time zone, DATE-LOC or longitude of its own.
     longitude: float | None = None
     exclude: tuple[str, ...] = ()  # globs relative to the folder (exclude.py)
+    # The telescope site's time zone (an IANA name) if the server gave one at `watch`:
+    # a 2026 server dates nights by it (local/servernight.py).
+    site_timezone: str | None = None
 
     @property
     def name(self) -> str:
@@ -128,7 +131,7 @@ _NUMBERS = {
     "log_backups": (int, 0, 100),
 }
 _FOLDER_KEYS = {"path", "organisation", "telescope", "telescope_name", "timezone", "reduced",
-                "tags", "classify", "longitude", "exclude"}
+                "tags", "classify", "longitude", "exclude", "site_timezone"}
 DIALECTS = ("auto", "2021", "2026")
 _CLASSIFY = ("folder", "header")
 _TRUE = {"1", "yes", "true", "on"}
@@ -262,6 +265,8 @@ def load_settings(paths: Paths) -> Settings:
                 longitude=_longitude(items.get("longitude"),
                                      _where(path, text, section, "longitude")),
                 exclude=_excludes(items.get("exclude"), _where(path, text, section, "exclude")),
+                site_timezone=_site_zone(items.get("site_timezone"),
+                                         _where(path, text, section, "site_timezone")),
             )
         )
     settings = Settings(folders=tuple(folders), **values)
@@ -339,6 +344,21 @@ def _check_zone(name: str, where: str) -> None:
                           "Europe/Paris, America/Santiago, UTC).") from None
 
 
+def _site_zone(raw: str | None, where: str) -> str | None:
+    """`site_timezone` of a folder (written by `watch`). Raises ConfigError naming the
+    line for a name that is no IANA zone."""
+    if raw is None or not raw.strip():
+        return None
+    from oort_lib.local.rules import zone
+
+    try:
+        zone(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{where}: site_timezone = {raw.strip()}: not an IANA time zone "
+                          "name; watch the folder again to read the telescope's site.") from None
+    return raw.strip()
+
+
 def _longitude(raw: str | None, where: str) -> float | None:
     if raw is None or not raw.strip():
         return None
@@ -351,7 +371,7 @@ def _longitude(raw: str | None, where: str) -> float | None:
     return value
 _MAIN_KEYS = ("api", *_NUMBERS, "ping_url", "api_dialect", "allow_http", "bwlimit")
 _FOLDER_SAVED = ("organisation", "telescope", "telescope_name", "timezone", "reduced", "tags",
-                 "classify", "longitude", "exclude")
+                 "classify", "longitude", "exclude", "site_timezone")
 
 
 def _main_value(settings: Settings, key: str) -> str | None:

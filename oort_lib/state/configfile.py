@@ -62,10 +62,14 @@ def update(path: Path, main: str, changes: dict[str, str | None],
 def _set(section, key: str, value: str | None) -> None:
     if value is None:
         if key in section:
-            section.remove_option(key)
+            del section[key]
         return
     if key not in section:
-        section[key] = ""
+        options = section.option_blocks()
+        if options:  # after the last setting: not after the blank line and the comment
+            options[-1].add_after.option(key, "")  # that introduce the next section
+        else:
+            section[key] = ""
     if "\n" in value:  # one pattern per line (exclude)
         section[key].set_values(value.split("\n"))
     else:

@@ -72,11 +72,29 @@ def save(path: Path, creds: Credentials) -> None:
     data.pop("source")
     from oort_lib.host import create_secret
 
-    with os.fdopen(create_secret(tmp), "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with os.fdopen(create_secret(tmp), "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        # A full disk or an I/O error: no partial copy of the key is left behind.
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+
+
+def known_generation(creds: Credentials | None, api: str, dialect: str = "auto"
+                     ) -> str | None:
+    """The API generation of the server at ``api`` as known without asking it: the
+    config's ``api_dialect`` if set, else the one detected at login (or by a run) for
+    that very server; None when unknown (the next run detects it)."""
+    if dialect in ("2021", "2026"):
+        return dialect
+    if creds is not None and creds.generation and (
+            (creds.api or "").rstrip("/") == api.rstrip("/")):
+        return creds.generation
+    return None
 
 
 def remember_generation(path: Path, api: str, generation: str) -> bool:

@@ -253,7 +253,8 @@ class Manifest:
         with self.lock:
             count = self.conn.execute("SELECT count(*) FROM files WHERE root = ?",
                                       (root,)).fetchone()[0]
-        return QuickIndex(self, root, whole=self.quick(root) if count < whole_below else None)
+        return QuickIndex(self, root, whole=self.quick(root) if count < whole_below else None,
+                          known=count > 0)
 
     def _folder_rows(self, root: str, folder: str) -> dict[str, tuple]:
         with self.lock:
@@ -305,6 +306,17 @@ class Manifest:
     def delete_files(self, ids: Iterable[int]) -> None:
         with self.transaction():
             self.conn.executemany("DELETE FROM files WHERE id = ?", [(i,) for i in ids])
+
+    def refile(self, destination: str, organisation: str, telescope: str, dataset: str,
+               night: str) -> None:
+        """Show under ``night`` the uploaded files of a 2026 dataset that the server
+        files there now (a file of an earlier night joined it: run/filing.py)."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE files SET night = ? WHERE status = ? AND destination = ? AND "
+                "COALESCE(organisation, '') = ? AND telescope = ? AND dataset = ? AND "
+                "night > ?", (night, UPLOADED, destination, organisation, telescope,
+                              dataset, night))
 
     def file(self, root: str, relpath: str) -> dict | None:
         rows = self.rows("SELECT * FROM files WHERE root = ? AND relpath = ?", (root, relpath))
@@ -363,9 +375,12 @@ class QuickIndex:
     need to be in memory: a tree of a million files costs what its largest directory
     costs. `pop(relpath)` gives a row (see Manifest.quick) once; `gone()` lists the ids
     of rows the walk never met that are not uploaded (uploaded rows stay as history).
+    `known`: the folder had rows when the index was made (it had files once).
     """
 
-    def __init__(self, manifest: Manifest, root: str, whole: dict[str, tuple] | None = None):
+    def __init__(self, manifest: Manifest, root: str, whole: dict[str, tuple] | None = None,
+                 known: bool = True):
+        self.known = known
         self._manifest = manifest
         self._root = root
         self._whole = whole  # small folders: every row, loaded by one query

@@ -115,10 +115,17 @@ def _m0007_quick_by_folder(db, origin=None) -> None:
     db.execute(f"CREATE INDEX IF NOT EXISTS files_by_folder ON files (root, {DIR_SQL})")
 
 
+def _m0008_runs_already(db, origin=None) -> None:
+    """A run's files found on the server (`already`), apart from those it uploaded."""
+    if "already" not in db["runs"].columns_dict:
+        db["runs"].add_column("already", int)
+
+
 # Append only: a migration, once released, is never edited or renamed.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", _m0001_initial),
     ("0002_destination", _m0002_destination),
     ("0003_night_sources", _m0003_night_sources),
     ("0007_quick_by_folder", _m0007_quick_by_folder),
+    ("0008_runs_already", _m0008_runs_already),
 ]

@@ -12,8 +12,11 @@ from datetime import timezone
 from oort_lib.errors import FileProblem
 from oort_lib.escape import escaped
 from oort_lib.local.decision import decide, header_facts
-from oort_lib.local.localtime import ASSUMED, LONGITUDE, TIMEZONE
+from oort_lib.local.localtime import LONGITUDE, TIMEZONE
+from oort_lib.local.servernight import SITE_LONGITUDE, SITE_ZONE
 from oort_lib.state.config import Folder, Settings
+from oort_lib.state.credentials import known_generation
+from oort_lib.state.destination import destination
 
 __all__ = ["explain", "explain_lines", "watched_folder"]
 
@@ -30,10 +33,12 @@ def watched_folder(path: str, folders: tuple[Folder, ...] | list[Folder]) -> Fol
     return best
 
 
-def explain(path: str, settings: Settings, manifest=None) -> dict:
+def explain(path: str, settings: Settings, manifest=None, creds=None) -> dict:
     """Everything the rules decide for the file at ``path``, and why, as plain data.
 
-    ``manifest`` (a manifest.Manifest, or None) gives the file's recorded state. Never
+    ``manifest`` (a manifest.Manifest, or None) gives the file's recorded state;
+    ``creds`` (credentials.Credentials, or None) the server's API generation as login
+    found it: for a 2026 server the night is the one it will give the file. Never
     raises for a problem with the file: it is the explanation (``skipped``). Raises
     ValueError only for a folder whose time zone or classification mode is invalid.
     """
@@ -81,7 +86,13 @@ def explain(path: str, settings: Settings, manifest=None) -> dict:
             if info.date is None:
                 reason = f"no date found ({info.date_problem})"
             else:
-                _decide_part(result, rules_folder, relpath, info)
+                generation = (known_generation(creds, settings.api, settings.api_dialect)
+                              if folder is not None else None)
+                _decide_part(result, rules_folder, relpath, info, generation)
+                if generation == "2026":
+                    _server_part(result, folder, manifest,
+                                 destination(settings.api, creds and creds.username,
+                                             folder.organisation))
     result["skipped"] = reason
     return result
 
@@ -144,14 +155,16 @@ def _header_part(info) -> dict:
     }
 
 
-def _decide_part(result: dict, folder: Folder, relpath: str, info) -> None:
-    decided = decide(relpath, folder, info.date.isoformat(), header_facts(info))
+def _decide_part(result: dict, folder: Folder, relpath: str, info,
+                 generation: str | None = None) -> None:
+    decided = decide(relpath, folder, info.date.isoformat(), header_facts(info), generation)
     local = decided.local
     when = info.date
     # The UTC instant is known when the header says so, or when a source reads it as UTC.
     if when.tzinfo is not None:
         utc = when.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
-    elif local.source in (TIMEZONE, LONGITUDE) or info.date_loc is not None:
+    elif (local.source in (TIMEZONE, LONGITUDE, SITE_ZONE, SITE_LONGITUDE)
+          or info.date_loc is not None):
         utc = when.isoformat()
     else:
         utc = None
@@ -166,10 +179,24 @@ def _decide_part(result: dict, folder: Folder, relpath: str, info) -> None:
         kind_reason=decided.kind_reason,
         dataset=decided.dataset,
         target=decided.target(info.target) if decided.kind == "observation" else None,
+        **({"night_by": decided.night_by} if decided.night_by else {}),
     )
     result["notes"].extend(local.warnings)
-    if local.source == ASSUMED:
-        result["notes"].append(local.detail)
+
+
+def _server_part(result: dict, folder: Folder, manifest, dest: str) -> None:
+    """2026: the night log the file's dataset is filed under (the earliest night of its
+    files, those uploaded included: run/filing.py), and what the folder's site means."""
+    from oort_lib.local.site import Site, site_warnings
+    from oort_lib.run.filing import known_filings
+
+    key = (folder.organisation or "", folder.telescope or "", result["dataset"])
+    filed = known_filings(manifest, [dest]).get(key) if manifest is not None else None
+    result["filed_under"] = min(filter(None, (filed, result["night"])))
+    if folder.telescope:
+        result["notes"].extend(site_warnings(
+            Site(folder.longitude, folder.site_timezone), timezone=folder.timezone,
+            telescope=folder.telescope_name or folder.telescope))
 
 
 def _destination(folder: Folder | None, settings: Settings) -> dict:
@@ -215,7 +242,11 @@ def explain_lines(data: dict) -> list[str]:
     else:
         add(f"  UTC:         {data['utc'] or 'unknown (the header time is taken as local)'}")
         add(f"  local time:  {data['local_time']}, from {data['local_time_detail']}")
-        add(f"  night:       {data['night']} (nights run from local noon to local noon)")
+        by = f"{data['night_by']}; " if data.get("night_by") else ""
+        add(f"  night:       {data['night']} ({by}nights run from local noon to local noon)")
+        if data.get("filed_under") not in (None, data["night"]):
+            add(f"  night log:   {data['filed_under']} (a 2026 server files a dataset whole "
+                "under the earliest night of its files)")
         add(f"  type:        {data['kind']} ({data['kind_reason']})")
         add(f"  dataset:     {data['dataset']}")
         if data["target"] is not None:

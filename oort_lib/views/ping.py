@@ -40,6 +40,7 @@ def send(url: str, exit_code: int | None = None, reason: str | None = None, *,
 
 
 def _request(where: str, reason: str | None, deadline: float, outcome: list) -> None:
+    import http.client
     import urllib.request
 
     from oort_lib import __version__
@@ -54,6 +55,8 @@ def _request(where: str, reason: str | None, deadline: float, outcome: list) -> 
         with urllib.request.urlopen(request, timeout=deadline) as answer:  # noqa: S310
             answer.read(1024)
         outcome.append(True)
-    except (OSError, ValueError, ConfigError) as exc:
+    # HTTPException: a status line or an answer cut short (a monitor that trickled, then
+    # closed), which a worker abandoned at the deadline still meets later.
+    except (OSError, ValueError, ConfigError, http.client.HTTPException) as exc:
         log.warning("ping %s failed: %s", where.split("?")[0], exc)
         outcome.append(False)

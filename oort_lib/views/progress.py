@@ -10,16 +10,7 @@ from __future__ import annotations
 import sys
 import threading
 
-
-def terminal_width(stream=None, default: int = 80) -> int:
-    """The columns of the terminal behind `stream` (stderr), else `default`."""
-    import os
-
-    stream = stream or sys.stderr
-    try:
-        return os.get_terminal_size(stream.fileno()).columns or default
-    except (OSError, ValueError, AttributeError):
-        return default
+from oort_lib.views.terminal import width as terminal_width
 
 
 class PlainLines:
@@ -84,6 +75,10 @@ class Bar:
         self._bar = None
         self.files = self.total_files = 0
         self.reading = PlanningBar(self.stream)
+        # Bytes each upload worker sent of the file it is on: a file done with fewer
+        # (already on the server, failed before its end) is credited the rest, so a
+        # run that did every file ends at 100% (a duplicate sends nothing at all).
+        self._sending: dict[int, int] = {}
 
     def planned(self, plan) -> None:
         self.reading.close()
@@ -108,6 +103,8 @@ class Bar:
     def sent(self, nbytes: int) -> None:
         if self._bar is not None:
             with self._lock:
+                worker = threading.get_ident()
+                self._sending[worker] = self._sending.get(worker, 0) + nbytes
                 self._bar.update(nbytes)
 
     def done(self, item, outcome, reason) -> None:
@@ -115,6 +112,10 @@ class Bar:
             return
         with self._lock:
             self.files += 1
+            # A file's outcome is recorded by the worker that sent it (uploader._record).
+            rest = item.size - self._sending.pop(threading.get_ident(), 0)
+            if rest > 0:
+                self._bar.update(rest)
             if self.verbose:
                 from oort_lib.views.render import file_line
 

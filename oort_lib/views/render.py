@@ -35,7 +35,8 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
         where = f" [{log['organisation']}]" if log["organisation"] else ""
         telescope = f" telescope {log['telescope']}" if log["telescope"] else ""
         lines.append("")
-        lines.append(f"Night log {log['night']}{where}{telescope}")
+        lines.append(f"Night log {log['night']}{where}{telescope}"
+                     + (f" ({log['night_by']})" if log.get("night_by") else ""))
         for kind in ("observations", "calibrations"):
             for entry in log[kind]:
                 label = "Observation" if kind == "observations" else "Calibration"
@@ -50,6 +51,9 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
                     f"    Dataset {entry['dataset']}: {plural(entry['files'], 'file')}, "
                     f"{human_bytes(entry['bytes'])}{replaced}"
                 )
+                if entry.get("file_nights"):  # 2026: filed whole under its first night
+                    lines.append(f"      its files span nights {', '.join(entry['file_nights'])}"
+                                 f": the server files it under {log['night']}")
                 if verbose and "paths" in entry:
                     lines.extend(
                         f"      {path}  (dated by {source or 'the manifest'}, local time "
@@ -66,7 +70,7 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
     if data["missing_folders"]:
         lines.append("")
         lines.extend(f"Missing folder: {m['reason']}" for m in data["missing_folders"])
-    note = deferred_note(plan)
+    note = deferred_note(plan, dry_run=True)
     if note:
         lines.extend(["", note])
     if data["notes"]:
@@ -175,18 +179,26 @@ def _retry_note(count: int, due: float | None) -> str:
         f" (the first at {when}):" if when else ":")
 
 
-def deferred_note(plan) -> str | None:
+def deferred_note(plan, dry_run: bool = False) -> str | None:
     """Why files were deferred and when they are due ("14 files modified less than 60 s
-    ago wait for the next run (min_age); due from 21:04:10")."""
+    ago wait for the next run (min_age); due from 21:04:10"); for a `dry_run`, when it is
+    worth running again to see them planned."""
     if not plan.deferred:
         return None
+    import math
     import time
 
     count = len(plan.deferred)
     due = (f"; all due from {time.strftime('%H:%M:%S', time.localtime(plan.deferred_due))}"
            if plan.deferred_due else "")
+    again = ""
+    if dry_run and plan.deferred_due and plan.min_age > 0:
+        # Right after a copy everything is young: what would the plan be?
+        wait = max(1, math.ceil(plan.deferred_due - time.time()))
+        again = (f" To see {'it' if count == 1 else 'them'} in the plan, run again in "
+                 f"{wait} s or use --min-age=0.")
     return (f"{plural(count, 'file')} modified less than {plan.min_age:g} s ago "
-            f"wait{'s' if count == 1 else ''} for the next run (min_age){due}.")
+            f"wait{'s' if count == 1 else ''} for the next run (min_age){due}.{again}")
 
 
 def file_line(item, outcome: str, reason: str | None) -> str:
@@ -220,6 +232,7 @@ def status_lines(data: dict) -> list[str]:
         lines.append(
             f"Last run: {last['started_at']}, {last['seconds'] or 0:.1f} s, exit code "
             f"{last['exit_code']}, {last['uploaded'] or 0} uploaded, {last['failed'] or 0} failed"
+            + (f", {last['already']} already on the server" if last.get("already") else "")
             + (f" ({last['message']})" if last.get("message") else "")
         )
     else:
@@ -237,7 +250,10 @@ def status_lines(data: dict) -> list[str]:
             lines.append(f"  server {dest['api']} as {dest['account'] or 'an upload key'}, "
                          f"API generation {generation}")
         lines.append(
-            f"  uploaded {counts['uploaded']} ({human_bytes(folder['bytes_uploaded'])}), "
+            f"  uploaded {counts['uploaded'] - folder.get('already_on_server', 0)} "
+            f"({human_bytes(folder['bytes_uploaded'])}), "
+            + (f"already on the server {folder['already_on_server']}, "
+               if folder.get("already_on_server") else "") +
             f"pending {counts['pending']}, deferred {counts['deferred']}, "
             f"failed {counts['failed']}, skipped {counts['skipped']}"
             + (f", conflicts {counts['conflict']}" if counts.get("conflict") else "")
@@ -250,7 +266,8 @@ def status_lines(data: dict) -> list[str]:
             )
         for reason in folder["reasons"]:
             count = plural(reason["files"], "file")
-            lines.append(f"    {reason['status']}: {reason['reason']} ({count})")
+            example = f", e.g. {reason['example']}" if reason.get("example") else ""
+            lines.append(f"    {reason['status']}: {reason['reason']} ({count}{example})")
         for conflict in folder.get("conflicts") or ():
             lines.append(f"    conflict: {folder['path']}/{conflict['path']}: "
                          f"{conflict['reason']}")

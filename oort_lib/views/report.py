@@ -16,21 +16,25 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from oort_lib.errors import EXIT_CODES, ConfigError
+from oort_lib.local.localtime import folder_clock
+from oort_lib.run.reasons import FOUND_SQL
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Paths, Settings
 from oort_lib.views import weblinks
 from oort_lib.views.chart import bar_chart
+from oort_lib.views.problems import problem_sections, problems
 from oort_lib.views.render import human_bytes, plural
 from oort_lib.views.status import run_record
 
 DEFAULT_OUTPUT = "oort-sync-report.html"
 # Older night logs start folded so a years-long history stays readable.
 OPEN_NIGHTS = 14
-# A reason shared by thousands of files lists only the first ones.
-MAX_PATHS = 50
 RECENT_RUNS = 10
-# Bytes that reached the server: only uploaded rows count.
-_BYTES = "SUM(CASE WHEN status = 'uploaded' THEN COALESCE(uploaded_size, size, 0) ELSE 0 END)"
+# Bytes sent to the server: only uploaded rows count, not files found there already.
+_BYTES = (f"SUM(CASE WHEN status = 'uploaded' AND NOT {FOUND_SQL} "
+          "THEN COALESCE(uploaded_size, size, 0) ELSE 0 END)")
+# A file found on the server is counted apart from the uploads ("already").
+_STATE = f"CASE WHEN {FOUND_SQL} THEN 'already' ELSE status END"
 
 
 def _stamp(seconds: float | None) -> str | None:
@@ -43,16 +47,17 @@ def _run(row: dict) -> dict:
     return run_record(row, stamp=_stamp)
 
 
-def collect(manifest: mf.Manifest, settings: Settings) -> dict:
-    """Everything the page shows, as plain data.
+def collect(manifest: mf.Manifest, settings: Settings, generation: str | None = None) -> dict:
+    """Everything the page shows, as plain data; `generation`, the server's API
+    generation if known, says who dates the folders' nights (a 2026 server does).
 
     Raises sqlite3.Error only if the manifest cannot be queried.
     """
     summary: dict = {status: 0 for status in mf.STATUSES}
-    summary["bytes"] = 0
-    for row in manifest.rows(f"SELECT status, COUNT(*) AS n, {_BYTES} AS b FROM files "
-                             "GROUP BY status"):
-        summary[row["status"]] = row["n"]
+    summary["bytes"] = summary["already"] = 0  # `uploaded` counts only files sent
+    for row in manifest.rows(f"SELECT {_STATE} AS state, COUNT(*) AS n, {_BYTES} AS b "
+                             "FROM files GROUP BY state"):
+        summary[row["state"]] = row["n"]
         summary["bytes"] += row["b"] or 0
     runs = manifest.last_runs(RECENT_RUNS)
     summary["runs"] = manifest.rows("SELECT COUNT(*) AS n FROM runs")[0]["n"]
@@ -63,20 +68,33 @@ def collect(manifest: mf.Manifest, settings: Settings) -> dict:
         # The host alone: the page shows where files went without holding any URL.
         "api": urlsplit(settings.api).netloc or settings.api,
         "folders": [{"path": f.path, "organisation": f.organisation,
-                     "telescope": f.telescope_name or f.telescope, "timezone": f.timezone}
+                     "telescope": f.telescope_name or f.telescope, "timezone": f.timezone,
+                     "nights_by": _nights_by(f, generation)}
                     for f in settings.folders],
         "summary": summary,
         "runs": [_run(r) for r in runs],
         "night_logs": _night_logs(manifest, names),
-        "problems": {status: _problems(manifest, status)
+        "problems": {status: problems(manifest, status)
                      for status in (mf.FAILED, mf.CONFLICT, mf.SKIPPED)},
         "history": [
             {"night": r["night"], "files": r["n"], "bytes": r["b"] or 0}
             for r in manifest.rows(
                 f"SELECT night, COUNT(*) AS n, {_BYTES} AS b FROM files "
-                "WHERE status = 'uploaded' AND night IS NOT NULL GROUP BY night ORDER BY night")
+                f"WHERE status = 'uploaded' AND NOT {FOUND_SQL} AND night IS NOT NULL "
+                "GROUP BY night ORDER BY night")
         ],
     }
+
+
+def _nights_by(folder, generation: str | None) -> str:
+    """What dates the folder's nights, for people: on a 2026 server the telescope's site
+    (servernight.py); else the local time of a header without DATE-LOC or a longitude."""
+    if generation == "2026":
+        from oort_lib.local.servernight import night_label
+        from oort_lib.local.site import Site
+
+        return night_label(Site(folder.longitude, folder.site_timezone))
+    return folder_clock(folder.timezone, folder.longitude)
 
 
 def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
@@ -84,7 +102,7 @@ def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
     logs: dict[tuple, dict] = {}
     # Skipped files never reach a night log (most have no date at all).
     for row in manifest.rows(
-        f"SELECT night, organisation, telescope, kind, dataset, target, status, "
+        f"SELECT night, organisation, telescope, kind, dataset, target, {_STATE} AS status, "
         f"COUNT(*) AS n, SUM(COALESCE(size, 0)) AS size, {_BYTES} AS b, "
         "MAX(nightlog_uuid) AS nl, MAX(dataset_uuid) AS ds, MAX(destination) AS dest FROM files "
         "WHERE night IS NOT NULL AND status != 'skipped' "
@@ -100,8 +118,8 @@ def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
         group = "calibrations" if row["kind"] == "calibration" else "observations"
         name = row["dataset"] or ""
         entry = log[group].setdefault(name, {"name": name, "target": set(), "datasets": [
-            {"name": name, "files": 0, "size": 0, "bytes": 0, mf.UPLOADED: 0, mf.PENDING: 0,
-             mf.DEFERRED: 0, mf.FAILED: 0}]})
+            {"name": name, "files": 0, "size": 0, "bytes": 0, mf.UPLOADED: 0, "already": 0,
+             mf.PENDING: 0, mf.DEFERRED: 0, mf.FAILED: 0}]})
         if group == "observations" and row["target"]:
             entry["target"].add(row["target"])
         dataset = entry["datasets"][0]
@@ -117,30 +135,6 @@ def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
             log[group] = [dict(e, target=", ".join(sorted(e["target"])) or None)
                           for _, e in sorted(log[group].items())]
     return result
-
-
-def _problems(manifest: mf.Manifest, status: str) -> list[dict]:
-    """Files of one status grouped by reason, biggest group first. A failed file links
-    to the dataset it belongs in when others of it reached the server (`links`)."""
-    groups: dict[str, dict] = {}
-    known: dict[tuple, str | None] = {}
-    if status == mf.FAILED:
-        for row in manifest.rows(
-                "SELECT root, night, dataset, MAX(dataset_uuid) AS ds, "
-                "MAX(destination) AS dest FROM files WHERE dataset_uuid IS NOT NULL "
-                "GROUP BY root, night, dataset"):
-            known[(row["root"], row["night"], row["dataset"])] = weblinks.dataset(
-                weblinks.site(row["dest"]), row["ds"])
-    for row in manifest.rows("SELECT root, relpath, reason, transient, night, dataset "
-                             "FROM files WHERE status = ? ORDER BY root, relpath", (status,)):
-        reason = row["reason"] or "no reason recorded"
-        group = groups.setdefault(reason, {"reason": reason, "transient": bool(row["transient"]),
-                                           "count": 0, "paths": [], "links": []})
-        group["count"] += 1
-        if len(group["paths"]) < MAX_PATHS:
-            group["paths"].append(os.path.join(row["root"], row["relpath"]))
-            group["links"].append(known.get((row["root"], row["night"], row["dataset"])))
-    return sorted(groups.values(), key=lambda g: (-g["count"], g["reason"]))
 
 
 # --- HTML ------------------------------------------------------------------------------
@@ -194,7 +188,7 @@ def render_report(data: dict) -> str:
     if anything:
         # What an operator checks first (is it working? what is wrong?) comes first.
         parts += _history(data["history"])
-        parts += _problem_sections(data["problems"])
+        parts += problem_sections(data["problems"])
         parts += _nights(data["night_logs"])
         parts += _runs(data["runs"])
     parts.append("</main></body></html>")
@@ -206,6 +200,7 @@ def _summary(data: dict) -> list[str]:
     cards = [
         ("Files uploaded", s[mf.UPLOADED], ""),
         ("Bytes uploaded", human_bytes(s["bytes"]), ""),
+        *((("Already on the server", s["already"], ""),) if s.get("already") else ()),
         ("Failed", s[mf.FAILED], "bad" if s[mf.FAILED] else ""),
         *((("Conflicts", s[mf.CONFLICT], "bad"),) if s.get(mf.CONFLICT) else ()),
         ("Pending", s[mf.PENDING], ""),
@@ -224,11 +219,11 @@ def _summary(data: dict) -> list[str]:
         out.append("<p>No run recorded yet.</p>")
     if data["folders"]:
         out.append("<table><tr><th>Watched folder</th><th>Organisation</th><th>Telescope</th>"
-                   "<th>Time zone</th></tr>")
+                   "<th>Nights dated by</th></tr>")
         for f in data["folders"]:
             out.append(f"<tr><td>{_e(f['path'])}</td><td>{_e(f['organisation'] or 'personal')}"
                        f"</td><td>{_e(f['telescope'] or '')}</td>"
-                       f"<td>{_e(f['timezone'] or 'local time')}</td></tr>")
+                       f"<td>{_e(f.get('nights_by') or f['timezone'])}</td></tr>")
         out.append("</table>")
     return out
 
@@ -238,7 +233,9 @@ def _run_outcome(run: dict) -> str:
         return "still running, or stopped without finishing"
     meaning = EXIT_CODES.get(run["exit_code"], "unknown exit code")
     text = (f"{_duration(run['seconds'] or 0)}, exit code {run['exit_code']}: {meaning}; "
-            f"{run['uploaded']} uploaded ({human_bytes(run['bytes'])}), {run['failed']} failed")
+            f"{run['uploaded']} uploaded ({human_bytes(run['bytes'])}), "
+            + (f"{run['already']} already on the server, " if run.get("already") else "")
+            + f"{run['failed']} failed")
     return _e(text + (f": {run['message']}" if run.get("message") else ""))
 
 
@@ -246,16 +243,17 @@ def _nights(logs: list[dict]) -> list[str]:
     out = ["<h2>Night logs</h2>"]
     if not logs:
         out.append("<p>No night log yet.</p>")
+    ids: set[str] = set()
     for index, log in enumerate(logs):
         where = log["organisation"] or "personal account"
         if log["telescope"]:
             where += f", telescope {log['telescope']}"
         out.append(
-            f'<details class="night" id="night-{_e(log["night"])}"'
+            f'<details class="night" id="{_e(_unique("night-" + log["night"], ids))}"'
             f'{" open" if index < OPEN_NIGHTS else ""}><summary>Night log '
             f'<span class="date">{_e(log["night"])}</span> <span class="muted">{_e(where)}'
             f" &middot; {_e(plural(log['files'], 'file'))}, {_e(human_bytes(log['bytes']))} "
-            f"uploaded</span>{_link(log.get('link'), 'on the server')}</summary>"
+            f"uploaded</span>{weblinks.anchor(log.get('link'), 'on the server')}</summary>"
         )
         out.append("<table><tr><th></th><th>Name</th><th>Target</th><th>Dataset</th>"
                    "<th>Files</th><th>Uploaded</th><th>Size</th></tr>")
@@ -266,7 +264,8 @@ def _nights(logs: list[dict]) -> list[str]:
                     out.append(
                         f'<tr><td><span class="{cls}">{label}</span></td>'
                         f"<td>{_e(entry['name'])}</td><td>{_e(entry['target'] or '')}</td>"
-                        f"<td>{_e(ds['name'])}{_link(ds.get('link'), 'on the server')}</td>"
+                        f"<td>{_e(ds['name'])}{weblinks.anchor(ds.get('link'), 'on the server')}"
+                        "</td>"
                         f"<td class=\"n\">{ds['files']}</td>"
                         f"<td class=\"n\">{_dataset_state(ds)}</td>"
                         f"<td class=\"n\">{_e(human_bytes(ds['bytes']))} of "
@@ -276,55 +275,25 @@ def _nights(logs: list[dict]) -> list[str]:
     return out
 
 
-def _link(url: str | None, text: str) -> str:
-    """A link to the object on the server's web page (opens there; loads nothing here)."""
-    if not url:
-        return ""
-    return (f' <a class="server" href="{_e(url)}" rel="noopener noreferrer">'
-            f"{_e(text)}</a>")
+def _unique(name: str, taken: set[str]) -> str:
+    """`name`, or `name-2`, `name-3`...: the first not in `taken` (which gets it). Two
+    telescopes observing on one night have a night log each, each with its own id."""
+    unique, number = name, 1
+    while unique in taken:
+        number += 1
+        unique = f"{name}-{number}"
+    taken.add(unique)
+    return unique
 
 
 def _dataset_state(ds: dict) -> str:
     parts = [f"{ds[mf.UPLOADED]}"]
-    for status, cls in ((mf.FAILED, "bad"), (mf.CONFLICT, "bad"), (mf.PENDING, "warn"),
-                        (mf.DEFERRED, "muted")):
+    for status, cls in (("already", "muted"), (mf.FAILED, "bad"), (mf.CONFLICT, "bad"),
+                        (mf.PENDING, "warn"), (mf.DEFERRED, "muted")):
         if ds.get(status):
-            parts.append(f'<span class="{cls}">{ds[status]} {status}</span>')
+            said = "already on the server" if status == "already" else status
+            parts.append(f'<span class="{cls}">{ds[status]} {said}</span>')
     return ", ".join(parts)
-
-
-def _problem_sections(problems: dict) -> list[str]:
-    out = []
-    for status, title, empty in (
-        (mf.FAILED, "Failures", "No failed file."),
-        (mf.CONFLICT, "Conflicts", None),
-        (mf.SKIPPED, "Skipped files", "No skipped file."),
-    ):
-        if empty is None and not problems.get(status):
-            continue  # conflicts: a section only when there are some
-        out.append(f"<h2>{title}</h2>")
-        if status == mf.CONFLICT:
-            out.append("<p>Each of these files has the same name on the server as another "
-                       "(named in the reason) with another content: nothing was sent for "
-                       "it. Rename or move one of the two; the next run sends it.</p>")
-        if not problems.get(status):
-            out.append(f"<p>{empty}</p>")
-        for group in problems.get(status) or ():
-            retry = ""
-            if status == mf.FAILED:
-                retry = (" (transient: retried automatically)" if group["transient"]
-                         else " (retried when the file changes, or with run --retry-failed)")
-            out.append(f'<details class="{status}"><summary>{_e(group["reason"])} '
-                       f'<span class="muted">{_e(plural(group["count"], "file"))}'
-                       f"{_e(retry)}</span></summary><ul class=\"paths\">")
-            out += [f"<li>{_e(path)}{_link(link, 'its dataset on the server')}</li>"
-                    for path, link in zip(group["paths"], group.get("links") or
-                                          [None] * len(group["paths"]))]
-            more = group["count"] - len(group["paths"])
-            if more > 0:
-                out.append(f"<li>&hellip; and {more} more (oort-sync status)</li>")
-            out.append("</ul></details>")
-    return out
 
 
 def _history(history: list[dict]) -> list[str]:
@@ -337,12 +306,14 @@ def _history(history: list[dict]) -> list[str]:
 
 def _runs(runs: list[dict]) -> list[str]:
     out = ["<h2>Recent runs</h2><table><tr><th>Started</th><th>Duration</th><th>Exit code</th>"
-           "<th>Uploaded</th><th>Failed</th><th>Bytes</th><th>Message</th></tr>"]
+           "<th>Uploaded</th><th>Already on the server</th><th>Failed</th><th>Bytes</th>"
+           "<th>Message</th></tr>"]
     for run in runs:
         code = "running?" if run["exit_code"] is None else run["exit_code"]
         out.append(f"<tr><td>{_e(run['started_at'])}</td><td class=\"n\">"
                    f"{_duration(run['seconds'])}</td><td class=\"n\">{_e(code)}</td>"
-                   f"<td class=\"n\">{run['uploaded']}</td><td class=\"n\">{run['failed']}</td>"
+                   f"<td class=\"n\">{run['uploaded']}</td><td class=\"n\">{run['already']}</td>"
+                   f"<td class=\"n\">{run['failed']}</td>"
                    f"<td class=\"n\">{_e(human_bytes(run['bytes']))}</td>"
                    f"<td>{_e(run['message'] or '')}</td></tr>")
     return out + ["</table>"]
@@ -360,8 +331,12 @@ def _duration(seconds: float | None) -> str:
 def report_page(paths: Paths, settings: Settings) -> str:
     """The report's HTML page (`report --output=-` prints it). Raises ManifestError when
     the manifest is damaged."""
+    from oort_lib.state import credentials
+
+    generation = credentials.known_generation(credentials.load(paths.credentials_file),
+                                              settings.api, settings.api_dialect)
     with mf.Manifest(paths.manifest_file, create=False, readonly=True) as manifest:
-        return render_report(collect(manifest, settings))
+        return render_report(collect(manifest, settings, generation))
 
 
 def write_report(paths: Paths, settings: Settings, output: str | Path | None) -> Path:

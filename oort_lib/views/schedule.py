@@ -218,3 +218,42 @@ def split_recipe(text: str) -> dict[str, str]:
         elif current:
             units[current] += line + "\n"
     return units
+
+
+KINDS = ("cron", "systemd", "launchd", "windows")
+
+
+def recipe(kind: str, home: str | None, log_dir: Path) -> str:
+    """What `schedule --KIND` gives (`kind`: one of KINDS) for this installation, `home`
+    the --home of the runs, `log_dir` where the launchd agent writes.
+
+    Raises ConfigError (`plain`) for a path that the recipe cannot hold."""
+    if kind == "launchd":
+        from oort_lib.views.launchagent import recipe as launch_agent
+
+        return launch_agent(home, log_dir)
+    if kind == "windows":
+        from oort_lib.views.scheduled_task import task_xml
+
+        return task_xml(home)
+    return cron_recipe(home) if kind == "cron" else systemd_recipe(home)
+
+
+def encoded(text: str) -> bytes:
+    """The bytes of a recipe, wherever they go: UTF-8 (what the task's and the agent's XML
+    declare), never the console's code page (cp1252 would make the task invalid XML)."""
+    return text.encode("utf-8")
+
+
+def write_recipe(text: str, output: str) -> Path:
+    """`text` written to the file `output` in UTF-8, whole or not at all; its path.
+
+    Raises OSError (the folder missing or not writable)."""
+    target = Path(output).expanduser().absolute()
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(encoded(text))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

@@ -49,13 +49,16 @@ def task_xml(home: str | None, program: str | None = None) -> str:
     # list2cmdline quotes the way the C runtime of pythonw.exe will split the line again.
     args = subprocess.list2cmdline(arguments)
     return f"""\
-<?xml version="1.0"?>
+<?xml version="1.0" encoding="UTF-8"?>
 <!--
   oort-sync: one batch run every {EVERY_MINUTES} minutes, while you are logged on.
-  Save this text as {TASK_FILE}, then in cmd.exe or PowerShell:
+  Save this text as {TASK_FILE} in UTF-8 (the output option of `oort-sync schedule`
+  writes it so, in every shell), then in cmd.exe or PowerShell:
     {INSTALL}
-  To run it also when you are logged off (Windows asks for your password):
+  To run it also when you are logged off (Windows asks for your password), in cmd.exe:
     {INSTALL} /RU %USERNAME% /RP
+  in PowerShell:
+    {INSTALL} /RU $env:USERNAME /RP
   Last result: schtasks /Query /TN {TASK_NAME} /V /FO LIST ("Last Result": 0 is success,
   1 means some files failed, 75 that the previous run was still going).
   What the last run printed: console.log beside oort-sync.log (oort-sync logs shows the log).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from oort_lib.run.reasons import FOUND_SQL, kind_of
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Paths, Settings
 from oort_lib.state.credentials import Credentials
@@ -38,7 +39,7 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
         "last_run": None,
         "last_success": None,
         "folders": [],
-        "totals": {s: 0 for s in mf.STATUSES} | {"bytes_uploaded": 0},
+        "totals": {s: 0 for s in mf.STATUSES} | {"bytes_uploaded": 0, "already_on_server": 0},
     }
     result["paths"] = {"config": str(paths.config_file), "state": str(paths.state_dir),
                        "log": str(paths.log_file)}
@@ -71,25 +72,29 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
                 "generation": generation,
                 "counts": {s: 0 for s in mf.STATUSES},
                 "bytes_uploaded": 0,
+                # Of `counts["uploaded"]`: found there, not sent from here (no bytes).
+                "already_on_server": 0,
                 "reasons": [],
             }
             here = destination(settings.api, account, folder.organisation)
             for row in manifest.rows(
                 "SELECT CASE WHEN status = 'uploaded' AND destination IS NOT ? THEN 'pending' "
                 "ELSE status END AS state, COUNT(*) AS n, SUM(CASE WHEN status = 'uploaded' "
-                "AND destination IS ? THEN uploaded_size ELSE 0 END) AS b FROM files "
+                f"AND destination IS ? AND NOT {FOUND_SQL} THEN uploaded_size ELSE 0 END) "
+                f"AS b, SUM(destination IS ? AND {FOUND_SQL}) AS found FROM files "
                 "WHERE root = ? GROUP BY state",
-                (here, here, root),
+                (here, here, here, root),
             ):
                 entry["counts"][row["state"]] += row["n"]
                 entry["bytes_uploaded"] += row["b"] or 0
-            entry["reasons"] = manifest.rows(
+                entry["already_on_server"] += row["found"] or 0
+            entry["reasons"] = _by_kind(manifest.rows(
                 "SELECT status, reason, COUNT(*) AS files FROM files WHERE root = ? "
                 "AND (status IN ('failed', 'skipped', 'deferred') OR (status = 'uploaded' "
                 "AND reason LIKE '%not verified%')) GROUP BY status, reason "
                 "ORDER BY status, files DESC",
                 (root,),
-            )
+            ))
             # Each conflict with both paths: its own and the other's (in the reason).
             entry["conflicts"] = [
                 {"path": row["relpath"], "reason": row["reason"]}
@@ -105,11 +110,27 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
             for key, value in entry["counts"].items():
                 result["totals"][key] += value
             result["totals"]["bytes_uploaded"] += entry["bytes_uploaded"]
+            result["totals"]["already_on_server"] += entry["already_on_server"]
             result["folders"].append(entry)
     return result
 
 
 _iso = rfc3339
+
+
+def _by_kind(rows: list[dict]) -> list[dict]:
+    """The (status, reason, files) rows, the reasons of one kind in one group (reasons.
+    kind_of: "no date found", whatever each file's detail); a group with details names
+    its most common one as `example`. Most files first within each status."""
+    groups: dict[tuple, dict] = {}
+    for row in rows:
+        kind, detail = kind_of(row["reason"]) if row["reason"] else (None, None)
+        group = groups.setdefault((row["status"], kind),
+                                  {"status": row["status"], "reason": kind, "files": 0})
+        group["files"] += row["files"]
+        if detail and "example" not in group:  # rows come most files first
+            group["example"] = detail
+    return sorted(groups.values(), key=lambda g: (g["status"], -g["files"]))
 
 
 def _resolve(path: str) -> str:
@@ -144,6 +165,7 @@ def run_record(row: dict, stamp=_iso, holder_pid: int | None = None) -> dict:
         "seconds": round(ended - row["started_at"], 3) if ended else None,
         "exit_code": row.get("exit_code"),
         "uploaded": row.get("uploaded") or 0,
+        "already": row.get("already") or 0,  # found on the server, not sent
         "failed": row.get("failed") or 0,
         "bytes": row.get("bytes") or 0,
         "message": row.get("message"),

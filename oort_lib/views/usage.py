@@ -22,7 +22,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "watch": ("oort-sync watch ~/Astro/Raw -t TELESCOPE_UUID   # see `oort-sync telescopes`",
               "oort-sync watch /mnt/nas/raw -o my-observatory -t 0b7c... --timezone=Europe/Paris",
               "oort-sync watch ~/Astro/Processed -t 0b7c... --reduced --tags=processed -y",
-              "oort-sync watch ~/Astro/Raw -t 0b7c... --exclude='*.tmp' --classify=header"),
+              "oort-sync watch ~/Astro/Raw -t 0b7c... --exclude='*.tmp' --classify=header",
+              "oort-sync watch ~/Astro/Raw --timezone=UTC   # a watched folder: changes it"),
     "unwatch": ("oort-sync unwatch ~/Astro/Raw",),
     "import-oort": ("oort-sync import-oort", "oort-sync import-oort --oort-dir=/home/pi/.oort -y"),
     "run": ("oort-sync run --dry-run", "oort-sync run -v",
@@ -34,7 +35,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "report": ("oort-sync report", "oort-sync report --output=/var/www/oort.html",
                "oort-sync report --output=-   # the page on standard output"),
     "schedule": ("oort-sync schedule --cron", "oort-sync schedule --systemd",
-                 "oort-sync schedule --launchd", "oort-sync schedule --windows"),
+                 "oort-sync schedule --launchd",
+                 "oort-sync schedule --windows --output=oort-sync-task.xml"),
     "sandbox": ("oort-sync sandbox", "oort-sync sandbox --dialect=2026 --port=0"),
     "help": ("oort-sync help", "oort-sync help run", "oort-sync run --help"),
 }
@@ -132,6 +134,30 @@ def end_of_options(args: dict) -> dict:
             raise UsageError(f"no {name} after `--`.")
         fixed[name] = values
     return fixed
+
+
+def number(args: dict, name: str, kind=int, default=None, high: float = 10**7):
+    """The option as a number between 0 and `high`. Raises UsageError for anything else
+    (text, nan, infinity, negative, too large)."""
+    import math
+
+    from oort_lib.errors import UsageError
+
+    value = args.get(name)
+    if value is None:
+        return default
+    try:
+        number = kind(value)
+    except (ValueError, OverflowError):
+        raise UsageError(f"{name}={value}: not a{'' if kind is int else ' finite'} "
+                         f"{'whole ' if kind is int else ''}number.") from None
+    if not math.isfinite(number):
+        raise UsageError(f"{name}={value}: not a finite number.")
+    if number < 0:
+        raise UsageError(f"{name}={value}: must not be negative.")
+    if number > high:
+        raise UsageError(f"{name}={value}: must be at most {high:,}.")
+    return number
 
 
 def _options_part(argv: list[str]) -> list[str]:

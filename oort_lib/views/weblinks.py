@@ -63,3 +63,14 @@ def dataset(where: Site | None, uuid: str | None) -> str | None:
     if where.kind == "sandbox":
         return f"{where.base}/#dataset-{uuid}"
     return f"{where.base}/datasets/{quote(uuid)}"
+
+
+def anchor(url: str | None, text: str) -> str:
+    """The HTML link to `url` (opens there, in the browser; loads nothing into the
+    report), after a space; "" without a URL."""
+    if not url:
+        return ""
+    import html
+
+    return (f' <a class="server" href="{html.escape(url, quote=True)}" '
+            f'rel="noopener noreferrer">{html.escape(text, quote=True)}</a>')
