@@ -65,7 +65,7 @@ def ratio(value: dict | None) -> str:
     if not value:
         return ""
     if value["form"] == "error":
-        return f"{value['value']:+.1%}"
+        return f"{value['value']:+.2%}"
     if value["form"] == "faster":
         return f"{value['value']:.2f}x faster"
     return f"{value['value']:.2f}x"

@@ -20,7 +20,9 @@ injected. What a strike does (`action`):
   answered     answered normally; `reached` is set once its last byte is written
 
 `reached` is set at the first strike (for "answered", once that answer is out), so a test
-waits for the moment, acts (a SIGKILL to the client), then releases what is held.
+waits for the moment, acts (a SIGKILL to the client), then releases what is held;
+`answers` keeps the answers the struck requests were given (or, held or lost, would have
+been given), such as the datafile an upload stored.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Trap:
         self.status, self.retry_after, self.delay = status, retry_after, delay
         self.seen = 0  # requests that matched
         self.hits = 0  # requests struck: the faults really injected
+        self.answers: list[bytes] = []  # the bodies of the struck requests' answers
         self.reached = threading.Event()
         self._released = threading.Event()
         self._drop = False
@@ -102,12 +105,16 @@ class Trap:
 
     def after(self, response: Response, stopping: threading.Event) -> Response:
         """After processing: the answer to send (raises DropConnection to send none)."""
+        self.answers.append(response.get_data())
         if self.action == "lost":
             raise DropConnection()
         if self.action == "hold-answer":
             self.reached.set()
             self._hold()
         if self.action == "slow":
+            if not response.get_data():  # nothing to trickle (a 204): the whole answer late
+                stopping.wait(40 * self.delay)
+                return response
             return _trickled(response, self.delay, stopping)
         return response
 
@@ -153,9 +160,6 @@ def _trickled(response: Response, delay: float, stopping: threading.Event) -> Re
     body = response.get_data()
 
     def chunks():
-        if not body:
-            stopping.wait(40 * delay)
-            yield b""
         for index in range(len(body)):
             if index and stopping.wait(delay):
                 return
