@@ -78,7 +78,8 @@ def _version(said: str) -> str:
 
 def render(results: dict) -> str:
     """The lines between the markers: what was measured where, then the table."""
-    rows = results["results"]
+    # Memory last, as one block, whichever benchmark measured it.
+    rows = sorted(results["results"], key=lambda row: row["case"].startswith("peak memory"))
     here = results["machine"]
     dates = sorted({row["date"] for row in rows})
     when = dates[0] if len(dates) == 1 else f"from {dates[0]} to {dates[-1]}"
@@ -88,6 +89,8 @@ def render(results: dict) -> str:
            "`make bench`'s" if quick == {True} else
            "`make bench`" if quick == {False} else
            "`make bench`, the rows marked *quick* with `bench/bench.py --quick`")
+    if any(row["group"] == "million" for row in rows):
+        how += ", and `bench/bench.py million` for the million files"
     said = (f"Measured {when} on a {here['cores']}-core {here['arch']} machine "
             f"({here['memory_gib']} GiB, {here['system']}), Python {here['python']}, "
             f"{tools} ({how}). Medians are of the number of runs given, oort-sync and its "
