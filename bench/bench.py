@@ -398,7 +398,7 @@ def _plan_once(data: str, state: str, variant: str) -> None:
     """One first plan of `data` (a fresh manifest), timed in this process; prints seconds
     and the number of files planned. `without` replaces the check by a no-op."""
     from oort_lib.local import wholeness
-    from oort_lib.run.plan import make_plan
+    from oort_lib.run.planner import make_plan
     from oort_lib.state import manifest as mf
 
     if variant == "without":

@@ -2,10 +2,70 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 from oort_lib.arcsecond import gen2021
 from oort_lib.arcsecond.detect import detect
 from oort_lib.errors import ConfigError, PermanentError, TransientError, server_problem
+from oort_lib.state import credentials
+from oort_lib.state.config import Paths, Settings, save_settings, with_api
 from oort_lib.state.credentials import Credentials
+
+
+class Login(NamedTuple):
+    """A login verified and stored, as `login` tells of it."""
+
+    creds: Credentials
+    base: str  # the server's API address
+
+    def warning(self) -> str | None:
+        """Said when the key and the files would cross the network unencrypted."""
+        from oort_lib.arcsecond.address import plain_http_off_loopback
+
+        if not plain_http_off_loopback(self.base):
+            return None
+        return (f"{self.base} is plain http://: the key and your files travel unencrypted "
+                "on your network.")
+
+    def summary(self) -> str:
+        who = self.creds.username or "an upload key"
+        roles = ", ".join(f"{org} ({role})"
+                          for org, role in sorted((self.creds.memberships or {}).items()))
+        return (f"Logged in to {self.base} as {who} (API generation {self.creds.generation})."
+                + (f" Organisations: {roles}." if roles else ""))
+
+
+def login(paths: Paths, settings: Settings, username: str | None,
+          key: Callable[[], tuple[str, str]], *,
+          password: Callable[[str | None], str] | None = None,
+          ask_username: Callable[[], str] | None = None,
+          api: str | None = None, allow_http: bool = False) -> Login:
+    """`login`: verify the credentials with the server, then store them (and the server
+    in the config when `api` or `allow_http` changes it). Without `username`,
+    `ask_username()` gives it, if given. `password(username)` gives a 2021 password to
+    log in with; without it, `key()` gives (the upload key, where it came from).
+
+    Raises ConfigError for a bad `api` URL, what the callables raise (UsageError), what
+    credentials.check_key, login_with_key and login_with_password raise, and OSError when
+    the credentials or the config cannot be written.
+    """
+    from oort_lib.arcsecond.client import Client
+
+    allow_http = bool(allow_http or settings.allow_http)
+    client = Client.from_settings(settings, api=api, allow_http=allow_http)
+    if not username and ask_username is not None:
+        username = ask_username()
+    if password is not None:
+        creds = login_with_password(client, username, password(username))
+    else:
+        text, where = key()
+        creds = login_with_key(client, username or None, credentials.check_key(text, where),
+                               dialect=settings.api_dialect)
+    credentials.save(paths.credentials_file, creds)
+    if api or allow_http != settings.allow_http:
+        save_settings(paths, with_api(settings, client.base)._replace(allow_http=allow_http))
+    return Login(creds, client.base)
 
 
 def login_with_key(client, username: str | None, key: str, *, dialect: str = "auto"

@@ -1,13 +1,13 @@
 """The one exception tree of oort-sync.
 
-Every class says what the caller should do next: its ``exit_code`` (the spec's table,
-defined here and nowhere else) and whether it is ``transient`` (retry later / back off)
-or not (give up on this request until something changes).
+Every class says what the caller should do next: its ``exit_code`` (the README's "Exit
+codes" table, defined here and nowhere else) and whether it is ``transient`` (retry
+later / back off) or not (give up on this request until something changes).
 """
 
 from __future__ import annotations
 
-# The exit codes of the spec, never renumbered.
+# The exit codes of the README's "Exit codes" table, never renumbered.
 EXIT_OK = 0
 EXIT_FILES_FAILED = 1
 EXIT_USAGE = 2
@@ -157,7 +157,7 @@ def local_problem(exc: OSError, doing: str = "read") -> LocalTransient:
     return LocalTransient(why, why)
 
 
-# --- remote problems (raised by api.py) ------------------------------------------------
+# --- remote problems (raised by arcsecond/) --------------------------------------------
 
 
 class RemoteError(OortError):
@@ -169,9 +169,57 @@ class RemoteError(OortError):
 
 
 class TransientError(RemoteError):
-    """Worth retrying later: 5xx, 429, timeout, connection reset."""
+    """Worth retrying later: 5xx, 429, timeout, connection reset. The subclasses say
+    which it is (run/reasons.py groups failed files by them); a plain TransientError
+    says it in its message only."""
 
     transient = True
+
+
+class Timeout(TransientError):
+    """No answer within `seconds` (one read's timeout): the server is slow or stuck."""
+
+    def __init__(self, where: str, seconds: float):
+        super().__init__(f"{where}: no answer within {seconds:g} s")
+        self.seconds = seconds
+
+
+class Trickling(TransientError):
+    """No complete answer within `seconds` (the whole answer's deadline: a server that
+    sends, too slowly ever to end; arcsecond/deadline.py)."""
+
+    def __init__(self, where: str, seconds: float):
+        super().__init__(f"{where}: no complete answer within {seconds:g} s "
+                         "(the server trickles)")
+        self.seconds = seconds
+
+
+class NotJson(TransientError):
+    """A 2xx whose body is not JSON: a proxy's page, or a broken server."""
+
+
+class ConnectionFailed(TransientError):
+    """The connection failed before an answer came. `kind` says how (one of KINDS), or
+    is None when the cause names none of them."""
+
+    # Each kind by the words that name it in what requests, urllib3 and the OS say,
+    # looked for in this order: urllib3 nests the OS's exception in its own, so its
+    # words are all that reaches the client of the cause's type.
+    WORDS = (("reset", "reset"), ("refused", "refused"), ("aborted", "aborted"),
+             ("broken pipe", "broken pipe"), ("name or service", "name not found"),
+             ("resolve", "name not found"), ("timed out", "timed out"), ("ssl", "tls"),
+             ("certificate", "certificate"))
+    KINDS = tuple(dict.fromkeys(kind for _words, kind in WORDS))
+
+    def __init__(self, message: str, kind: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+
+    @classmethod
+    def kind_in(cls, text: str) -> str | None:
+        """The kind of failure `text` names first (see WORDS), or None."""
+        lowered = text.lower()
+        return next((kind for words, kind in cls.WORDS if words in lowered), None)
 
 
 class ServerUnreachable(TransientError):
@@ -186,32 +234,30 @@ class ServerBusy(ServerUnreachable):
     nothing more is sent this run, the files not sent stay pending for the next one."""
 
 
-class MalformedAnswer(TransientError):
-    """The server answered, but not in the shape the API gives it: a list that is not
-    one or goes on past the pages a lookup may walk, an entry that is not an object or
-    has no uuid. The server's problem, not a bug of oort-sync: in a run, the files that
-    need that object are retried later; outside a run, exit code 4 like no answer."""
+class ServerProblem(TransientError):
+    """The server answered, but nothing usable came of it: an answer not in the API's
+    shape (MalformedAnswer), or, for a command outside a run, errors or incomplete
+    answers through every retry (server_problem). The server's problem, neither a bug of
+    oort-sync nor a file's: in a run, the files that need the answer wait and are
+    retried later (transient); a command ends with exit code 4, like no answer at all."""
 
     exit_code = EXIT_UNREACHABLE
+
+
+class MalformedAnswer(ServerProblem):
+    """An answer not in the shape the API gives it: a list that is not one or goes on
+    past the pages a lookup may walk, an entry that is not an object or has no uuid."""
 
 
 class PermanentError(RemoteError):
     """A 4xx other than authentication: this request will fail again as it is."""
 
 
-class ServerProblem(RemoteError):
-    """Outside a run (login, telescopes): the server answers, but nothing usable comes of
-    it (an answer that never completes, errors through every retry, pages without end or
-    missing). The server's problem, not a file's: exit code 4, like no answer at all."""
-
-    exit_code = EXIT_UNREACHABLE
-    fatal = True
-
-
 def server_problem(exc: RemoteError, what: str) -> RemoteError:
     """The error a command outside a run raises for `exc`: a ServerProblem whose message
     starts with `what` ("Not logged in") when `exc` would only mean "a file failed"
-    (exit 1); any other (refused key, not found, unreachable) as it is."""
+    (exit 1); any other (refused key, not found, unreachable, a ServerProblem already)
+    as it is."""
     if exc.exit_code != EXIT_FILES_FAILED or isinstance(exc, NotFound):
         return exc
     return ServerProblem(f"{what}: the server gave no usable answer ({exc.message.rstrip('.')})."

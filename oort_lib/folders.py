@@ -18,7 +18,7 @@ from oort_lib.errors import (
 from oort_lib.escape import escaped
 from oort_lib.local.localtime import folder_clock
 from oort_lib.local.site import site_of
-from oort_lib.state.config import Folder, Settings, with_folders
+from oort_lib.state.config import Folder, Paths, Settings, with_folders
 from oort_lib.state.credentials import Credentials
 
 WRITER_ROLES = ("owner", "superadmin", "admin", "member")
@@ -401,3 +401,21 @@ def remove(settings: Settings, paths: Iterable[str]) -> tuple[Settings, list[str
             raise ConfigError(f"{name} is not a watched folder.")
         removed.append(watched.pop(match[-1]).path)
     return with_folders(settings, tuple(watched)), removed
+
+
+def telescopes(paths: Paths, settings: Settings, organisation: str | None) -> str:
+    """`telescopes`: telescope_listing for the account logged in, each telescope with
+    its site on a 2026 server (which dates nights by it).
+
+    Raises AuthError when nobody is logged in, and what detect.generation_for and
+    telescope_listing raise.
+    """
+    from oort_lib.arcsecond.client import Client
+    from oort_lib.arcsecond.detect import generation_for
+    from oort_lib.state.credentials import require
+
+    creds = require(paths.credentials_file)
+    client = Client.from_settings(settings, creds.key)
+    sites = (site_lines(settings.folders)
+             if generation_for(client, settings, creds) == "2026" else None)
+    return telescope_listing(client, organisation, sites=sites, account=creds.username)

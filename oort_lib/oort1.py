@@ -1,5 +1,6 @@
 """An Oort-Cloud 1.x installation (`~/.oort/config.ini`), read to bring its watched
-folders and upload key over (`oort-sync import-oort`). Nothing there is ever written.
+folders and upload key over (`oort-sync import-oort`: bring_over). Nothing there is ever
+written.
 
 Oort 1.x keeps one section per watched folder, named `watch-folder-<hash>` (with a
 `-tests` suffix for its test suite's folders, left out here), holding `path`,
@@ -15,7 +16,10 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from oort_lib.errors import ConfigError
+from oort_lib.errors import AuthError, ConfigError
+from oort_lib.state import credentials
+from oort_lib.state.config import Paths, Settings, save_settings
+from oort_lib.state.credentials import Credentials
 
 DEFAULT_DIR = "~/.oort"
 MAX_BYTES = 1 << 20  # an Oort config of a thousand folders is ~300 kB
@@ -125,3 +129,73 @@ def key_of(folders: list[OldFolder]) -> tuple[str | None, str | None]:
         if folder.upload_key:
             return folder.username, folder.upload_key
     return (folders[0].username if folders else None), None
+
+
+class Import(NamedTuple):
+    """What `import-oort` would do, shown before it is saved."""
+
+    lines: list[str]  # the Oort config read, the key verified, each folder's summary
+    settings: Settings  # the settings with the folders imported
+    count: int  # folders imported
+    refused: bool  # some folder cannot be imported (said in `lines`)
+    login: Credentials | None  # a login made with Oort's key, stored with the settings
+
+    def save(self, paths: Paths) -> None:
+        """Raises OSError when the credentials or the config cannot be written."""
+        if self.login is not None:
+            credentials.save(paths.credentials_file, self.login)
+        save_settings(paths, self.settings)
+
+
+def bring_over(paths: Paths, settings: Settings, oort_dir: str | None = None) -> Import:
+    """The folders of the Oort 1.x config in `oort_dir` checked as `watch` checks them,
+    one (organisation, telescope) pair at a time; when nobody is logged in, Oort's
+    upload key verified with the server. Nothing is saved (Import.save does).
+
+    Raises ConfigError for an Oort config that cannot be read (read()), AuthError when
+    nobody is logged in and Oort holds no key, and what account.login_with_key and
+    detect.generation_for raise. A folder `watch` would refuse is left out and said.
+    """
+    from oort_lib import folders
+    from oort_lib.account import login_with_key
+    from oort_lib.arcsecond.client import Client
+    from oort_lib.arcsecond.detect import generation_for
+
+    old = read(oort_dir)
+    where = config_file(oort_dir)
+    lines = [f"Oort-Cloud 1.x config {where}: {len(old)} watched folder(s) "
+             "(nothing there is changed)."]
+    creds = credentials.load(paths.credentials_file)
+    new_login = None
+    if creds is None:
+        username, key = key_of(old)
+        if key is None:
+            raise AuthError("Not logged in, and the Oort 1.x config holds no upload key: "
+                            "run `oort-sync login` first.")
+        client = Client.from_settings(settings)
+        creds = new_login = login_with_key(client, username,
+                                           credentials.check_key(key, f"{where}"),
+                                           dialect=settings.api_dialect)
+        lines.append(f"Upload key of {username or 'the Oort 1.x account'} from {where}: "
+                     f"verified with {client.base}.")
+    client = Client.from_settings(settings, creds.key)
+    generation = generation_for(client, settings, creds)
+    current, proposals, left = settings, [], []
+    for (organisation, telescope), group in groups(old).items():
+        for folder in group:
+            remote = bool(organisation or telescope)
+            try:
+                proposal = folders.propose(
+                    current, creds, [folder.path], organisation=organisation,
+                    telescope=telescope, client=client if remote or generation != "2021"
+                    else None, generation=generation)
+            except ConfigError as exc:
+                left.append(f"Not imported: {exc.message}")
+                continue
+            proposals.append(proposal)
+            current = folders.add(current, proposal)
+    for proposal in proposals:
+        lines += ["", *proposal.summary()]
+    if left:
+        lines += ["", *left]
+    return Import(lines, current, len(proposals), bool(left), new_login)

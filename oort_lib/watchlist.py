@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from oort_lib import folders
-from oort_lib.errors import ConfigError
-from oort_lib.state.config import Folder, Settings, with_folders
+from oort_lib.errors import AuthError, ConfigError
+from oort_lib.state.config import Folder, Paths, Settings, with_folders
 from oort_lib.state.credentials import Credentials
 
 
@@ -131,6 +131,32 @@ def change(settings: Settings, creds: Credentials | None, paths: Iterable[str],
     result.settings = with_folders(settings, kept + tuple(
         f for proposal in result.added for f in proposal.folders))
     return result
+
+
+def checked(paths: Paths, settings: Settings, watched: Iterable[str], options: Options
+            ) -> Change:
+    """`watch`: the change for the folders `watched`, checked with the server when
+    someone is logged in (a personal folder without telescope on a 2021 server needs
+    no question asked).
+
+    Raises AuthError when the options name an organisation or a telescope and nobody is
+    logged in, and what detect.generation_for and change() raise.
+    """
+    from oort_lib.arcsecond.client import Client
+    from oort_lib.arcsecond.detect import generation_for
+    from oort_lib.state.credentials import load
+
+    creds = load(paths.credentials_file)
+    remote = bool(options.organisation or options.telescope)
+    if remote and creds is None:
+        raise AuthError("Not logged in: run `oort-sync login` first.")
+    client = generation = None
+    if creds is not None:
+        client = Client.from_settings(settings, creds.key)
+        generation = generation_for(client, settings, creds)
+        if not remote and generation == "2021":
+            client = None  # a personal folder without telescope: nothing to ask
+    return change(settings, creds, watched, options, client=client, generation=generation)
 
 
 def _propose(settings, creds, paths, options: Options, client, generation):

@@ -1,40 +1,26 @@
-"""Shared fixtures: a real sandbox server on loopback, an isolated oort-sync home, and a
-way to run the CLI (in-process for speed, or as a real process when signals matter)."""
+"""The fixtures (and the hooks that keep the suite honest): real sandbox servers on
+loopback, an isolated oort-sync home, a way to run the CLI in this process, a tiny disk.
+What tests import (helpers, factories) is in the plain modules beside this one
+(helpers.py, fitsfiles.py, partial.py...), never here."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
+from helpers import CI, REALDATA, Result, configure, unavailable
 
 from oort_lib.cli import main
+from oort_lib.sandbox import Sandbox
 from oort_lib.state import config as cfg
-from oort_lib.state import credentials
 
-ROOT = Path(__file__).resolve().parent.parent
-# The real sample files (read in place, never copied): ../shared/realdata beside the
-# clone, as on CI.
-REALDATA = ROOT.parent / "shared" / "realdata"
-# Under CI (`CI=true`, set by .ci/run) every test runs: what a test needs is installed
-# by .ci/run, and a test that cannot run fails instead of skipping (but the macOS-only
-# one, marked ci_may_skip).
-CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 # Variables of an installation in use that the tests must neither read nor write into.
 USER_VARIABLES = ("OORT_", "ARCSECOND_", "XDG_")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 def _user_variables() -> list[str]:
@@ -51,6 +37,8 @@ def pytest_configure(config):
                             "this machine may lack; skipped here, failed under CI")
     config.addinivalue_line("markers", "ci_may_skip: the one test that may skip under CI "
                             "(what it checks exists on macOS only)")
+    config.addinivalue_line("markers", "sandbox(**options): the Sandbox options of the "
+                            "test's sandbox fixtures (page_size=1...)")
     for name in _user_variables():
         del os.environ[name]
     config._oort_home = tempfile.mkdtemp(prefix="oort-tests-home-")
@@ -75,30 +63,7 @@ def _isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("OORT_SYNC_LOCK_DIR", str(tmp_path_factory.getbasetemp() / "locks"))
 
 
-# --- what a test needs: skipped on a developer's machine, never under CI -----------------
-
-
-def unavailable(reason: str) -> NoReturn:
-    """A test that cannot run here: skipped, but failed under CI, where .ci/run installs
-    every tool the tests use and ../shared is beside the clone."""
-    if CI:
-        pytest.fail(f"{reason}; under CI every test must run (.ci/run installs what the "
-                    "tests need)", pytrace=False)
-    pytest.skip(reason)
-
-
-def need_tool(name: str, package: str | None = None) -> str:
-    """The path of the program `name`, or unavailable() naming its Debian package."""
-    found = shutil.which(name)
-    if found is None:
-        unavailable(f"{name} is not installed (apt-get install -y {package or name})")
-    return found
-
-
-def needs(available, reason: str) -> pytest.MarkDecorator:
-    """Mark a test that needs what this machine may lack (root, a device, a package):
-    when `available` is false it is skipped, or failed under CI."""
-    return pytest.mark.needs(available=bool(available), reason=reason)
+# --- what a test needs (helpers.needs): skipped on a developer's machine, never under CI
 
 
 def pytest_runtest_setup(item):
@@ -128,6 +93,19 @@ def realdata() -> Path:
 
 
 @pytest.fixture
+def tiny_disk(tmp_path) -> Iterator[Path]:
+    """A 4 MiB tmpfs (root only; unavailable() where mounting is not allowed)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                          capture_output=True)
+    if made.returncode != 0:
+        unavailable(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
 def home(tmp_path, monkeypatch) -> cfg.Paths:
     """An empty oort-sync home; the environment cannot leak a real key into tests."""
     for name in ("ARCSECOND_UPLOAD_KEY", "OORT_SYNC_KEY", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
@@ -149,40 +127,54 @@ def cli(home, capsys):
     return run
 
 
-@pytest.fixture
-def sandbox(tmp_path):
-    from oort_lib.sandbox import Sandbox
+# --- sandboxes: one per generation served, options by marker or indirect parameter -------
+#
+# Each fixture is a running sandbox with pages of 2 items, under its own folder of
+# tmp_path (a test may use two). A test (or a module, with `pytestmark`) changes the
+# options with the `sandbox` marker, e.g. `pytest.mark.sandbox(page_size=1)`, and runs
+# against other generations with an indirect parameter, the dialect:
+# `pytest.mark.parametrize("sb26", ["2026", "both"], indirect=True)`.
 
-    with Sandbox(tmp_path / "sandbox", page_size=2) as server:
-        server.start()
+
+def _running(request, data_dir: Path, dialect: str) -> Iterator[Sandbox]:
+    """A sandbox at `data_dir` speaking `dialect` (or the test's indirect parameter), with
+    the options of the test's `sandbox` marker, stopped after the test."""
+    options = {"page_size": 2}
+    marker = request.node.get_closest_marker("sandbox")
+    if marker is not None:
+        options.update(marker.kwargs)
+    with Sandbox(data_dir, dialect=getattr(request, "param", dialect), **options) as server:
         yield server
 
 
 @pytest.fixture
-def sb(tmp_path):
-    """A running sandbox for the sandbox's own tests (they drive it with raw requests)."""
-    from oort_lib.sandbox import Sandbox
-
-    with Sandbox(tmp_path / "sandbox", page_size=2) as server:
-        yield server
+def sandbox(request, tmp_path) -> Iterator[Sandbox]:
+    """A running sandbox of both generations."""
+    yield from _running(request, tmp_path / "sandbox", "both")
 
 
-FAST_RETRIES = {"retries": 3, "backoff_base": 0.01, "backoff_max": 0.2, "retry_delay": 0,
-                "connect_timeout": 10.0, "read_timeout": 30.0}
+@pytest.fixture
+def sb(sandbox) -> Sandbox:
+    """`sandbox`, by the short name of the sandbox's own tests (they send raw requests)."""
+    return sandbox
 
 
-def configure(paths: cfg.Paths, api: str, key: str, *, folders=(), generation="2021",
-              username=None, **settings) -> cfg.Settings:
-    """Log in with a key and watch folders, the way `login` and `watch` would save them.
+@pytest.fixture
+def sb21(request, tmp_path) -> Iterator[Sandbox]:
+    """A running sandbox of the 2021 generation alone."""
+    yield from _running(request, tmp_path / "sb21", "2021")
 
-    `generation` is what login would have detected; None leaves it to the run to detect.
-    """
-    values = dict(FAST_RETRIES, **settings)
-    new = cfg.Settings(api=api, folders=tuple(folders), **values)
-    cfg.save_settings(paths, new)
-    credentials.save(paths.credentials_file, credentials.Credentials(
-        key=key, api=api, username=username, generation=generation))
-    return new
+
+@pytest.fixture
+def sb26(request, tmp_path) -> Iterator[Sandbox]:
+    """A running sandbox of the 2026 generation alone."""
+    yield from _running(request, tmp_path / "sb26", "2026")
+
+
+@pytest.fixture(params=["2021", "2026"])
+def server(request, tmp_path) -> Iterator[Sandbox]:
+    """A running sandbox of one generation alone: the test runs once for each."""
+    yield from _running(request, tmp_path / "sb", request.param)
 
 
 @pytest.fixture
@@ -195,15 +187,3 @@ def logged_in(home, sandbox):
                          **settings)
 
     return setup
-
-
-def run_process(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
-    """oort-sync as a real process (for signals and kills)."""
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "oort_sync.py"), *map(str, args)],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )

@@ -38,6 +38,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KEY_HEADER = "X-Arcsecond-API-Authorization"
+# The key the tests give a hostile server (every output is searched for it), and the
+# settings that give up on such a server soon.
+KEY = "h0st1le5ecretc0ffee0123456789abcd"
+QUICK = {"connect_timeout": 0.5, "read_timeout": 0.5, "retries": 1, "backoff_base": 0.01,
+         "backoff_max": 0.2}
 MODES = ("redirect", "redirect-307", "redirect-hold", "trickle", "trickle-body", "next-loop",
          "huge", "echo-key", "error-200", "retry-after", "ok-empty", "escapes",
          "page-404", "silent", "no-uuid", "not-object", "pages",

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from fitsfiles import BLOCK, CARD, header_end
 
-BLOCK = 2880
-CARD = 80
 WHEN = "2021-03-04T21:15:03"
 KINDS = ("data-half", "header-only", "header-card", "last-block", "last-extension",
          "flipped-bit", "gzip-cut", "gzip-trailer", "bzip2-cut", "fz-cut",
@@ -53,18 +52,6 @@ def fits_bytes(hdus: list, *, checksum: bool = False) -> bytes:
     buffer = io.BytesIO()
     fits.HDUList(hdus).writeto(buffer, checksum=checksum)
     return buffer.getvalue()
-
-
-def header_end(raw: bytes, start: int = 0) -> int:
-    """Offset just past the block holding the END card of the header at ``start``."""
-    at = start
-    while True:
-        block = raw[at : at + BLOCK]
-        if not block:
-            raise ValueError("no END card")
-        if any(block.startswith(b"END     ", i) for i in range(0, BLOCK, CARD)):
-            return at + BLOCK
-        at += BLOCK
 
 
 def hdu_ends(raw: bytes) -> list[int]:

@@ -9,31 +9,23 @@ calls of each thread separately.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-from conftest import ROOT
+from helpers import ROOT, need_tool, unavailable
 
 from oort_lib.state.lock import current_holder
 
 
 def strace() -> str:
-    """strace's path; a test needing it is skipped without it, and fails under CI."""
-    found = shutil.which("strace")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("strace is not installed (the CI setup installs it)")
-        pytest.skip("strace is not installed")
+    """strace's path, if it can trace here; else unavailable() (a test needing it is
+    skipped, and fails under CI, where .ci/run installs it)."""
+    found = need_tool("strace")
     probe = subprocess.run([found, "-qq", "-o", os.devnull, "true"], capture_output=True)
     if probe.returncode != 0:
-        why = probe.stderr.decode(errors="replace")
-        if os.environ.get("CI"):
-            pytest.fail(f"strace cannot trace here: {why}")
-        pytest.skip(f"strace cannot trace here: {why}")
+        unavailable(f"strace cannot trace here: {probe.stderr.decode(errors='replace')}")
     return found
 
 

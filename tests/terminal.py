@@ -11,7 +11,7 @@ import subprocess
 import sys
 import termios
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def run_in_terminal(args, env: dict | None = None, columns: int | None = None

@@ -17,7 +17,8 @@ import requests
 
 from oort_lib import __version__
 from oort_lib.arcsecond.address import check_base_url
-from oort_lib.arcsecond.client import Client, error_message
+from oort_lib.arcsecond.answer import error_message
+from oort_lib.arcsecond.client import Client
 from oort_lib.errors import (
     AuthError,
     ConfigError,

@@ -10,7 +10,7 @@ import ipaddress
 import socket
 
 import pytest
-from conftest import configure
+from helpers import configure
 
 from oort_lib.arcsecond import address
 from oort_lib.arcsecond.address import check_base_url, check_resolved, numeric_address

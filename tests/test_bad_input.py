@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 
-from conftest import ROOT, configure, needs
+from helpers import ROOT, configure, needs
 
 from oort_lib.samples import write_fits, write_xisf
 from oort_lib.state import config as cfg

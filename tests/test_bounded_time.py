@@ -11,16 +11,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import configure
-from hostile import Hostile
+from fitsfiles import write_tree
+from helpers import configure, lock_is_free
+from hostile import KEY, Hostile
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from test_hostile import KEY, lock_is_free
 
 from oort_lib.arcsecond.budget import STRIKES
 from oort_lib.errors import ConfigError
 from oort_lib.local.exclude import MAX_STARS, check, matcher
-from oort_lib.samples import write_fits
 from oort_lib.state import config as cfg
 from oort_lib.state import manifest as mf
 
@@ -139,9 +138,9 @@ def test_a_pattern_with_too_many_stars_is_refused_by_name():
 
 
 def night_files(root: Path, count: int) -> Path:
-    for index in range(count):
-        write_fits(root / ["M31", "M42"][index % 2] / f"frame_{index:03d}.fits",
-                   {"DATE-OBS": f"2021-03-{10 + index % 3:02d}T23:00:00", "OBJECT": "M31"})
+    write_tree(root, {f"{['M31', 'M42'][index % 2]}/frame_{index:03d}.fits":
+                      {"DATE-OBS": f"2021-03-{10 + index % 3:02d}T23:00:00", "OBJECT": "M31"}
+                      for index in range(count)}, settled=False)
     return root
 
 

@@ -12,36 +12,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
-from conftest import configure
+from fitsfiles import NIGHT, settle, write_frame
+from helpers import configure, configure_for, sha
 
 from oort_lib.samples import write_fits
 from oort_lib.state import config as cfg
 from oort_lib.state import manifest as mf
 
-NIGHT = {"DATE-OBS": "2021-06-01T22:00:00", "OBJECT": "M 31"}
-
-
-def sha(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def settle(*paths: Path) -> None:
-    for path in paths:
-        os.utime(path, (time.time() - 3600, time.time() - 3600))
-
 
 def fits(path: Path, size: int = 16, **header) -> Path:
     """A settled FITS file of `size` x `size` pixels: 16 and 20 give two contents of one
     length (2880-byte blocks), 48 another length."""
-    made = write_fits(path, dict(NIGHT, **header), shape=(size, size))
-    settle(made)
-    return made
+    return write_frame(path, dict(NIGHT, **header), shape=(size, size))
 
 
 def held(sandbox) -> list[tuple[str, str, str]]:
@@ -62,20 +47,13 @@ def generation(request):
     return request.param
 
 
-def setup(home, sandbox, generation, *roots: Path, **settings):
-    telescope = sandbox.seed.personal_telescope_uuid if generation == "2026" else None
-    configure(home, sandbox.url, sandbox.seed.upload_key, generation=generation,
-              username=sandbox.seed.username if generation == "2026" else None,
-              folders=[cfg.Folder(str(r), telescope=telescope) for r in roots], **settings)
-
-
 def test_same_path_in_two_folders_is_a_conflict_never_already(cli, home, sandbox, tmp_path,
                                                               generation):
     a, b = tmp_path / "camera-a", tmp_path / "camera-b"
     first = fits(a / "M31" / "light_001.fits", 16)
     second = fits(b / "M31" / "light_001.fits", 20)  # same night, same name, other frame
     mine = fits(b / "M31" / "light_002.fits", 16)
-    setup(home, sandbox, generation, a, b)
+    configure_for(home, sandbox, generation, a, b)
     for _ in range(2):  # at every run while it lasts
         result = cli("run")
         assert result.code == 1, result.err
@@ -109,7 +87,7 @@ def test_same_content_in_two_folders_is_on_the_server_once(cli, home, sandbox, t
     original = fits(a / "M31" / "light_001.fits")
     (b / "M31").mkdir(parents=True)
     copy = Path(shutil.copy2(original, b / "M31" / "light_001.fits"))
-    setup(home, sandbox, generation, a, b)
+    configure_for(home, sandbox, generation, a, b)
     assert cli("run").code == 0
     assert cli("run").code == 0  # the copy: "already there", its twin having been sent
     assert held(sandbox) == [("M31", "light_001.fits", sha(original))]
@@ -123,10 +101,10 @@ def test_same_content_in_two_folders_is_on_the_server_once(cli, home, sandbox, t
 def test_folder_added_later_with_a_taken_name(cli, home, sandbox, tmp_path, generation):
     a, b = tmp_path / "a", tmp_path / "b"
     first = fits(a / "M31" / "light_001.fits", 16)
-    setup(home, sandbox, generation, a)
+    configure_for(home, sandbox, generation, a)
     assert cli("run").code == 0
     later = fits(b / "M31" / "light_001.fits", 20)
-    setup(home, sandbox, generation, a, b)
+    configure_for(home, sandbox, generation, a, b)
     result = cli("run")
     assert result.code == 1 and f"{later}: conflict: {first}" in result.err
     assert held(sandbox) == [("M31", "light_001.fits", sha(first))]
@@ -139,7 +117,7 @@ def test_names_that_meet_on_the_server_within_one_tree(cli, home, sandbox, tmp_p
     literal = fits(root / "M31" / "caf%E9.fits", 20)
     top = fits(root / "x.fits", 16)
     lookalike = fits(root / "(folder data)" / "x.fits", 20)
-    setup(home, sandbox, "2021", root)
+    configure_for(home, sandbox, "2021", root)
     result = cli("run")
     assert result.code == 1
     # The first in walk order is sent (a folder's own files before its subfolders'); the
@@ -168,7 +146,7 @@ def test_server_holds_another_file_of_that_name(cli, home, sandbox, tmp_path):
     mine = fits(ours / "M31" / "light_001.fits", 16)
     (ours / "M31" / "light_002.fits").write_bytes(twin.read_bytes())
     settle(ours / "M31" / "light_002.fits")
-    setup(home, sandbox, "2021", ours)
+    configure_for(home, sandbox, "2021", ours)
     result = cli("run")
     assert result.code == 1, result.err
     assert (f"{mine}: conflict: the server already holds another file named light_001.fits"
@@ -192,7 +170,7 @@ def test_rebuilt_manifest_relearns_the_server_honestly(cli, home, sandbox, tmp_p
     grown = fits(root / "M31" / "light_001.fits", 16)
     same = fits(root / "M31" / "light_002.fits", 16)  # settled: an hour ago
     edited = fits(root / "M31" / "light_003.fits", 16)
-    setup(home, sandbox, generation, root)
+    configure_for(home, sandbox, generation, root)
     with monkeypatch.context() as patch:
         if generation == "2021":
             # The server's copies are written half an hour ago by its clock: after the
@@ -227,7 +205,7 @@ def test_rebuilt_manifest_relearns_the_server_honestly(cli, home, sandbox, tmp_p
 
 def test_plan_keys_of_odd_names_never_collide(home, tmp_path):
     """The byte 0xE9 and the four characters `\\xe9` are two files, two manifest rows."""
-    from oort_lib.run.plan import make_plan
+    from oort_lib.run.planner import make_plan
 
     root = tmp_path / "data"
     byte = fits(Path(os.fsdecode(bytes(root) + b"/M31/caf\xe9.fits")))

@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 
 import pytest
-from conftest import ROOT, configure, run_process
+from helpers import ROOT, configure, run_process
 from terminal import run_in_terminal
 
 from oort_lib.run import outage

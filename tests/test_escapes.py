@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import configure
+from helpers import configure
 from hostile import ESCAPES, Hostile
 from terminal import run_in_terminal
 

@@ -11,17 +11,17 @@ through the run's own events, not by sleeping.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import configure, unavailable
+from fitsfiles import NIGHT, settle
+from helpers import configure, sha, unavailable
+from helpers import manifest_row as row
 from hostile import wait_for
 from sandbox_api import Api
 
@@ -33,24 +33,7 @@ from oort_lib.state import config as cfg
 from oort_lib.state import credentials
 from oort_lib.state import manifest as mf
 
-NIGHT = {"DATE-OBS": "2021-06-01T22:00:00", "OBJECT": "M 31"}
-DIALECTS = ("2021", "2026")
-
-
-# --- the sandbox, the setup and the final check -----------------------------------------
-
-
-@pytest.fixture(params=DIALECTS)
-def server(request, tmp_path):
-    """A sandbox speaking one generation (the test is run for each)."""
-    with Sandbox(tmp_path / "sb", page_size=2, dialect=request.param) as sb:
-        yield sb
-
-
-@pytest.fixture
-def sb26(tmp_path):
-    with Sandbox(tmp_path / "sb26", page_size=2, dialect="2026") as sb:
-        yield sb
+# --- the setup and the final check (the sandboxes: conftest's server, sb26) -------------
 
 
 def setup(home, sb: Sandbox, root: Path, **settings) -> cfg.Settings:
@@ -67,10 +50,6 @@ def run(home, settings, events=None, **kwargs) -> sync.RunResult:
     return sync.run(home, settings, creds, events=events, min_age=0, **kwargs)
 
 
-def sha(data: bytes | Path) -> str:
-    return hashlib.sha256(data.read_bytes() if isinstance(data, Path) else data).hexdigest()
-
-
 def assert_exact(sb: Sandbox, *sources: Path) -> None:
     """Every file the sandbox holds is one of `sources`, byte for byte (its stored copy
     and its recorded hash); nothing half received is left in its temporary folder."""
@@ -84,13 +63,6 @@ def assert_exact(sb: Sandbox, *sources: Path) -> None:
 
 def names_on(sb: Sandbox) -> list[str]:
     return sorted(f["filename"] for f in sb.datafiles())
-
-
-def row(home, name: str) -> dict:
-    with mf.Manifest(home.manifest_file) as manifest:
-        rows = manifest.rows("SELECT * FROM files WHERE relpath LIKE ?", (f"%{name}",))
-    assert len(rows) == 1, rows
-    return rows[0]
 
 
 def cut_uploads(sb: Sandbox) -> list:
@@ -119,8 +91,7 @@ def fits_bytes(*shapes: tuple[int, int], checksum: bool = False) -> tuple[bytes,
 def write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    old = time.time() - 3600  # settled: planned at once, whatever min_age
-    os.utime(path, (old, old))
+    settle(path)  # planned at once, whatever min_age
     return path
 
 

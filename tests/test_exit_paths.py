@@ -7,10 +7,8 @@ import os
 import sqlite3
 
 import pytest
-from conftest import configure, needs, run_process
-from hostile import Hostile
-from test_failure_path import tiny_disk  # noqa: F401 - a fixture
-from test_hostile import KEY
+from helpers import configure, needs, run_process
+from hostile import KEY, Hostile
 
 from oort_lib.arcsecond.client import Client
 from oort_lib.arcsecond.listing import MAX_PAGES
@@ -44,7 +42,7 @@ def test_a_log_on_a_full_disk_costs_no_traceback(home, tmp_path):
     assert "no such folder" in one_line(err)
 
 
-def test_a_full_state_disk_before_the_first_log_line(home, tmp_path, tiny_disk,  # noqa: F811
+def test_a_full_state_disk_before_the_first_log_line(home, tmp_path, tiny_disk,
                                                     monkeypatch):
     """The state folder on a full filesystem, nothing logged yet: one line, exit 2."""
     monkeypatch.setenv("OORT_SYNC_HOME", str(tiny_disk / "home"))

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from conftest import run_process, unavailable
+from helpers import run_process
 
 from oort_lib.errors import EXIT_SOFTWARE, LockHeld
 from oort_lib.samples import write_fits
@@ -224,19 +224,6 @@ def test_non_utf8_folder_name_is_refused_plainly(cli, home, tmp_path):
     result = cli("watch", str(folder), "-y")
     assert result.code == 2 and "not valid UTF-8" in result.err
     assert "Traceback" not in result.err
-
-
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 4 MiB tmpfs (root only; unavailable() where mounting is not allowed)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True)
-    if made.returncode != 0:
-        unavailable(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _home_on(tiny_disk, home, logged_in, tmp_path, monkeypatch) -> cfg.Paths:

@@ -50,14 +50,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRIES, configure, run_process
+from fitsfiles import write_tree
+from helpers import FAST_RETRIES, configure, run_process
 from syscalls import injected, run_pid, traced, written
 
-from oort_lib.samples import write_fits
 from oort_lib.state import config as cfg
 from oort_lib.state import manifest as mf
 from oort_lib.state.lock import current_holder
 
+pytestmark = pytest.mark.sandbox(page_size=1)  # every list paged, item by item
 ROUTES = {  # the request of each step, in the 2026 generation
     "login": ("POST", r"^/auth/key/verify/$"),
     "detection": ("POST", r"^/auth/key/verify/$"),
@@ -99,21 +100,11 @@ def say(capsys):
     return out
 
 
-@pytest.fixture
-def sb26(tmp_path):
-    from oort_lib.sandbox import Sandbox
-
-    with Sandbox(tmp_path / "sandbox", page_size=1, dialect="2026") as server:
-        yield server
-
-
 def tree(root: Path) -> Path:
     """Three frames in two folders (two datasets), written long enough ago."""
-    for name, folder in (("m31_1.fits", "M31"), ("m31_2.fits", "M31"),
-                         ("ngc_1.fits", "NGC 7000")):
-        path = write_fits(root / folder / name, {"DATE-OBS": "2024-05-02T03:00:00",
-                                                 "OBJECT": folder})
-        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    write_tree(root, {f"{folder}/{name}": {"DATE-OBS": "2024-05-02T03:00:00", "OBJECT": folder}
+                      for name, folder in (("m31_1.fits", "M31"), ("m31_2.fits", "M31"),
+                                           ("ngc_1.fits", "NGC 7000"))})
     return root
 
 

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, configure
+from helpers import ROOT, configure
 from terminal import converse
 
 from oort_lib.samples import write_fits

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
-from conftest import REALDATA
+from fitsfiles import header_end
+from helpers import REALDATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from partial import flip_bit, header_end
+from partial import flip_bit
 
 from oort_lib.errors import ChecksumMismatch
 from oort_lib.local.fitssum import OnesSum, StreamCheck, ones_complement_sum

@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, configure, needs
-from test_local_faults import NIGHT, assert_each_once
+from fitsfiles import NIGHT
+from helpers import ROOT, assert_each_once, configure, needs
 
 from oort_lib import host
 from oort_lib.errors import LockHeld

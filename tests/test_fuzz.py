@@ -20,7 +20,7 @@ from oort_lib.errors import FileProblem
 from oort_lib.local.decision import decide, header_facts
 from oort_lib.local.headers import read_header
 from oort_lib.local.scan import key_name
-from oort_lib.run.plan import make_plan
+from oort_lib.run.planner import make_plan
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
 

@@ -15,15 +15,9 @@ from oort_lib.samples import SAMPLE_FILES, make_sample_tree, write_fits
 from oort_lib.sandbox import Sandbox
 from oort_lib.state import config as cfg
 
+pytestmark = pytest.mark.sandbox(page_size=1)  # every list paged, item by item
 FAST = {"retries": 3, "backoff_base": 0.01, "backoff_max": 0.2, "retry_delay": 0}
 CHAIN = ("nightlogs", "observations", "calibrations")
-
-
-@pytest.fixture
-def sb26(tmp_path):
-    with Sandbox(tmp_path / "sb26", page_size=1, dialect="2026") as server:
-        server.start()
-        yield server
 
 
 def login(cli, monkeypatch, api, username="astro", key="5a4db0c5e7e57ca11ab1e0000000c0de",
@@ -271,7 +265,7 @@ def test_sandbox_then_real_server_uploads_everything_there(cli, home, tmp_path, 
 def test_remembered_generation_is_detected_again_when_its_routes_are_gone(
         cli, home, sb26, tmp_path, monkeypatch):
     """A server upgraded from 2021 to 2026 after login: the 2021 routes answer 404."""
-    from conftest import configure
+    from helpers import configure
 
     root = make_sample_tree(tmp_path / "night")
     configure(home, sb26.url, sb26.seed.upload_key, username="astro", generation="2021",
@@ -283,7 +277,7 @@ def test_remembered_generation_is_detected_again_when_its_routes_are_gone(
 
 
 def test_a_folder_without_telescope_fails_clearly(cli, home, sb26, tmp_path):
-    from conftest import configure
+    from helpers import configure
 
     root = make_sample_tree(tmp_path / "night")
     configure(home, sb26.url, sb26.seed.upload_key, username="astro", generation="2026",

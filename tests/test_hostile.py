@@ -17,24 +17,14 @@ import threading
 import time
 
 import pytest
-from conftest import configure, run_process
-from hostile import Hostile, wait_for
+from fitsfiles import one_file
+from helpers import configure, lock_is_free, run_process
+from hostile import KEY, QUICK, Hostile, wait_for
 
 from oort_lib.arcsecond.client import Client
 from oort_lib.errors import Aborted, Redirected, TransientError
-from oort_lib.samples import write_fits
 from oort_lib.state import config as cfg
-from oort_lib.state.lock import RunLock
 from oort_lib.views import ping
-
-KEY = "h0st1le5ecretc0ffee0123456789abcd"
-QUICK = {"connect_timeout": 0.5, "read_timeout": 0.5, "retries": 1, "backoff_base": 0.01,
-         "backoff_max": 0.2}
-
-
-def one_file(root):
-    write_fits(root / "M31" / "m31.fits", {"DATE-OBS": "2021-06-01T22:00:00", "OBJECT": "M31"})
-    return root
 
 
 def assert_no_key(home, tmp_path, cli, *results, key: str = KEY) -> None:
@@ -53,16 +43,6 @@ def assert_no_key(home, tmp_path, cli, *results, key: str = KEY) -> None:
     for path in files:
         assert needle.encode() not in path.read_bytes(), path
     assert status.code == 0 and json.loads(status.out)["schema"] == 1
-
-
-def lock_is_free(home) -> bool:
-    lock = RunLock(home.lock_file)
-    try:
-        lock.acquire()
-    except Exception:  # noqa: BLE001 - LockHeld: the test fails below
-        return False
-    lock.release()
-    return True
 
 
 SCENARIOS = [

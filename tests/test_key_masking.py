@@ -8,9 +8,9 @@ import json
 import sqlite3
 
 import pytest
-from conftest import configure
-from hostile import Hostile
-from test_hostile import KEY, QUICK, one_file
+from fitsfiles import one_file
+from helpers import configure
+from hostile import KEY, QUICK, Hostile
 
 from oort_lib.arcsecond.answer import MESSAGE_LIMIT, scrub
 from oort_lib.state import config as cfg

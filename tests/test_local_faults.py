@@ -23,50 +23,19 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, configure, need_tool, needs, run_process, unavailable
+import syscalls
+from fitsfiles import NIGHT, settle, write_tree
+from helpers import ROOT, assert_each_once, configure, needs, run_process, sha, unavailable
+from helpers import manifest_row as row
+from helpers import server_copies as on_server
 
 from oort_lib.samples import write_fits
 from oort_lib.state import config as cfg
 from oort_lib.state import manifest as mf
 
-NIGHT = {"DATE-OBS": "2021-06-01T22:00:00", "OBJECT": "M 31"}
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def on_server(sandbox) -> dict[str, list[str]]:
-    """filename -> sha256 of each copy the server holds (a list: duplicates show)."""
-    found: dict[str, list[str]] = {}
-    for f in sandbox.objects("datafiles"):
-        found.setdefault(f["filename"], []).append(f["sha256"])
-    return found
-
-
-def assert_each_once(sandbox, *files: Path) -> None:
-    """Every file is on the server exactly once, with its content as it is now."""
-    held = on_server(sandbox)
-    for path in files:
-        assert held.get(path.name) == [sha(path)], (path.name, held.get(path.name))
-
-
-def row(home, name: str) -> dict:
-    with mf.Manifest(home.manifest_file) as manifest:
-        rows = manifest.rows("SELECT * FROM files WHERE relpath LIKE ?", (f"%{name}",))
-    assert len(rows) == 1, rows
-    return rows[0]
-
-
-def settle(*paths: Path) -> None:
-    for path in paths:
-        os.utime(path, (time.time() - 3600, time.time() - 3600))
-
 
 def frames(root: Path, *names: str) -> list[Path]:
-    files = [write_fits(root / "M31" / name, NIGHT) for name in names]
-    settle(*files)
-    return files
+    return write_tree(root, {f"M31/{name}": NIGHT for name in names})
 
 
 # --- strace: faults in the system calls of a real run ------------------------------------
@@ -75,11 +44,7 @@ def frames(root: Path, *names: str) -> list[Path]:
 @pytest.fixture(scope="session")
 def strace() -> str:
     """strace, if it can trace here (.ci/run installs it)."""
-    found = need_tool("strace")
-    probe = subprocess.run([found, "-qq", "-o", os.devnull, "true"], capture_output=True)
-    if probe.returncode != 0:
-        unavailable(f"strace cannot trace here: {probe.stderr.decode(errors='replace')}")
-    return found
+    return syscalls.strace()
 
 
 def traced(strace: str, path: Path, inject: str, *args: str) -> subprocess.CompletedProcess:
@@ -348,8 +313,7 @@ def test_clock_a_year_ahead_at_a_failure_does_not_hold_the_file(cli, home, logge
 def test_retry_time_is_bounded_relative_to_now(home, tmp_path, offset, retried):
     """A retry 1 h away waits; the same retry seen by a clock moved back a year (or
     whose failure was recorded a year ahead) never waits more than the longest backoff."""
-    from oort_lib.run.plan import make_plan
-    from oort_lib.run.planner import RETRY_MAX
+    from oort_lib.run.planner import RETRY_MAX, make_plan
 
     root = tmp_path / "data"
     victim, = frames(root, "a.fits")
@@ -367,7 +331,7 @@ def test_future_mtime_waits_until_it_holds_still(cli, home, logged_in, sandbox, 
                                                  monkeypatch):
     """An mtime in the future says nothing of a file's age (a clock ahead, a camera's
     clock in 2040): it is sent once its size and mtime held still for min_age."""
-    from oort_lib.run import plan
+    from oort_lib.run import planner as plan
 
     root = tmp_path / "data"
     future, soon = (write_fits(root / "M31" / n, NIGHT) for n in ("future.fits", "soon.fits"))
@@ -397,7 +361,7 @@ def test_writer_with_its_clock_ahead_never_sends_half_a_frame(cli, home, logged_
     """A capture PC whose clock runs 5 minutes ahead writes through a share: its frame,
     half written, is neither sent at once (mtime ahead) nor after it held still for
     min_age (not whole); the whole frame is sent once, with its exact bytes."""
-    from oort_lib.run import plan
+    from oort_lib.run import planner as plan
 
     def later(*args: str):
         """A run whose planner's clock is min_age (1 s) past this one's: a next look."""

@@ -7,11 +7,11 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import REALDATA
+from helpers import REALDATA
 
 from oort_lib.local.decision import decide, header_facts
 from oort_lib.local.headers import read_header
-from oort_lib.run.plan import make_plan
+from oort_lib.run.planner import make_plan
 from oort_lib.samples import write_fits, write_xisf
 from oort_lib.state import manifest as mf
 from oort_lib.state import migrations

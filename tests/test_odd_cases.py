@@ -10,14 +10,13 @@ import json
 import os
 import sqlite3
 import subprocess
-import time
 
-from conftest import configure, run_process
+from fitsfiles import write_frame
+from helpers import configure, run_process
+from helpers import manifest_row as status_of
 from hostile import Hostile
 
-from oort_lib.samples import write_fits
 from oort_lib.state import config as cfg
-from oort_lib.state import manifest as mf
 
 KEY = "0dd0dd5ecretc0ffee0123456789abcd"
 QUICK = {"connect_timeout": 0.5, "read_timeout": 0.5, "retries": 1, "backoff_base": 0.01,
@@ -26,16 +25,7 @@ NIGHT = {"DATE-OBS": "2021-06-01T22:00:00", "OBJECT": "M31"}
 
 
 def frame(path):
-    write_fits(path, NIGHT)
-    os.utime(path, (time.time() - 3600, time.time() - 3600))
-    return path
-
-
-def status_of(home, name: str) -> dict:
-    with mf.Manifest(home.manifest_file) as manifest:
-        rows = manifest.rows("SELECT * FROM files WHERE relpath LIKE ?", (f"%{name}",))
-    assert len(rows) == 1, rows
-    return rows[0]
+    return write_frame(path, NIGHT)
 
 
 # --- the command line ----------------------------------------------------------------------

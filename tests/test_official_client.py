@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import needs
-
-from oort_lib.samples import write_fits
-from oort_lib.sandbox import Sandbox
+from fitsfiles import write_tree
+from helpers import needs
 
 # Looked up, not imported: the package is only ever run as its own process here.
-pytestmark = needs(importlib.util.find_spec("arcsecond") is not None,
-                   "the official arcsecond client is not installed (make venv installs it)")
+pytestmark = [needs(importlib.util.find_spec("arcsecond") is not None,
+                    "the official arcsecond client is not installed (make venv installs it)"),
+              pytest.mark.sandbox(page_size=1)]  # every list paged, item by item
 
 CLI = Path(sys.executable).with_name("arcsecond")
 # Three frames of one night at La Silla-ish longitude (the sandbox's robotland telescope).
@@ -30,12 +29,6 @@ FRAMES = {
     "m31_002.fits": "2024-05-02T03:05:00",
     "m31 é 003.fits": "2024-05-02T03:10:00",
 }
-
-
-@pytest.fixture
-def sb26(tmp_path):
-    with Sandbox(tmp_path / "sandbox", page_size=1, dialect="2026") as server:
-        yield server
 
 
 @pytest.fixture
@@ -58,8 +51,8 @@ def arcsecond(tmp_path, sb26):
 
 
 def frames(folder: Path) -> Path:
-    for name, when in FRAMES.items():
-        write_fits(folder / name, {"DATE-OBS": when, "OBJECT": "M31"})
+    write_tree(folder, {name: {"DATE-OBS": when, "OBJECT": "M31"}
+                        for name, when in FRAMES.items()}, settled=False)
     return folder
 
 

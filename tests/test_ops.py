@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from terminal import run_in_terminal
 
 from oort_lib.samples import make_sample_tree

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import needs, unavailable
+from helpers import needs, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = needs((ROOT / "setup.cfg").exists(), "not a source tree")

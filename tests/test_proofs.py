@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 README = ROOT / "README.md"
 TESTS = ROOT / "tests"
@@ -127,7 +127,7 @@ def test_of_no_real_files(path):
     pass
 
 def test_unavailable():
-    from conftest import unavailable
+    from helpers import unavailable
     unavailable("no such tool")
 '''
 

@@ -73,7 +73,7 @@ def test_a_folder_walked_twice_loses_nothing(tmp_path):
 
 def test_a_summarising_plan_prints_what_the_full_plan_prints(tmp_path):
     """`run --dry-run` without -v/--json keeps totals per dataset, not a million items."""
-    from oort_lib.run.plan import make_plan
+    from oort_lib.run.planner import make_plan
     from oort_lib.samples import make_bulk_tree, make_sample_tree
     from oort_lib.state import config as cfg
     from oort_lib.views.render import plan_lines
@@ -98,8 +98,7 @@ def test_a_summarising_plan_prints_what_the_full_plan_prints(tmp_path):
 def test_planning_knows_its_total_before_reading_a_header(tmp_path):
     """The progress total of a first plan comes from the walk and the quick check alone,
     before any header is read; then it counts up to it."""
-    from oort_lib.run.plan import make_plan
-    from oort_lib.run.planner import count_to_read
+    from oort_lib.run.planner import count_to_read, make_plan
     from oort_lib.samples import make_bulk_tree
     from oort_lib.state import config as cfg
 

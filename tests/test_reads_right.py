@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import configure
+from helpers import configure
 from terminal import run_in_terminal
 
 from oort_lib.samples import make_sample_tree

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import configure, run_process
+from helpers import configure, run_process
 from syscalls import holds_open, run_pid, traced, written
 
 from oort_lib.samples import make_sample_tree, write_fits

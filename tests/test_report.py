@@ -7,7 +7,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import need_tool
+from helpers import need_tool
 
 from oort_lib.errors import ConfigError
 from oort_lib.state import config as cfg

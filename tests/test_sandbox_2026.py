@@ -12,23 +12,8 @@ from oort_lib.sandbox import Sandbox
 NO_SUCH = "00000000-0000-4000-8000-000000000000"
 
 
-@pytest.fixture(params=["2026", "both"])
-def sb26(request, tmp_path):
-    """A sandbox that speaks the 2026 generation (alone, or with the 2021 one)."""
-    with Sandbox(tmp_path / "sandbox", page_size=2, dialect=request.param) as server:
-        yield server
-
-
-@pytest.fixture
-def only26(tmp_path):
-    with Sandbox(tmp_path / "sandbox26", page_size=2, dialect="2026") as server:
-        yield server
-
-
-@pytest.fixture
-def only21(tmp_path):
-    with Sandbox(tmp_path / "sandbox21", page_size=2, dialect="2021") as server:
-        yield server
+# A sandbox that speaks the 2026 generation, alone or beside the 2021 one.
+ALONE_OR_BESIDE_2021 = pytest.mark.parametrize("sb26", ["2026", "both"], indirect=True)
 
 
 def anon(sb: Sandbox, prefix: str = "") -> Api:
@@ -43,6 +28,7 @@ def test_unknown_dialect_is_refused(tmp_path):
 # --- the page, the healthcheck, the /api prefix -------------------------------------------
 
 
+@ALONE_OR_BESIDE_2021
 def test_root_and_healthcheck_answer_without_a_key(sb26):
     for prefix in ("", "/api"):
         assert anon(sb26, prefix).get("/").status_code == 200
@@ -51,14 +37,14 @@ def test_root_and_healthcheck_answer_without_a_key(sb26):
     assert anon(sb26).get("/api").status_code == 200  # what `arcsecond api use` probes
 
 
-def test_2021_mode_has_no_2026_routes(only21):
-    api = Api(only21)
-    assert anon(only21).get("/").status_code == 200
-    assert anon(only21).get("/healthcheck/").status_code == 404
-    r = anon(only21).post("/auth/key/verify/",
-                          json={"username": SEED.username, "key": SEED.upload_key})
+def test_2021_mode_has_no_2026_routes(sb21):
+    api = Api(sb21)
+    assert anon(sb21).get("/").status_code == 200
+    assert anon(sb21).get("/healthcheck/").status_code == 404
+    r = anon(sb21).post("/auth/key/verify/",
+                        json={"username": SEED.username, "key": SEED.upload_key})
     assert (r.status_code, r.json()) == (404, {"detail": "Not found."})
-    assert anon(only21).post("/auth/key/verify-organisation/", json={}).status_code == 404
+    assert anon(sb21).post("/auth/key/verify-organisation/", json={}).status_code == 404
     assert api.options("/datafiles/").status_code == 404
     assert api.post("/datafiles/", files={"file": ("a.fits", b"x")}).status_code == 404
     # Its telescopes are plain arrays, and its profile answers the key (2021 detection).
@@ -69,6 +55,7 @@ def test_2021_mode_has_no_2026_routes(only21):
 # --- key verification ---------------------------------------------------------------------
 
 
+@ALONE_OR_BESIDE_2021
 def test_verify_accepts_username_or_email_with_either_key(sb26):
     pairs = [(SEED.username, SEED.upload_key), (SEED.username, SEED.api_key),
              (SEED.email, SEED.upload_key), (SEED.email.upper(), SEED.api_key),
@@ -80,6 +67,7 @@ def test_verify_accepts_username_or_email_with_either_key(sb26):
             assert (r.status_code, r.content) == (204, b""), (prefix, username)
 
 
+@ALONE_OR_BESIDE_2021
 def test_verify_refusals(sb26):
     a = anon(sb26)
     for body in ({"username": SEED.username, "key": SEED.member_key},
@@ -98,6 +86,7 @@ def test_verify_refusals(sb26):
     assert a.get("/auth/key/verify/").status_code == 405
 
 
+@ALONE_OR_BESIDE_2021
 def test_verify_organisation_needs_a_writer_role(sb26):
     def verify(username, key, organisation):
         return anon(sb26).post("/auth/key/verify-organisation/", json={
@@ -139,6 +128,7 @@ def test_token_shapes_follow_the_dialect(tmp_path):
 # --- OPTIONS, the 2026 probe --------------------------------------------------------------
 
 
+@ALONE_OR_BESIDE_2021
 def test_options_on_list_routes_needs_a_key(sb26):
     for path in ("/datafiles/", "/datasets/", "/telescopes/", "/nightlogs/",
                  "/robotland/datafiles/", "/api/local/datafiles/", "/api/datasets/"):
@@ -178,6 +168,7 @@ def test_telescopes_are_paged(tmp_path):
 # --- datasets -----------------------------------------------------------------------------
 
 
+@ALONE_OR_BESIDE_2021
 def test_datasets_with_a_telescope(sb26):
     api, team = Api(sb26), org(sb26)
     ds = api.dataset("M31")
@@ -203,8 +194,8 @@ def test_datasets_with_a_telescope(sb26):
         "name": "g", "telescope": SEED.telescope_uuid}).status_code == 403
 
 
-def test_a_dataset_needs_its_telescope_in_2026_mode(only26):
-    r = Api(only26).post("/datasets/", json={"name": "M31"})
+def test_a_dataset_needs_its_telescope_in_2026_mode(sb26):
+    r = Api(sb26).post("/datasets/", json={"name": "M31"})
     assert (r.status_code, r.json()) == (400, {"telescope": ["This field is required."]})
 
 
@@ -221,6 +212,7 @@ def test_both_mode_takes_a_telescope_or_the_2021_chain(tmp_path):
 # --- flat datafile uploads ----------------------------------------------------------------
 
 
+@ALONE_OR_BESIDE_2021
 def test_flat_upload_answers_and_stores_is_raw_and_tags(sb26):
     api = Api(sb26)
     ds = api.dataset()["uuid"]
@@ -245,6 +237,7 @@ def test_flat_upload_answers_and_stores_is_raw_and_tags(sb26):
     assert api.get(f"/datasets/{ds}/").json()["data_files_count"] == 6
 
 
+@ALONE_OR_BESIDE_2021
 def test_flat_upload_refusals(sb26):
     api = Api(sb26)
     ds = api.dataset()["uuid"]
@@ -265,6 +258,7 @@ def test_flat_upload_refusals(sb26):
     assert sb26.datafiles() == []
 
 
+@ALONE_OR_BESIDE_2021
 def test_a_name_already_in_the_dataset_is_refused_after_the_body(sb26):
     api = Api(sb26)
     ds = api.dataset()["uuid"]
@@ -278,6 +272,7 @@ def test_a_name_already_in_the_dataset_is_refused_after_the_body(sb26):
     assert open(row["path"], "rb").read() == b"first"
 
 
+@ALONE_OR_BESIDE_2021
 def test_flat_list_is_paged_and_filtered_by_dataset(sb26):
     api = Api(sb26, prefix="/api/local")
     ds = api.dataset("M42", SEED.local_telescope_uuid)["uuid"]
@@ -302,8 +297,8 @@ def test_flat_list_is_paged_and_filtered_by_dataset(sb26):
 # --- the 2021 routes in 2026 mode ---------------------------------------------------------
 
 
-def test_2026_mode_has_no_2021_only_routes(only26):
-    api = Api(only26)
+def test_2026_mode_has_no_2021_only_routes(sb26):
+    api = Api(sb26)
     ds = api.dataset()["uuid"]
     assert api.send(ds, "a.fits", b"data").status_code == 201
     for path in (f"/datasets/{ds}/datafiles/", f"/datasets/{ds}/datafiles/a.fits/",

@@ -13,11 +13,7 @@ from sandbox_api import SEED, Api, org
 from oort_lib.samples import write_fits
 from oort_lib.sandbox import Faults, Sandbox
 
-
-@pytest.fixture
-def sb26(tmp_path):
-    with Sandbox(tmp_path / "sandbox", page_size=1, dialect="2026") as server:
-        yield server
+pytestmark = pytest.mark.sandbox(page_size=1)  # every list paged, item by item
 
 
 def fits(tmp_path: Path, name: str, **header) -> bytes:

@@ -18,12 +18,7 @@ from oort_lib.sandbox import Faults, Sandbox, Seed
 SEED = Seed()
 KEY = {"X-Arcsecond-API-Authorization": f"Key {SEED.upload_key}"}
 DATE = "2024-05-01"
-
-
-@pytest.fixture
-def sb(tmp_path):
-    with Sandbox(tmp_path / "sandbox") as sandbox:
-        yield sandbox
+pytestmark = pytest.mark.sandbox(page_size=50)  # the sandbox's default
 
 
 def post(sb: Sandbox, path: str, **kw) -> requests.Response:

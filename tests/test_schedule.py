@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import configure, need_tool
 from docopt import DocoptExit, docopt
+from helpers import configure, need_tool
 
 from oort_lib import cli as oort_cli
 from oort_lib.state import config as cfg
@@ -52,6 +52,21 @@ def verify(analyze: str, units: list[Path], home: Path, tmp_path: Path) -> list[
     return problems
 
 
+def split_recipe(text: str) -> dict[str, str]:
+    """The unit files inside a `systemd_recipe` text, cut out as a script writing them would."""
+    units: dict[str, str] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        if line.startswith(f"# ---- {schedule.UNIT_DIR}/"):
+            current = line.split("/")[-1].split()[0]
+            units[current] = ""
+        elif line.startswith("# ---- end of "):
+            current = None
+        elif current:
+            units[current] += line + "\n"
+    return units
+
+
 def unit_body(path: Path) -> str:
     """A unit file without its leading comment block (the contrib files' header)."""
     text = path.read_text(encoding="utf-8")
@@ -77,7 +92,7 @@ def test_contrib_units_pass_systemd_analyze_verify(systemd_analyze, tmp_path):
 def test_generated_units_pass_systemd_analyze_verify(systemd_analyze, tmp_path):
     profile = tmp_path / "profile dir"  # a space: ExecStart quoting is exercised too
     recipe = schedule.systemd_recipe(str(profile))
-    units = schedule.split_recipe(recipe)
+    units = split_recipe(recipe)
     assert units == schedule.systemd_units(str(profile))
     executable = schedule.command()[0]
     assert os.path.isabs(executable) and os.access(executable, os.X_OK)
@@ -204,4 +219,4 @@ def test_cli_schedule_prints_the_recipes(cli, home):
     units = cli("schedule", "--systemd", "--home", "/srv/oort/profile2")
     assert units.code == 0, units.err
     assert "--home=/srv/oort/profile2" in units.out and "SuccessExitStatus=75" in units.out
-    assert schedule.split_recipe(units.out) == schedule.systemd_units("/srv/oort/profile2")
+    assert split_recipe(units.out) == schedule.systemd_units("/srv/oort/profile2")

@@ -13,9 +13,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
+from fitsfiles import write_tree
 
-from oort_lib.samples import make_sample_tree, write_fits
+from oort_lib.samples import make_sample_tree
 from oort_lib.sandbox import Sandbox
 from oort_lib.state import config as cfg
 from oort_lib.state import manifest as mf
@@ -37,21 +37,16 @@ CAPTURE = (
 )
 
 
-@pytest.fixture
-def sb26(tmp_path):
-    with Sandbox(tmp_path / "sb26", page_size=2, dialect="2026") as server:
-        server.start()
-        yield server
-
-
 def capture(root: Path, zone: str, night: date = NIGHT, frames=CAPTURE) -> Path:
     """A night of frames taken in `zone`, DATE-OBS in UTC (every other one with a Z)."""
+    headers = {}
     for number, (relpath, days, hour, minute) in enumerate(frames):
         wall = datetime.combine(night + timedelta(days=days), time(hour, minute),
                                 ZoneInfo(zone))
         utc = wall.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
-        write_fits(root / relpath, {"DATE-OBS": utc + ("Z" if number % 2 else ""),
-                                    "OBJECT": relpath.partition("/")[0]}, shape=(8, 8))
+        headers[relpath] = {"DATE-OBS": utc + ("Z" if number % 2 else ""),
+                            "OBJECT": relpath.partition("/")[0]}
+    write_tree(root, headers, shape=(8, 8), settled=False)
     return root
 
 
@@ -268,7 +263,7 @@ def test_a_run_that_finds_the_generation_dates_nights_for_it(cli, home, sb26, tm
                                                              monkeypatch):
     """A key from the environment, no login: planning cannot know the generation; the
     run finds 2026 and records the nights that server gives."""
-    from conftest import configure
+    from helpers import configure
 
     seed = sb26.seed
     root = capture(tmp_path / "sydney", "Australia/Sydney")

@@ -96,7 +96,7 @@ def test_changed_file_is_patched_and_new_file_reuses_objects(cli, logged_in, san
 
 
 def test_page_size_one_and_lost_manifest_create_nothing_twice(cli, home, tmp_path, tree):
-    from conftest import configure
+    from helpers import configure
 
     from oort_lib.sandbox import Sandbox
 

@@ -5,48 +5,21 @@ copied over it later, is sent once with its exact bytes."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import time
-from pathlib import Path
 
 import pytest
-from conftest import configure
+from fitsfiles import settle as age
+from helpers import configure_for, sha
+from helpers import server_copies as held
 from partial import DAMAGED_KINDS, KINDS, WHEN, partial_files
 
-from oort_lib.state import config as cfg
 from oort_lib.state import manifest as mf
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def held(sandbox) -> dict[str, list[str]]:
-    """filename -> sha256 of each copy the server holds (a list: duplicates show)."""
-    found: dict[str, list[str]] = {}
-    for f in sandbox.objects("datafiles"):
-        found.setdefault(f["filename"], []).append(f["sha256"])
-    return found
 
 
 def rows(home) -> dict[str, dict]:
     with mf.Manifest(home.manifest_file) as manifest:
         return {r["relpath"]: r for r in manifest.rows("SELECT * FROM files")}
-
-
-def setup(home, sandbox, root: Path, generation: str, **settings) -> None:
-    telescope = sandbox.seed.personal_telescope_uuid if generation == "2026" else None
-    configure(home, sandbox.url, sandbox.seed.upload_key, generation=generation,
-              username=sandbox.seed.username if generation == "2026" else None,
-              folders=[cfg.Folder(str(root), telescope=telescope)], **settings)
-
-
-def age(*paths: Path, seconds: float = 3600) -> None:
-    for path in paths:
-        os.utime(path, (time.time() - seconds, time.time() - seconds))
 
 
 @pytest.mark.parametrize("generation", ["2021", "2026"])
@@ -60,7 +33,7 @@ def test_partial_files_never_reach_the_server_and_whole_ones_do_once(
         target.parent.mkdir(parents=True)
         shutil.copyfile(partial, target)
         age(target)
-    setup(home, sandbox, watched, generation)
+    configure_for(home, sandbox, generation, watched)
 
     first = cli("run")
     assert held(sandbox) == {}, "a partial file reached the server"
@@ -109,7 +82,7 @@ def test_partial_becomes_a_problem_after_partial_wait(cli, home, sandbox, tmp_pa
     target.parent.mkdir(parents=True)
     shutil.copyfile(partial, target)
     age(target, seconds=7200)  # two hours since its last change
-    setup(home, sandbox, watched, "2021", partial_wait=3600)
+    configure_for(home, sandbox, "2021", watched, partial_wait=3600)
 
     first = cli("run")
     assert first.code == 1
@@ -143,7 +116,7 @@ def test_dry_run_lists_incomplete_files_with_their_reason(cli, home, sandbox, tm
     target.parent.mkdir(parents=True)
     shutil.copyfile(partial, target)
     age(target)
-    setup(home, sandbox, watched, "2021")
+    configure_for(home, sandbox, "2021", watched)
     plan = json.loads(cli("run", "--dry-run", "--json").out)
     assert plan["totals"]["files"] == 0 and plan["totals"]["incomplete"] == 1
     (entry,) = plan["incomplete"]

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
-from conftest import REALDATA
+from fitsfiles import BLOCK, header_end
+from helpers import REALDATA
 from partial import (
-    BLOCK,
     DAMAGED_KINDS,
     KINDS,
     cut,
@@ -20,7 +20,6 @@ from partial import (
     fits_bytes,
     flip_bit,
     hdu_ends,
-    header_end,
     long_header_fits,
     partial_files,
 )

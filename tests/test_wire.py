@@ -4,8 +4,9 @@
 The official client and oort-sync each log in and upload the same file through one
 capturing relay (tests/relay.py) in front of the sandbox; the requests they sent are
 compared (see test_same_requests_as_the_official_client for exactly what). The tests
-after it check particular bytes against hand-written expectations (shared/reference/
-arcsecond-api-2026.md, 5.1 and 2.1), with a capture server answering every request.
+after it check particular bytes against hand-written expectations (docs/arcsecond-api.md,
+"2026: the upload" and "2026: key verification"), with a capture server answering every
+request.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import FAST_RETRIES
+from helpers import FAST_RETRIES
 from relay import Captured, Relay, parts
 
 from oort_lib.arcsecond.client import Client

@@ -2,8 +2,9 @@
 
 One requests session (shared connections, timeouts on every request), retries with
 exponential backoff and jitter for what is transient, and every failure turned into one
-of the error classes of errors.py with a message a person can act on. It knows URLs,
-keys, pages and errors, not API generations: gen2021 and gen2026 build on it.
+of the error classes of errors.py with a message a person can act on (failure.py says
+which). It knows URLs, keys, pages and errors, not API generations: gen2021 and gen2026
+build on it.
 
 Key hygiene: redirects are never followed (requests would carry the key header to
 whatever host a 3xx names); `next` links are rebuilt onto the configured base, so the
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,27 +24,15 @@ import requests
 
 from oort_lib import __version__
 from oort_lib.arcsecond.address import check_base_url, check_resolved, needs_resolving
-from oort_lib.arcsecond.answer import (
-    MESSAGE_LIMIT,
-    error_message,
-    is_duplicate,
-    is_error_body,
-    retry_after,
-    scrub,
-)
 from oort_lib.arcsecond.body import FileBody
 from oort_lib.arcsecond.budget import Budget
 from oort_lib.arcsecond.deadline import Deadline, WatchedAdapter
-from oort_lib.arcsecond.probe import plain_http_server, speaks_plain_http
+from oort_lib.arcsecond.failure import Failed, decoded, failed, redirected, refusal
 from oort_lib.errors import (
     Aborted,
-    AlreadyExists,
-    AuthError,
     FileProblem,
     MalformedAnswer,
-    NotFound,
     PermanentError,
-    Redirected,
     ServerUnreachable,
     TransientError,
 )
@@ -189,15 +177,7 @@ class Client:
         never retried, what an upload body raises (Aborted, FileChanged, NotPlanned,
         ChecksumMismatch, LocalTransient: see body.py).
         """
-        if self._unresolved:
-            check_resolved(self.base)  # before the key goes in clear to a LAN name
-            self._unresolved = False
-        url = self._url(path)
-        if urlsplit(url)[:2] != self._origin:
-            # Only rebase()d links reach here; anything else is a bug, not a request.
-            raise PermanentError(f"Refused to send the key to another host ({url}).")
-        kwargs["allow_redirects"] = False
-        kwargs["stream"] = True  # the answer is read here, against the deadline and the cap
+        url = self._target(path, kwargs)
         body_factory = kwargs.pop("body_factory", None)
         answered = False
         last: Exception | None = None
@@ -212,92 +192,33 @@ class Client:
                 body = body_factory()
                 kwargs["data"] = body
                 kwargs.setdefault("headers", {})["Content-Type"] = body.content_type
-            watch = self._deadline(body)
-            response = None
-            try:
-                with watch:
-                    response = self.session.request(method, url, timeout=self.timeout,
-                                                    **kwargs)
-                    content = self._read(response, method, path)
-            except (Aborted, FileProblem):
-                # The stop, or the body refusing to go on (the file moved, a checksum,
-                # a disk error): never retried here, never taken for a network failure.
-                raise
-            except (requests.exceptions.RequestException, OSError) as exc:
-                if watch.cut == "stop" or _aborted(exc):
-                    raise Aborted("the request was cut short by the stop") from None
-                if watch.cut == "early":
-                    answered = True
-                    last = TransientError(f"{method} {path}: the server answered before the "
-                                          "whole file was sent (a redirect or a refusal?)")
-                    if not idempotent:
-                        raise last from None
-                    continue
-                if watch.cut == "deadline":
-                    answered = True
-                    last = TransientError(f"{self.base}: no complete answer within "
-                                          f"{watch.seconds:g} s (the server trickles)")
-                    self.budget.strike(self.base, last)
-                    if not idempotent:
-                        raise last from None
-                    continue
-                if isinstance(exc, requests.exceptions.ConnectTimeout):
-                    last = TransientError(
-                        f"{self.base}: connection timed out ({type(exc).__name__})")
-                    self.budget.strike(self.base, last)
-                    continue
-                if isinstance(exc, requests.exceptions.Timeout):
-                    answered = True
-                    last = TransientError(f"{self.base}: no answer within {self.timeout[1]:g} s")
-                    self.budget.strike(self.base, last)
-                    if not idempotent:
-                        raise last from None
-                    continue
-                if isinstance(exc, requests.exceptions.SSLError) and speaks_plain_http(
-                        self.base):
-                    raise plain_http_server(self.base) from None  # no retry can help
-                sent = _maybe_sent(exc)
-                last = TransientError(f"{self.base}: connection failed ({_short(exc)})")
-                if sent:
+            outcome = self._attempt(method, url, path, body, kwargs)
+            if isinstance(outcome, Failed):
+                if outcome.strike:
+                    self.budget.strike(self.base, outcome.error)
+                last = outcome.error
+                if outcome.reached:
                     answered = True
                     if not idempotent:
-                        raise last from None
+                        raise last
                 continue
-            finally:
-                if response is not None:
-                    response.close()
-                if body is not None:
-                    body.close()
             answered = True
+            response, content = outcome
             status = response.status_code
             if 300 <= status < 400:
-                raise _redirected(self.base, method, path, response, self.key)
+                raise redirected(self.base, method, path, response, self.key)
             if status < 400:
                 self.budget.answered()
-                return self._success(response, content, method, path, expect_json)
-            message = error_message(response, self.key)
-            if status in (429, 500, 502, 503, 504) or status >= 500:
-                last = TransientError(f"{method} {path}: {message}", status)
-                last.retry_after = retry_after(response)
-                self.budget.throttled(self.base, last)
-                if not idempotent and status not in (429, 503):
-                    raise last
-                continue
-            self.budget.answered()
-            if status == 401:
-                raise AuthError(
-                    f"The server refused the key ({message}). "
-                    "Run `oort-sync login` again, or check ARCSECOND_UPLOAD_KEY.",
-                    status,
-                )
-            if status == 403:
-                raise AuthError(f"Permission refused for {path}: {message}", status)
-            if status == 404:
-                raise NotFound(f"{path}: {message}", status)
-            # "Already there" only when the server says so of the file being sent.
-            if body is not None and is_duplicate(response, body.names):
-                raise AlreadyExists(message, status)
-            raise PermanentError(f"{method} {path}: {message}", status)
+                return decoded(response, content, method, path, expect_json, self.key)
+            error = refusal(response, method, path, self.key,
+                            body.names if body is not None else None)
+            if not isinstance(error, TransientError):
+                self.budget.answered()
+                raise error
+            last = error
+            self.budget.throttled(self.base, error)
+            if not idempotent and status not in (429, 503):
+                raise error
         if last is None:
             last = TransientError(f"{method} {path}: stopped before an answer")
         if not answered:
@@ -306,6 +227,44 @@ class Client:
             )
         self.budget.gave_up(self.base, last)
         raise last
+
+    def _target(self, path: str, kwargs: dict) -> str:
+        """The URL of `path`, once it is sure the key may go there; sets the options
+        every request is sent with in `kwargs`. Raises PermanentError for another host,
+        and what address.check_resolved raises."""
+        if self._unresolved:
+            check_resolved(self.base)  # before the key goes in clear to a LAN name
+            self._unresolved = False
+        url = self._url(path)
+        if urlsplit(url)[:2] != self._origin:
+            # Only rebase()d links reach here; anything else is a bug, not a request.
+            raise PermanentError(f"Refused to send the key to another host ({url}).")
+        kwargs["allow_redirects"] = False
+        kwargs["stream"] = True  # the answer is read here, against the deadline and the cap
+        return url
+
+    def _attempt(self, method: str, url: str, path: str, body: FileBody | None,
+                 kwargs: dict) -> tuple[requests.Response, bytes] | Failed:
+        """Send once: the answer and its whole body, or what failed (failure.failed).
+        Raises Aborted, what the body raises for its file, what failure.failed and
+        _read raise."""
+        watch = self._deadline(body)
+        response = None
+        try:
+            with watch:
+                response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+                return response, self._read(response, method, path)
+        except (Aborted, FileProblem):
+            # The stop, or the body refusing to go on (the file moved, a checksum,
+            # a disk error): never retried here, never taken for a network failure.
+            raise
+        except (requests.exceptions.RequestException, OSError) as exc:
+            return failed(exc, watch, self.base, method, path, self.timeout[1])
+        finally:
+            if response is not None:
+                response.close()
+            if body is not None:
+                body.close()
 
     def _deadline(self, body: FileBody | None) -> Deadline:
         if body is None:
@@ -329,29 +288,6 @@ class Client:
         content = b"".join(chunks)
         response._content = content  # so .json() and .text work on what was read
         return content
-
-    def _success(self, response: requests.Response, content: bytes, method: str, path: str,
-                 expect_json: bool):
-        """The decoded answer of a 2xx, or None. A 2xx whose body is an error (some
-        proxies and broken servers answer 200 {"error": ...}) is transient, never taken
-        for a success or for a permanent refusal."""
-        status = response.status_code
-        if status == 204 or not content:
-            return None
-        try:
-            data = response.json()
-        except ValueError:
-            if not expect_json:
-                return None
-            raise TransientError(
-                f"{method} {path}: the server answered {status} with a body that "
-                "is not JSON (a proxy page?)",
-                status,
-            ) from None
-        if is_error_body(data):
-            raise TransientError(f"{method} {path}: the server answered {status} with an "
-                                 f"error: {error_message(response, self.key)}", status)
-        return data if expect_json else None
 
     def _sleep(self, attempt: int, last: Exception | None) -> None:
         delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
@@ -428,59 +364,3 @@ class Client:
 def prefix(organisation: str | None) -> str:
     """The path prefix of an organisation's routes ("" for the personal account)."""
     return f"/{quote(organisation, safe='')}" if organisation else ""
-
-
-def _redirected(base: str, method: str, path: str, response, key: str | None) -> Redirected:
-    target = response.headers.get("Location", "")
-    try:
-        host = scrub(urlsplit(target).netloc, key, MESSAGE_LIMIT) or "the same host"
-    except ValueError:  # not even a URL
-        host = "an invalid address"
-    return Redirected(
-        f"{method} {path}: the server at {base} redirects to {host} ({response.status_code}). "
-        "Redirects are not followed (the key would go along): check the API URL "
-        "(`oort-sync login --api=URL`).",
-        response.status_code,
-    )
-
-
-# The words a person needs of what requests and urllib3 nest in their messages, most
-# telling first: "[Errno -2] Name or service not known", "Connection reset by peer".
-_CAUSES = tuple(re.compile(pattern) for pattern in (
-    r"\[Errno -?\d+\][^'\"()]*", r"[\w ]*Connection refused[^'\"()]*",
-    r"[\w ]*reset[^'\"()]*", r"[\w ]*aborted[^'\"()]*", r"[\w ]*timed out[^'\"()]*"))
-
-
-def _short(exc: Exception) -> str:
-    """The cause of a connection failure in a few whole words, else the exception's
-    class name."""
-    text = str(exc)
-    for cause in _CAUSES:
-        found = cause.search(text)
-        if found:
-            words = " ".join(found.group(0).split())[:80].rstrip(" .,:;")
-            if words:
-                return words
-    return type(exc).__name__
-
-
-def _maybe_sent(exc: Exception) -> bool:
-    """True unless the connection surely failed before the request left (refused, DNS)."""
-    text = str(exc)
-    return not any(
-        marker in text
-        for marker in ("NewConnectionError", "Connection refused", "Name or service", "resolve")
-    )
-
-
-def _aborted(exc: BaseException) -> bool:
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, Aborted):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args else None)
-        if not isinstance(exc, BaseException):
-            return False
-    return False
-

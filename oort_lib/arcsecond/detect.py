@@ -1,6 +1,6 @@
 """Which API generation a server speaks, found without side effects.
 
-In order (arcsecond-api.md, "Which generation a server speaks"):
+In order (docs/arcsecond-api.md, "Detection"):
 1. `POST /auth/key/verify/` with username + key: 2xx -> 2026, and the key is good;
    a refusal -> a 2026 server refusing the credentials (stop, no fallback); 404/405 -> on.
 2. `OPTIONS [/<sub>]/datafiles/` with the key: 200 -> 2026 (the flat route exists).

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from urllib.parse import quote
 
 from oort_lib.arcsecond.body import FileBody, Planned
 from oort_lib.arcsecond.client import NO_KEY, prefix
@@ -152,10 +151,6 @@ def verify_organisation(client, username: str, key: str, organisation: str) -> d
             "the membership: not a member, or a role that may only read).", exc.status,
         ) from None
     return org if isinstance(org, dict) else {}
-
-
-def telescope_path(org: str | None, uuid: str) -> str:
-    return f"{prefix(org)}/telescopes/{quote(uuid, safe='')}/"
 
 
 def _refused(username: str) -> str:

@@ -1,10 +1,10 @@
 """Lists of server objects: pages followed within a bound, every entry checked.
 
-The server's lists are plain arrays or pages linked by `next` (arcsecond-api.md). A
-lookup walks at most MAX_PAGES pages: a server that pages a filtered list without end
-(or ignores the filter over a huge archive) must not hold a run for thousands of
-requests. And every entry is an object with a uuid, or the answer is the server's
-problem (MalformedAnswer), never a KeyError deep in oort-sync.
+The server's lists are plain arrays or pages linked by `next` (docs/arcsecond-api.md,
+"Lists and pages"). A lookup walks at most MAX_PAGES pages: a server that pages a
+filtered list without end (or ignores the filter over a huge archive) must not hold a
+run for thousands of requests. And every entry is an object with a uuid, or the answer
+is the server's problem (MalformedAnswer), never a KeyError deep in oort-sync.
 """
 
 from __future__ import annotations

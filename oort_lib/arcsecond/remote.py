@@ -2,7 +2,9 @@
 
 The run (sync.py) asks four things of a destination: make sure the remote container of
 a file exists, is the file there already, send it, forget a container the server lost.
-gen2021 and gen2026 answer them; nothing above this package knows which one it talks to.
+gen2021 and gen2026 answer them, each a Remote of its own (generations.py opens the one
+a server speaks); nothing above this package knows which one it talks to, and this
+module knows neither.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from oort_lib.errors import MalformedAnswer, TransientError
-
-GENERATIONS = ("2021", "2026")
 
 
 class Container(NamedTuple):
@@ -46,7 +46,7 @@ class Cache:
 class Remote:
     """A destination (server + account + organisation) in one API generation."""
 
-    generation: str = ""
+    generation: str = ""  # "2021" or "2026": how generations.py finds it
     # Whether the server can say if a file of that name is in a dataset (2021 can);
     # without it the manifest and the duplicate answer are all there is.
     can_check: bool = False
@@ -159,14 +159,3 @@ class Remote:
                 self.cache.set_remote(key, kind, uuid)
             self._memo[key] = uuid
             return uuid
-
-
-def open_remote(generation: str, client, cache: Cache, destination: str) -> Remote:
-    """The Remote of a generation ("2021" or "2026")."""
-    if generation == "2026":
-        from oort_lib.arcsecond.gen2026 import Gen2026
-
-        return Gen2026(client, cache, destination)
-    from oort_lib.arcsecond.gen2021 import Gen2021
-
-    return Gen2021(client, cache, destination)

@@ -6,18 +6,35 @@ re-read an unchanged file, and `explain`, which reads it, decide alike).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from oort_lib.local.localtime import LocalTime, local_time
 
-if TYPE_CHECKING:  # the settings are above the local side: a type, not an import
-    from oort_lib.state.config import Folder
-
-__all__ = ["FACTS", "Decision", "decide", "header_facts"]
+__all__ = ["FACTS", "Decision", "WatchedFolder", "decide", "header_facts"]
 
 # The header facts kept in the manifest (columns of 0003_night_sources, less time_source).
 FACTS = ("date_source", "date_raw", "date_loc", "site_longitude", "longitude_source",
          "frame_type", "frame_keyword")  # fmt: skip
+
+
+class WatchedFolder(Protocol):
+    """What the rules read of a watched folder (state.config.Folder is one: the settings
+    are above the local side, so they are described here, not imported)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def classify(self) -> str: ...
+    @property
+    def timezone(self) -> str | None: ...
+    @property
+    def longitude(self) -> float | None: ...
+    @property
+    def site_timezone(self) -> str | None: ...
+    @property
+    def telescope(self) -> str | None: ...
+    @property
+    def telescope_name(self) -> str | None: ...
 
 
 class Decision(NamedTuple):
@@ -39,7 +56,7 @@ class Decision(NamedTuple):
         return target_name(obj, self.dataset)
 
 
-def decide(relpath: str, folder: Folder, header_date: str, facts: dict,
+def decide(relpath: str, folder: WatchedFolder, header_date: str, facts: dict,
            generation: str | None = None) -> Decision:
     """Apply the rules to one file's header facts (as the manifest stores them).
 

@@ -2,8 +2,9 @@
 
 A 2026 Arcsecond server builds night logs itself, at the site of the dataset's telescope
 (servernight.py). Where a telescope object carries its site is uncertain: the official
-client reads only ``uuid``, ``name`` and ``observing_site``; the 2021 spec and the sandbox
-give ``coordinates`` (an object with ``longitude``). So the site is read tolerantly:
+client reads only ``uuid``, ``name`` and ``observing_site``; the 2021 generation and the
+sandbox give ``coordinates`` (an object with ``longitude``: docs/arcsecond-api.md,
+"Telescopes and organisations"). So the site is read tolerantly:
 
 - the longitude (degrees east) from ``coordinates.longitude``, else a ``longitude`` of the
   telescope itself, else from an ``observing_site`` given as an object (its own

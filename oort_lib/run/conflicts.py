@@ -23,16 +23,15 @@ from typing import NamedTuple
 from oort_lib.errors import LocalTransient
 from oort_lib.local.scan import name_of_key
 from oort_lib.run.item import Item, joined, server_name
-
-# The outcome of a file found in a shared slot (sync.py records it).
-CONFLICT = "conflict"
-SAME_CONTENT = "already"
-WAIT = "wait"
+from oort_lib.run.result import Outcome
+from oort_lib.state import manifest as mf
 
 
 class Verdict(NamedTuple):
+    """The outcome of a file found in a shared slot (the uploader records it)."""
+
     item: Item
-    outcome: str  # CONFLICT, SAME_CONTENT, WAIT or "failed-transient"
+    outcome: Outcome  # CONFLICT, ALREADY (same content), WAIT or FAILED_TRANSIENT
     reason: str
     digest: str | None
 
@@ -74,7 +73,7 @@ def check(items: list[Item], remote, manifest,
             try:
                 hashes[id(item)] = item.hash or content_hash(item)
             except LocalTransient as exc:
-                verdicts.append(Verdict(item, "failed-transient", exc.reason, None))
+                verdicts.append(Verdict(item, Outcome.FAILED_TRANSIENT, exc.reason, None))
                 held.add(id(item))
                 return None
         return hashes[id(item)]
@@ -94,11 +93,12 @@ def check(items: list[Item], remote, manifest,
                     continue
                 held.add(id(item))
                 if mine == holder["uploaded_hash"]:
-                    verdicts.append(Verdict(item, SAME_CONTENT,
+                    verdicts.append(Verdict(item, Outcome.ALREADY,
                                             f"already on the server (same content as {other})",
                                             mine))
                 else:
-                    verdicts.append(Verdict(item, CONFLICT, conflict_reason(other, where), mine))
+                    verdicts.append(Verdict(item, Outcome.CONFLICT, conflict_reason(other, where),
+                                            mine))
             continue
         # New files sharing a slot: the first (folder order, then path) goes.
         keeper = None
@@ -112,10 +112,11 @@ def check(items: list[Item], remote, manifest,
             held.add(id(item))
             first = joined(keeper[0].folder.path, keeper[0].relpath)
             if mine == keeper[1]:
-                verdicts.append(Verdict(item, WAIT, f"same content as {first}, which is "
+                verdicts.append(Verdict(item, Outcome.WAIT, f"same content as {first}, which is "
                                         "uploaded first", mine))
             else:
-                verdicts.append(Verdict(item, CONFLICT, conflict_reason(first, where), mine))
+                verdicts.append(Verdict(item, Outcome.CONFLICT, conflict_reason(first, where),
+                                        mine))
     return [i for i in items if id(i) not in held], verdicts
 
 
@@ -155,7 +156,7 @@ def _uploaded(manifest, remote, datasets: set[str], destinations: set) -> dict[t
         chunk = names[start:start + 500]
         rows = manifest.rows(
             "SELECT root, relpath, night, kind, dataset, telescope, destination, "
-            "uploaded_hash FROM files WHERE status = 'uploaded' AND dataset IN "
+            f"uploaded_hash FROM files WHERE status = '{mf.UPLOADED}' AND dataset IN "
             f"({', '.join('?' for _ in chunk)})", chunk)
         for row in rows:
             if row["destination"] in destinations:

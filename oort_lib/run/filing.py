@@ -16,13 +16,10 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from typing import TYPE_CHECKING
 
+from oort_lib.run.plan import Plan, Refiled, Totals
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
-
-if TYPE_CHECKING:  # the plan being finished (plan.py calls this module)
-    from oort_lib.run.plan import Plan
 
 Key = tuple[str, str, str]  # organisation ("" personal), telescope, dataset name
 
@@ -100,20 +97,17 @@ def file_datasets(plan: Plan, manifest: mf.Manifest,
     filed = known_filings(manifest, dests.values())
     nights = filing_nights(plan.file_nights, filed)
     plan.spans = spans(plan.file_nights, nights, filed)
-    plan.refiled = [(dests[key[0]], *key, night) for key, night in nights.items()
+    plan.refiled = [Refiled(dests[key[0]], *key, night) for key, night in nights.items()
                     if key in filed and night < filed[key] and key[0] in dests]
-    summary: dict[tuple, list] = {}
-    for (org, telescope, night, kind, dataset), values in plan.summary.items():
+    summary: dict[tuple, Totals] = {}
+    for (org, telescope, night, kind, dataset), totals in plan.summary.items():
         group = (org, telescope, nights.get((org, telescope, dataset), night), kind, dataset)
         merged = summary.get(group)
         if merged is None:
-            summary[group] = list(values)
-            continue
-        merged[0] += values[0]
-        merged[1] += values[1]
-        merged[4] += values[4]
-        if values[2] < merged[2]:
-            merged[2], merged[3] = values[2], values[3]
+            summary[group] = totals  # taken over: the old summary is dropped
+        else:
+            merged.add(totals.files, totals.bytes, totals.first, totals.target,
+                       totals.replacements)
     plan.summary = summary
     shared = {night: sys.intern(night) for night in nights.values()}
     plan.items = [

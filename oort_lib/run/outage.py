@@ -10,7 +10,9 @@ printed; when it is gone, one line says so ("recovered after 3 h 10 min, 42 runs
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,7 +36,7 @@ class Verdict(NamedTuple):
 
 
 def problems_of(result) -> list[Problem]:
-    """The lasting kinds of problem a run's result shows (sync.RunResult)."""
+    """The lasting kinds of problem a run's result shows (result.RunResult)."""
     from oort_lib.errors import AuthError, ServerBusy, ServerUnreachable
 
     found = [Problem(f"{MISSING}:{root}", MISSING, why) for root, why in result.plan.missing]
@@ -79,6 +81,25 @@ def judge(previous: dict, problems: list[Problem], now: float, *, checked_roots,
                          f"{duration(now - float(entry.get('since', now)))}, "
                          f"{entry.get('runs', 1)} run{'s' if entry.get('runs', 1) != 1 else ''}.")
     return Verdict(frozenset(quiet), tuple(started), tuple(recovered), {"ongoing": state})
+
+
+def settle(state_file: Path, result, checked_roots: Iterable[str], now: float) -> Verdict:
+    """Judge a finished run's problems (result.RunResult) against the ongoing ones kept in
+    `state_file`, keep the new state there, and log what goes on quietly and what is
+    over. A state file that cannot be written is logged, never raised: the next run
+    then says the outage again, which is better than a run failing over it."""
+    log = logging.getLogger("oort_sync")
+    verdict = judge(load(state_file), problems_of(result), now, checked_roots=checked_roots,
+                    server_checked=result.generation is not None)
+    try:
+        save(state_file, verdict.state)
+    except OSError as exc:
+        log.warning("cannot keep %s: %s", state_file, exc)
+    for message in verdict.quiet:
+        log.error("still: %s", message)
+    for line in verdict.recovered:
+        log.info("%s", line.removeprefix("oort-sync: "))
+    return verdict
 
 
 def _label(entry: dict) -> str:

@@ -1,23 +1,74 @@
 """The plan of a run: which files to upload where, and why the others wait or are skipped.
 
-Planning reads the folders, the manifest and (for new or changed files only) the files
-themselves; it writes nothing. `run --dry-run` shows a plan; a real run records the plan
+The planner (planner.make_plan) fills a Plan from the folders, the manifest and the files
+themselves, writing nothing. `run --dry-run` shows a plan; a real run records the plan
 in the manifest and then executes it, so both use this same code.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from typing import NamedTuple
 
 from oort_lib.run.item import Item
-from oort_lib.run.planner import count_to_read, nested_in, plan_folder, resolve
-from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
 
 
+class Listed(NamedTuple):
+    """A file of one of the plan's lists (skipped, failed, waiting...), and why there."""
+
+    root: str
+    relpath: str
+    reason: str
+
+
+class Deferred(NamedTuple):
+    """A file that waits for a later run: modified too recently, or still changing."""
+
+    root: str
+    relpath: str
+
+
+class Missing(NamedTuple):
+    """A watched folder not scanned (missing, unmounted, inside another), and why."""
+
+    root: str
+    reason: str
+
+
+class Refiled(NamedTuple):
+    """2026: a dataset filed before that the server files under an earlier night now
+    (the arguments of Manifest.refile)."""
+
+    destination: str
+    organisation: str
+    telescope: str
+    dataset: str
+    night: str
+
+
+class Totals:
+    """A dataset's share of the plan: its files, their bytes, the first of them by path
+    and that file's target, and how many replace an earlier upload. (A plain class, not
+    a dataclass: see the note in state/config.py on the no-change path.)"""
+
+    __slots__ = ("files", "bytes", "first", "target", "replacements")
+
+    def __init__(self, files: int, size: int, first: str, target: str, replacements: int):
+        self.files, self.bytes, self.replacements = files, size, replacements
+        self.first, self.target = first, target
+
+    def add(self, files: int, size: int, first: str, target: str, replacements: int) -> None:
+        """Count more files of the dataset (the first of them by path: `first`)."""
+        self.files += files
+        self.bytes += size
+        self.replacements += replacements
+        if first < self.first:
+            self.first, self.target = first, target
+
+
 class Plan:
-    """What a run will do; filled in by make_plan()."""
+    """What a run will do; filled in by planner.make_plan()."""
 
     def __init__(self, folders: list[Folder], *, keep_items: bool = True):
         self.folders = folders
@@ -28,36 +79,35 @@ class Plan:
         self.files = 0
         self.bytes = 0
         self.assumed_local = 0  # files dated with header times taken as local time
-        # group -> [files, bytes, first relpath, its target, replacements]
-        self.summary: dict[tuple, list] = {}
+        self.summary: dict[tuple, Totals] = {}  # by Item.group
         # Planning's own progress (make_plan's `reading`): files read of `to_read`.
         self.reading: Callable[[int, int], None] | None = None
         self.to_read = 0
         self.read = 0
-        self.skipped: list[tuple[str, str, str]] = []  # root, relpath, reason
-        self.deferred: list[tuple[str, str]] = []
+        self.skipped: list[Listed] = []
+        self.deferred: list[Deferred] = []
         self.min_age = 0.0  # the min_age that deferred them
         self.deferred_due: float | None = None  # when the last deferred file is due
-        self.waiting: list[tuple[str, str, str]] = []  # failed, retried later
+        self.waiting: list[Listed] = []  # failed, retried later
         # Those of `waiting` that failed for a transient reason: failing still, as far as
         # anyone knows, so the run exits 1 while they wait (permanent ones are said once).
-        self.retrying: list[tuple[str, str, str]] = []
+        self.retrying: list[Listed] = []
         self.retry_due: float | None = None  # the first of their retries
-        self.excluded: list[tuple[str, str, str]] = []  # root, relpath, "excluded by P"
-        # Failed while planning (read error, vanished, permission denied): root, relpath,
-        # reason. Transient ones are retried by later runs; the run exits 1.
-        self.failed: list[tuple[str, str, str]] = []
+        self.excluded: list[Listed] = []  # reason: "excluded by P"
+        # Failed while planning (read error, vanished, permission denied). Transient ones
+        # are retried by later runs; the run exits 1.
+        self.failed: list[Listed] = []
         # Not whole frames (wholeness.check): ending early but modified within
-        # `partial_wait`, deferred (root, relpath, reason); and problems, never uploaded
-        # until they change (a run that finds them exits 1).
+        # `partial_wait`, deferred; and problems, never uploaded until they change (a
+        # run that finds them exits 1).
         self.partial_wait = 86400.0
-        self.incomplete: list[tuple[str, str, str]] = []
-        self.problems: list[tuple[str, str, str]] = []
+        self.incomplete: list[Listed] = []
+        self.problems: list[Listed] = []
         self.unchanged = 0
-        self.missing: list[tuple[str, str]] = []  # root, message
+        self.missing: list[Missing] = []
         self.notes: list[str] = []  # warnings for a person (clock skew...)
         self.bytes_read = 0
-        # What a real run remembers of each watched folder (see _emptied): path as
+        # What a real run remembers of each watched folder (see unmount.emptied): path as
         # given -> {"dev": device, "files": whether it had files}.
         self.devices: dict[str, dict] = {}
         # What a real run records before uploading (dry runs never apply them).
@@ -71,12 +121,12 @@ class Plan:
         self.file_nights: dict[tuple, set[str]] = {}
         self.night_by: dict[tuple, str] = {}
         self.spans: dict[tuple, list[str]] = {}
-        self.refiled: list[tuple] = []
+        self.refiled: list[Refiled] = []
         self.night_notes: list[str] = []
 
     def retry(self, root: str, relpath: str, reason: str, due: float | None) -> None:
         """Note a file that failed for a transient reason and waits for its retry."""
-        self.retrying.append((root, relpath, reason))
+        self.retrying.append(Listed(root, relpath, reason))
         if due is not None and (self.retry_due is None or due < self.retry_due):
             self.retry_due = due
 
@@ -96,16 +146,12 @@ class Plan:
             self.file_nights.setdefault((item.folder.organisation or "",
                                          item.folder.telescope or "", item.dataset),
                                         set()).add(item.night)
-        group = self.summary.get(item.group)
-        if group is None:
-            self.summary[item.group] = [1, item.size, item.relpath, item.target,
-                                        int(item.replace)]
-            return
-        group[0] += 1
-        group[1] += item.size
-        group[4] += item.replace
-        if item.relpath < group[2]:
-            group[2], group[3] = item.relpath, item.target
+        totals = self.summary.get(item.group)
+        if totals is None:
+            self.summary[item.group] = Totals(1, item.size, item.relpath, item.target,
+                                              int(item.replace))
+        else:
+            totals.add(1, item.size, item.relpath, item.target, int(item.replace))
 
     def groups(self) -> dict[tuple, list[Item]]:
         grouped: dict[tuple, list[Item]] = {}
@@ -120,7 +166,7 @@ class Plan:
         listed = self.groups() if self.keep_items else {}
         for group in sorted(self.summary):
             org, telescope, night, kind, dataset = group
-            files, size, _first, target, replacements = self.summary[group]
+            totals = self.summary[group]
             log = nights.setdefault(
                 (org, telescope, night),
                 {
@@ -136,10 +182,10 @@ class Plan:
             entry = {
                 "name": dataset,
                 "dataset": dataset,
-                "target_name": target if kind == "observation" else None,
-                "files": files,
-                "bytes": size,
-                "replacements": replacements,
+                "target_name": totals.target if kind == "observation" else None,
+                "files": totals.files,
+                "bytes": totals.bytes,
+                "replacements": totals.replacements,
             }
             if (org, telescope, dataset) in self.spans:
                 # 2026: its files' nights; the whole dataset is filed under the first.
@@ -165,80 +211,17 @@ class Plan:
                 "incomplete": len(self.incomplete),
                 "problems": len(self.problems),
             },
-            "skipped": [
-                {"folder": r, "path": p, "reason": reason} for r, p, reason in self.skipped
-            ],
-            "deferred": [{"folder": r, "path": p} for r, p in self.deferred],
-            "waiting": [{"folder": r, "path": p, "reason": why} for r, p, why in self.waiting],
-            "failed": [{"folder": r, "path": p, "reason": why} for r, p, why in self.failed],
-            "incomplete": [{"folder": r, "path": p, "reason": why}
-                           for r, p, why in self.incomplete],
-            "problems": [{"folder": r, "path": p, "reason": why}
-                         for r, p, why in self.problems],
-            "missing_folders": [{"folder": r, "reason": why} for r, why in self.missing],
-            "excluded": [{"folder": r, "path": p, "reason": why}
-                         for r, p, why in self.excluded],
+            "skipped": _listed(self.skipped),
+            "deferred": [{"folder": f.root, "path": f.relpath} for f in self.deferred],
+            "waiting": _listed(self.waiting),
+            "failed": _listed(self.failed),
+            "incomplete": _listed(self.incomplete),
+            "problems": _listed(self.problems),
+            "missing_folders": [{"folder": m.root, "reason": m.reason} for m in self.missing],
+            "excluded": _listed(self.excluded),
             "notes": [*self.notes, *self.night_notes],
         }
 
 
-def make_plan(
-    folders: Iterable[Folder],
-    manifest: mf.Manifest,
-    *,
-    now: float | None = None,
-    min_age: float = 60.0,
-    retry_failed: bool = False,
-    destination: Callable[[Folder], str] | None = None,
-    keep_items: bool = True,
-    retry_delay: float = 60.0,
-    devices: dict[str, dict] | None = None,
-    reading: Callable[[int, int], None] | None = None,
-    partial_wait: float = 86400.0,
-    generation: str | None = None,
-) -> Plan:
-    """Compare the folders with the manifest and describe what a run must do.
-
-    `destination(folder)` names where the folder's files go (server, account,
-    organisation): a file uploaded to another destination is new there.
-    Each folder's path is resolved now (a watched symlink may point elsewhere since the
-    last run); its files are keyed in the manifest under the resolved path.
-    Per-file problems become skipped entries (permanent: the content) or failed ones
-    (transient: an I/O error, a file that vanished, permission denied; retried after
-    `retry_delay`, doubled per failure). A missing watched folder, or one that looks
-    emptied by an unmount (`devices`: what the last runs saw, see _emptied), is reported
-    in `missing` and its manifest rows are left alone (an unmounted disk is not a deletion).
-    A file that is not a whole frame is deferred while it was modified within
-    `partial_wait` seconds, then a problem (planner._not_whole).
-    `generation` is the server's API generation where known: for "2026" every night is
-    the one that server will file the file under (filing.py).
-    """
-    now = time.time() if now is None else now
-    folders = list(folders)
-    plan = Plan(folders=folders, keep_items=keep_items)
-    plan.partial_wait = partial_wait
-    plan.generation = generation
-    if reading is not None:
-        # A progress display wants its total at once, not after the slow part: the walk
-        # and quick check alone take seconds where reading a million headers takes minutes.
-        plan.reading, plan.to_read = reading, count_to_read(folders, manifest, destination)
-        reading(0, plan.to_read)
-    taken: list[tuple[str, str]] = []  # (resolved path, path as given) of planned folders
-    for folder in folders:
-        real = resolve(folder.path)
-        clash = nested_in(real, taken)
-        if clash is not None:
-            plan.missing.append((folder.path, f"{folder.path} (now {real}) is inside the "
-                                 f"watched folder {clash}, or holds it: not scanned twice."))
-            continue
-        taken.append((real, folder.path))
-        dest = destination(folder) if destination else None
-        resolved = folder if real == folder.path else folder._replace(path=real)
-        plan_folder(plan, resolved, manifest, now, min_age, retry_failed, dest,
-                     retry_delay, folder.path, (devices or {}).get(folder.path))
-    if generation == "2026":
-        from oort_lib.run import filing
-
-        filing.describe_folders(plan, folders, now)
-        filing.file_datasets(plan, manifest, destination)
-    return plan
+def _listed(files: list[Listed]) -> list[dict]:
+    return [{"folder": f.root, "path": f.relpath, "reason": f.reason} for f in files]

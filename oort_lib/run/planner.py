@@ -1,33 +1,29 @@
 """Planning, folder by folder and file by file: the walk against the manifest (the quick
-check), the files read (headers, hashes) in batches, and each one's fate decided.
+check), the files read (reading.py) in batches, and each one's fate decided.
 
-plan.make_plan drives it; a Plan collects what it finds. Nothing here writes: the rows a
-real run records are collected in the plan and written by sync.py.
+make_plan drives it; a Plan (plan.py) collects what it finds. Nothing here writes: the
+rows a real run records are collected in the plan and written by sync.py.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from oort_lib.errors import FileChanged, FileProblem, NotWhole
-from oort_lib.local.decision import FACTS, decide, header_facts
+from oort_lib.local.decision import FACTS, decide
 from oort_lib.local.exclude import EXCLUDED, matcher
 from oort_lib.local.scan import Entry, Skipped, is_transient, walk
 from oort_lib.run.item import Item, joined
+from oort_lib.run.plan import Deferred, Listed, Missing, Plan
 from oort_lib.run.readiness import defer_young, not_whole, settled_ahead
+from oort_lib.run.reading import Inspected, ToRead, inspect_all
 from oort_lib.run.reasons import NO_DATE
 from oort_lib.run.unmount import emptied
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
-
-if TYPE_CHECKING:  # the plan being filled (plan.py, which drives this module)
-    from oort_lib.run.plan import Plan
-
-log = logging.getLogger("oort_sync")
 
 # A file whose upload failed for a transient reason (remote or local) waits
 # `retry_delay` (a setting), doubled per failure, up to this. A `retry_at` further than
@@ -49,6 +45,70 @@ def waits(known, now: float) -> bool:
         return True
     retry_at = known.retry_at or 0
     return now < retry_at <= now + RETRY_MAX
+
+
+def make_plan(
+    folders: Iterable[Folder],
+    manifest: mf.Manifest,
+    *,
+    now: float | None = None,
+    min_age: float = 60.0,
+    retry_failed: bool = False,
+    destination: Callable[[Folder], str] | None = None,
+    keep_items: bool = True,
+    retry_delay: float = 60.0,
+    devices: dict[str, dict] | None = None,
+    reading: Callable[[int, int], None] | None = None,
+    partial_wait: float = 86400.0,
+    generation: str | None = None,
+) -> Plan:
+    """Compare the folders with the manifest and describe what a run must do.
+
+    `destination(folder)` names where the folder's files go (server, account,
+    organisation): a file uploaded to another destination is new there.
+    Each folder's path is resolved now (a watched symlink may point elsewhere since the
+    last run); its files are keyed in the manifest under the resolved path.
+    Per-file problems become skipped entries (permanent: the content) or failed ones
+    (transient: an I/O error, a file that vanished, permission denied; retried after
+    `retry_delay`, doubled per failure). A missing watched folder, or one that looks
+    emptied by an unmount (`devices`: what the last runs saw, see unmount.emptied), is
+    reported in `missing` and its manifest rows are left alone (an unmounted disk is not
+    a deletion).
+    A file that is not a whole frame is deferred while it was modified within
+    `partial_wait` seconds, then a problem (readiness.not_whole).
+    `generation` is the server's API generation where known: for "2026" every night is
+    the one that server will file the file under (filing.py).
+    """
+    now = time.time() if now is None else now
+    folders = list(folders)
+    plan = Plan(folders=folders, keep_items=keep_items)
+    plan.partial_wait = partial_wait
+    plan.generation = generation
+    if reading is not None:
+        # A progress display wants its total at once, not after the slow part: the walk
+        # and quick check alone take seconds where reading a million headers takes minutes.
+        plan.reading, plan.to_read = reading, count_to_read(folders, manifest, destination)
+        reading(0, plan.to_read)
+    taken: list[tuple[str, str]] = []  # (resolved path, path as given) of planned folders
+    for folder in folders:
+        real = resolve(folder.path)
+        clash = nested_in(real, taken)
+        if clash is not None:
+            plan.missing.append(Missing(folder.path, f"{folder.path} (now {real}) is inside "
+                                        f"the watched folder {clash}, or holds it: not "
+                                        "scanned twice."))
+            continue
+        taken.append((real, folder.path))
+        dest = destination(folder) if destination else None
+        resolved = folder if real == folder.path else folder._replace(path=real)
+        plan_folder(plan, resolved, manifest, now, min_age, retry_failed, dest,
+                     retry_delay, folder.path, (devices or {}).get(folder.path))
+    if generation == "2026":
+        from oort_lib.run import filing
+
+        filing.describe_folders(plan, folders, now)
+        filing.file_datasets(plan, manifest, destination)
+    return plan
 
 
 def count_to_read(folders: Iterable[Folder], manifest: mf.Manifest,
@@ -96,7 +156,7 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
     quick = manifest.quick_index(root)
     unsettled = manifest.known(root, unsettled_only=True)
     rows = plan.rows.setdefault(root, [])
-    todo: list[tuple[Entry, mf.Known | None, mf.Known | None]] = []
+    todo: list[ToRead] = []
     young = now - min_age
     ahead = now + min_age  # an mtime past this was set by a wrong clock, not a writer
     entries = walk(root, matcher(folder.exclude) if folder.exclude else None)
@@ -104,7 +164,7 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
         # walk() checks the root when first advanced: a missing folder raises here.
         first = next(entries, None)
     except FileProblem as exc:
-        plan.missing.append((root, exc.message))
+        plan.missing.append(Missing(root, exc.message))
         return
     if emptied(plan, given, root, first is not None, quick.known, seen):
         return
@@ -118,7 +178,7 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
             quick_old = None
         if type(entry) is Skipped:
             if entry.reason.startswith(EXCLUDED):
-                plan.excluded.append((root, relpath, entry.reason))
+                plan.excluded.append(Listed(root, relpath, entry.reason))
                 if quick_old is not None and quick_old[3] != mf.UPLOADED:
                     plan.gone.append(quick_old[0])  # no longer to be uploaded
                 continue
@@ -131,7 +191,7 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
                 _failed(plan, root, entry, entry.reason, unsettled.get(relpath), now,
                         retry_delay, rows, dest, observed=True)
                 continue
-            plan.skipped.append((root, relpath, entry.reason))
+            plan.skipped.append(Listed(root, relpath, entry.reason))
             if quick_old is None or quick_old[3:5] != (mf.SKIPPED, entry.reason):
                 rows.append(_skip_row(entry, entry.reason))
             continue
@@ -144,7 +204,7 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
             plan.unchanged += 1
             continue
         if same and quick_old[3] == mf.SKIPPED:
-            plan.skipped.append((root, relpath, quick_old[4] or "skipped"))
+            plan.skipped.append(Listed(root, relpath, quick_old[4] or mf.SKIPPED))
             continue
         old = None
         if quick_old is not None:
@@ -152,9 +212,9 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
         if same:
             status = old.status
             if status == mf.FAILED and not retry_failed and waits(old, now):
-                plan.waiting.append((root, relpath, old.reason or "failed"))
+                plan.waiting.append(Listed(root, relpath, old.reason or mf.FAILED))
                 if old.transient:
-                    plan.retry(root, relpath, old.reason or "failed", old.retry_at)
+                    plan.retry(root, relpath, old.reason or mf.FAILED, old.retry_at)
                 continue
         mtime = entry.mtime_ns / 1e9
         if mtime > young:
@@ -164,7 +224,7 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
             if not settled_ahead(plan, root, entry, old if same else None, now, min_age,
                                  rows, dest):
                 continue
-        todo.append((entry, old if same else None, old))
+        todo.append(ToRead(entry, old if same else None, old))
         if len(todo) >= _BATCH:
             _plan_batch(plan, folder, todo, rows, dest, now, retry_delay)
     _plan_batch(plan, folder, todo, rows, dest, now, retry_delay)
@@ -182,7 +242,7 @@ def _failed(plan: Plan, root: str, entry, reason: str, old, now: float,
     lasts, and read at once when it is over (no backoff to wait).
     """
     attempts = old.attempts if old is not None else 0
-    plan.failed.append((root, entry.relpath, reason))
+    plan.failed.append(Listed(root, entry.relpath, reason))
     row = {"relpath": entry.relpath, "size": entry.size,
            "mtime_ns": getattr(entry, "mtime_ns", None), "status": mf.FAILED,
            "reason": reason, "transient": 1, "attempts": attempts + 1,
@@ -200,17 +260,19 @@ def _failed(plan: Plan, root: str, entry, reason: str, old, now: float,
 _BATCH = 256
 
 
-def _plan_batch(plan: Plan, folder: Folder, todo: list, rows: list, dest: str | None,
-                now: float = 0.0, retry_delay: float = 60.0) -> None:
+def _plan_batch(plan: Plan, folder: Folder, todo: list[ToRead], rows: list,
+                dest: str | None, now: float = 0.0, retry_delay: float = 60.0) -> None:
     """Read the files of `todo`, turn them into items, skips or failures, and empty it."""
-    inspected = _inspect_all(plan, todo)
+    inspected = inspect_all(todo)
+    plan.bytes_read += sum(found.bytes_hashed for found in inspected.values()
+                           if not isinstance(found, FileProblem))
     for entry, same, old in todo:
         found = inspected.get(entry.path)
         if isinstance(found, NotWhole):
             not_whole(plan, folder.path, entry, found, now, rows, dest)
         elif isinstance(found, FileChanged):
             # Being written after all: it waits, like a young file.
-            plan.deferred.append((folder.path, entry.relpath))
+            plan.deferred.append(Deferred(folder.path, entry.relpath))
             rows.append({"relpath": entry.relpath, "size": entry.size,
                          "mtime_ns": entry.mtime_ns, "status": mf.DEFERRED,
                          "reason": found.reason})
@@ -246,47 +308,8 @@ def _skip_row(entry, reason: str) -> dict:
     }
 
 
-def _inspect_all(plan: Plan, todo: list) -> dict[str, tuple | FileProblem]:
-    """Read what must be read (hash, header) of the files the manifest does not know,
-    by path: the result of _inspect, or the FileProblem it raised.
-
-    Files to hash are read several at once: hashing and reads release the GIL, so the
-    cores of a small machine share the work (measured: 1.39 s against 2.34 s for 2,000
-    files, 1.35 GB, on 2 cores). Header-only reads stay in this thread: parsing holds the
-    GIL, and threads would only add switching (0.74 s against 0.59 s).
-    """
-    needed = [
-        (entry, old.uploaded_hash if old is not None and old.uploaded_hash else None)
-        for entry, same, old in todo
-        if same is None or not same.header_date
-    ]
-
-    def one(job):
-        try:
-            return _inspect(*job)
-        except FileProblem as exc:
-            return exc
-        except Exception as exc:  # noqa: BLE001 - a value no parser expected: this file only
-            # A bug of the reader, not the user's damage: retried with the backoff (an
-            # upgrade that fixes it picks the file up), never skipped for good.
-            from oort_lib.local.fitsfile import reader_bug
-
-            log.exception("internal error reading %s", job[0].path)
-            return reader_bug(job[0].path, exc)
-
-    if sum(1 for _entry, with_hash in needed if with_hash) < 4:
-        results = list(map(one, needed))
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            results = list(pool.map(one, needed))
-    plan.bytes_read += sum(r[4] for r in results if not isinstance(r, FileProblem))
-    return {entry.path: result for (entry, _), result in zip(needed, results)}
-
-
-def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspected,
-               dest: str | None = None) -> None:
+def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows,
+               inspected: Inspected | FileProblem | None, dest: str | None = None) -> None:
     """Turn what is known of one file (manifest, or `inspected`) into an item or a skip."""
     if same is not None and same.header_date:
         # The manifest keeps what the header said: a retried file is not read again.
@@ -295,10 +318,11 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspec
         facts = {key: getattr(same, key) for key in FACTS}
     else:
         if isinstance(inspected, FileProblem):
-            plan.skipped.append((folder.path, entry.relpath, inspected.reason))
+            plan.skipped.append(Listed(folder.path, entry.relpath, inspected.reason))
             rows.append(_skip_row(entry, inspected.reason))
             return
-        digest, header_date, target, problem, _read, facts = inspected
+        digest, header_date, target = inspected.hash, inspected.header_date, inspected.target
+        facts = inspected.facts
         # Only a file uploaded before was hashed now: to tell a real change from a touch.
         # A new file is hashed by its upload, which reads it anyway.
         uploaded_before = old is not None and bool(old.uploaded_hash)
@@ -311,8 +335,9 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows, inspec
             )
             return
         if header_date is None:
+            problem = inspected.date_problem
             reason = f"{NO_DATE} ({problem})" if problem else NO_DATE
-            plan.skipped.append((folder.path, entry.relpath, reason))
+            plan.skipped.append(Listed(folder.path, entry.relpath, reason))
             rows.append(dict(_skip_row(entry, reason), hash=digest))
             return
     decided = decide(entry.relpath, folder, header_date, facts, plan.generation)
@@ -351,31 +376,3 @@ def _facts(facts: dict) -> tuple | None:
 
 def _intern(text: str | None) -> str | None:
     return sys.intern(text) if text is not None else None
-
-
-def _inspect(
-    entry: Entry, uploaded_hash: str | None
-) -> tuple[str | None, str | None, str | None, str | None, int, dict]:
-    """(hash or None, ISO header date or None, OBJECT, why there is no date, bytes hashed,
-    header facts). A file uploaded before (`uploaded_hash`) is hashed; one with that
-    same content is not read further (touched, not changed). Raises NotWhole for a file
-    that is not a whole frame, FileProblem for a damaged header (LocalTransient when the
-    file cannot be read now).
-    """
-    from oort_lib.local.headers import read_whole
-
-    digest, count = None, 0
-    if uploaded_hash:
-        from oort_lib.local.digest import file_hash
-
-        digest, count = file_hash(entry.path)
-        if count != entry.size:
-            why = "changed while it was being read; it is read again later"
-            raise FileChanged(why, why)
-        if digest == uploaded_hash:
-            return digest, None, None, None, count, {}
-    # Whole before its header is read: a frame cut inside its header is one still
-    # arriving, not a damaged header skipped for good.
-    info = read_whole(entry.path, entry.size)
-    date = info.date.isoformat() if info.date is not None else None
-    return digest, date, info.target, info.date_problem, count, header_facts(info)

@@ -5,13 +5,9 @@ real run records; nothing here reads the manifest or writes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from oort_lib.errors import NotWhole
+from oort_lib.run.plan import Deferred, Listed, Plan
 from oort_lib.state import manifest as mf
-
-if TYPE_CHECKING:  # the plan being filled
-    from oort_lib.run.plan import Plan
 
 STILL_WRITTEN = "still being written"
 AHEAD = "modified in the future (a clock ahead?)"
@@ -21,7 +17,7 @@ def defer_young(plan: Plan, root: str, entry, same, min_age: float, rows: list) 
     """A file modified less than `min_age` ago may still be written: it waits. Its row
     is written unless `same` (its manifest row at this size and mtime) says so already."""
     mtime = entry.mtime_ns / 1e9
-    plan.deferred.append((root, entry.relpath))
+    plan.deferred.append(Deferred(root, entry.relpath))
     plan.min_age = min_age
     plan.deferred_due = max(plan.deferred_due or 0.0, mtime + min_age)
     if same is None or same.status != mf.DEFERRED:
@@ -54,7 +50,7 @@ def settled_ahead(plan: Plan, root: str, entry, same, now: float, min_age: float
         return True
     if min_age <= 0:
         return True
-    plan.deferred.append((root, entry.relpath))
+    plan.deferred.append(Deferred(root, entry.relpath))
     plan.min_age = min_age
     due = same.retry_at if looking and same.retry_at else now + min_age
     plan.deferred_due = max(plan.deferred_due or 0.0, due)
@@ -82,11 +78,11 @@ def not_whole(plan: Plan, root: str, entry, problem: NotWhole, now: float,
     """
     if problem.short and now - entry.mtime_ns / 1e9 <= plan.partial_wait:
         reason = f"not whole yet: {problem.reason}: still being written?"
-        plan.incomplete.append((root, entry.relpath, reason))
+        plan.incomplete.append(Listed(root, entry.relpath, reason))
         status, fields = mf.DEFERRED, {}
     else:
         reason = f"not a whole file: {problem.reason}"
-        plan.problems.append((root, entry.relpath, reason))
+        plan.problems.append(Listed(root, entry.relpath, reason))
         status, fields = mf.FAILED, {"transient": 0, "retry_at": None}
     rows.append({"relpath": entry.relpath, "size": entry.size, "mtime_ns": entry.mtime_ns,
                  "status": status, "reason": reason, "hash": None, "header_date": None,

@@ -9,30 +9,42 @@ from __future__ import annotations
 
 import re
 
-from oort_lib.errors import OortError, RemoteError
+from oort_lib.errors import (
+    ConnectionFailed,
+    NotJson,
+    OortError,
+    RemoteError,
+    Timeout,
+    Trickling,
+)
+from oort_lib.state.status import Status
 
 # A URL, without the punctuation that ends it in a sentence ("https://x: refused").
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+?(?=[:.,;)]*(?:\s|$))", re.I)
 # "POST /datasets/1b2c.../: " and the like, at the start of a server message.
 _REQUEST = re.compile(r"^(?:(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+)?/\S*:\s*")
-_CONNECTION = (
-    ("reset", "connection reset"),
-    ("refused", "connection refused"),
-    ("aborted", "connection aborted"),
-    ("broken pipe", "connection broken"),
-    ("name or service", "server name not found"),
-    ("resolve", "server name not found"),
-    ("timed out", "connection timed out"),
-    ("ssl", "TLS error"),
-    ("certificate", "TLS certificate refused"),
-)
+# The reason of each kind of failed connection (ConnectionFailed.KINDS).
+_CONNECTION = {
+    "reset": "connection reset",
+    "refused": "connection refused",
+    "aborted": "connection aborted",
+    "broken pipe": "connection broken",
+    "name not found": "server name not found",
+    "timed out": "connection timed out",
+    "tls": "TLS error",
+    "certificate": "TLS certificate refused",
+}
+CONNECTION_FAILED = "connection failed"
+NOT_JSON = "answer not understood (not JSON; a proxy page?)"
+# The whole answer's deadline (a server that trickles), and one read's timeout.
+TRICKLES = "the server gave no complete answer within {} s (it trickles)"
+NO_ANSWER = "no answer within {} s"
 
 
 def classify(exc: OortError) -> str:
     """The reason recorded for a file that failed with `exc` (same failure, same text)."""
     message = exc.message
     status = getattr(exc, "status", None) if isinstance(exc, RemoteError) else None
-    lowered = message.lower()
     if status is not None:
         if status == 429:
             return "server busy (429 too many requests)"
@@ -47,18 +59,28 @@ def classify(exc: OortError) -> str:
             f"refused by the server ({status})")
     if not isinstance(exc, RemoteError):
         return _strip(message)
-    waited = re.search(r"no (complete )?answer within [\d.]+ s", message)
+    if isinstance(exc, Trickling):
+        return TRICKLES.format(f"{exc.seconds:g}")
+    if isinstance(exc, Timeout):
+        return NO_ANSWER.format(f"{exc.seconds:g}")
+    if isinstance(exc, NotJson):
+        return NOT_JSON
+    if isinstance(exc, ConnectionFailed):
+        return _CONNECTION.get(exc.kind, CONNECTION_FAILED)
+    return _from_words(message)
+
+
+def _from_words(message: str) -> str:
+    """The reason of a RemoteError whose type does not say what failed (a plain
+    TransientError, say), read from its message."""
+    lowered = message.lower()
+    waited = re.search(r"no (complete )?answer within ([\d.]+) s", message)
     if waited:
-        # The whole answer's deadline (a server that trickles) or one read's timeout.
-        return (f"the server gave {waited.group(0)} (it trickles)" if waited.group(1)
-                else waited.group(0))
+        return (TRICKLES if waited.group(1) else NO_ANSWER).format(waited.group(2))
     if "not json" in lowered:
-        return "answer not understood (not JSON; a proxy page?)"
+        return NOT_JSON
     if "connection" in lowered or "unreachable" in lowered:
-        for needle, reason in _CONNECTION:
-            if needle in lowered:
-                return reason
-        return "connection failed"
+        return _CONNECTION.get(ConnectionFailed.kind_in(message), CONNECTION_FAILED)
     return _strip(message)
 
 
@@ -73,7 +95,7 @@ def _strip(message: str) -> str:
 # start of each of its variants: counted apart from the uploads, never its bytes.
 ALREADY = "already on the server"
 # The same, as SQL on the manifest's files.
-FOUND_SQL = f"(status = 'uploaded' AND COALESCE(reason, '') LIKE '{ALREADY}%')"
+FOUND_SQL = f"(status = '{Status.UPLOADED}' AND COALESCE(reason, '') LIKE '{ALREADY}%')"
 
 # Reasons made of a kind and each file's own detail: status and the report group files
 # by the kind, not by the detail ("no date found (DATE-OBS 'x' is not a valid date)").

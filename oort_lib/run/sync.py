@@ -12,14 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from oort_lib.errors import (
-    EXIT_FILES_FAILED,
-    EXIT_OK,
-    OortError,
-    WrongGeneration,
-)
+from oort_lib.errors import OortError, WrongGeneration
 from oort_lib.run.item import Item
-from oort_lib.run.plan import Plan, make_plan
+from oort_lib.run.plan import Plan
+from oort_lib.run.planner import make_plan
+from oort_lib.run.result import Outcome, RunResult
 from oort_lib.run.uploader import Uploader
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Paths, Settings, select_folders
@@ -44,7 +41,7 @@ class Events:
 
     def sent(self, nbytes: int) -> None: ...
 
-    def done(self, item: Item, outcome: str, reason: str | None) -> None: ...
+    def done(self, item: Item, outcome: Outcome, reason: str | None) -> None: ...
 
     def finish(self) -> None: ...
 
@@ -64,72 +61,16 @@ class _Outcomes(Events):
     def sent(self, nbytes: int) -> None:
         self.events.sent(nbytes)
 
-    def done(self, item: Item, outcome: str, reason: str | None) -> None:
+    def done(self, item: Item, outcome: Outcome, reason: str | None) -> None:
         with self._guard:
-            if outcome == "uploaded":
+            if outcome == Outcome.UPLOADED:
                 self.result.bytes_stored += item.size
-            elif outcome == "failed":
+            elif outcome == Outcome.FAILED:
                 self.result.permanent.add((item.folder.path, item.relpath))
         self.events.done(item, outcome, reason)
 
     def finish(self) -> None:
         self.events.finish()
-
-
-class RunResult:
-    """What a run did, file by file (the CLI renders it; status reads the manifest)."""
-
-    def __init__(self, plan: Plan):
-        self.plan = plan
-        # Counts, not lists: a first run over 100,000 files must not keep them all.
-        self.uploaded = 0
-        self.already = 0  # found on the server (a lost manifest, an answer lost)
-        self.failed: list[tuple[Item, str]] = []
-        self.postponed: list[tuple[Item, str]] = []  # retried next run
-        # Different files that would be one on the server: (item, reason naming the other).
-        self.conflicts: list[tuple[Item, str]] = []
-        self.fatal: OortError | None = None
-        self.bytes_sent = 0  # on the wire, refused uploads included (the progress bar)
-        self.bytes_stored = 0  # of the files the server kept (the summary)
-        # (folder, relpath) of the failures that wait for a change (or --retry-failed).
-        self.permanent: set[tuple[str, str]] = set()
-        self.started = time.time()
-        self.ended: float | None = None
-        self.stopped = False  # asked to stop (a signal) before the end
-        self.generation: str | None = None  # the API generation spoken, if any request
-        self.signal_code = 0  # 130 or 143 when a signal ended the run (issue 14)
-        self.run_id: int | None = None  # the manifest's runs row
-
-    @property
-    def exit_code(self) -> int:
-        if self.signal_code:
-            return self.signal_code
-        if self.fatal is not None:
-            return self.fatal.exit_code
-        # A missing watched folder (unmounted disk?) needs a person, like a failed file,
-        # and so does a conflict; a transient failure lasts while it waits for its retry.
-        trouble = (self.failed or self.plan.failed or self.plan.problems or self.plan.missing
-                   or self.conflicts or self.plan.retrying)
-        return EXIT_FILES_FAILED if trouble else EXIT_OK
-
-    def summary(self) -> dict:
-        return {
-            "uploaded": self.uploaded,
-            "already_on_server": self.already,
-            "failed": len(self.failed) + len(self.plan.failed) + len(self.plan.problems),
-            "conflicts": len(self.conflicts),
-            "postponed": len(self.postponed),
-            "retrying": len(self.plan.retrying),
-            "deferred": len(self.plan.deferred) + len(self.plan.incomplete),
-            "skipped": len(self.plan.skipped),
-            "unchanged": self.plan.unchanged,
-            "bytes": self.bytes_stored,
-            "bytes_sent": self.bytes_sent,
-            "seconds": round((self.ended or time.time()) - self.started, 3),
-            "exit_code": self.exit_code,
-            "error": self.fatal.message if self.fatal else None,
-            "generation": self.generation,
-        }
 
 
 def dry_run(
@@ -353,7 +294,7 @@ def _upload_all(client, manifest, settings, creds, result, events, stop, abort, 
     """Pick the API generation, upload the plan; once, if a route of the remembered
     generation is missing (the server was upgraded), detect again and go on."""
     from oort_lib.arcsecond.detect import generation_for
-    from oort_lib.arcsecond.remote import open_remote
+    from oort_lib.arcsecond.generations import open_remote
 
     redetect = False
     while True:

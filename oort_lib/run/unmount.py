@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the plan being filled
-    from oort_lib.run.plan import Plan
+from oort_lib.run.plan import Missing, Plan
 
 # Said of a watched folder that looks emptied by an unmount (see emptied).
 UNMOUNTED = "watched folder is missing (disk unmounted?)."
@@ -31,10 +29,11 @@ def emptied(plan: Plan, given: str, root: str, has_files: bool, known: bool,
         plan.devices[given] = {"dev": dev, "files": has_files}
         return False
     if seen and seen.get("dev") not in (None, dev):
-        plan.missing.append((root, f"{given}: {UNMOUNTED} It is empty, and on another "
-                             "device than when it had files."))
+        plan.missing.append(Missing(root, f"{given}: {UNMOUNTED} It is empty, and on "
+                                    "another device than when it had files."))
         return True
     plan.devices[given] = {"dev": dev, "files": False}
-    plan.missing.append((root, f"{given}: {UNMOUNTED} It had files and is empty now (said "
-                         "once: if they were moved away on purpose, all is well)."))
+    plan.missing.append(Missing(root, f"{given}: {UNMOUNTED} It had files and is empty now "
+                                "(said once: if they were moved away on purpose, all is "
+                                "well)."))
     return True

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 from oort_lib.errors import (
     Aborted,
@@ -25,16 +25,13 @@ from oort_lib.errors import (
     TransientError,
     local_problem,
 )
-from oort_lib.run.conflicts import CONFLICT
 from oort_lib.run.item import Item
 from oort_lib.run.planner import backoff
 from oort_lib.run.reasons import ALREADY, classify
+from oort_lib.run.result import Outcome, RunResult, Unsent
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Settings
 from oort_lib.state.credentials import Credentials
-
-if TYPE_CHECKING:  # the run's result: sync.py builds it and hands it over
-    from oort_lib.run.sync import RunResult
 
 log = logging.getLogger("oort_sync")
 
@@ -54,7 +51,17 @@ NOT_REPLACED = ("conflict: the server already holds an earlier file named {name}
                 "{dataset}{when}, and today's Arcsecond cannot replace a file: rename this "
                 "one, or keep each night in its own folder (the dataset is named after the "
                 "folder)")
-# A state file beside the manifest: what the last runs saw of each watched folder.
+
+
+class Done(NamedTuple):
+    """What became of one file, as the manifest records it."""
+
+    outcome: Outcome
+    reason: str | None
+    container: object | None  # the remote.Container it reached, if any
+    digest: str | None  # its content hash, where known
+
+
 class Uploader:
     """The worker pool of a run: each item resolved, uploaded and recorded."""
 
@@ -84,7 +91,8 @@ class Uploader:
         # Before anything is sent: different files that would be one on the server.
         items, verdicts = conflicts.check(items, self.remote, self.manifest, _content_hash)
         for verdict in verdicts:
-            self._record(verdict.item, verdict.outcome, verdict.reason, None, verdict.digest)
+            self._record(verdict.item, Done(verdict.outcome, verdict.reason, None,
+                                            verdict.digest))
         # Stable: of two files with the same path in two folders, the first folder's goes
         # first (conflicts.check kept that one).
         items.sort(key=lambda i: (i.group, i.relpath))
@@ -120,54 +128,51 @@ class Uploader:
         if self.stop.is_set():
             return
         try:
-            outcome, reason, uuids, digest = self._upload(item)
+            done = self._upload(item)
         except Aborted:
             return  # stopping: the file stays pending for the next run
         except RemoteError as exc:
             if exc.fatal:
                 self._fatal(exc)
                 return
-            outcome = "failed-transient" if exc.transient else "failed"
-            reason, uuids, digest = classify(exc), None, None
+            done = _failure(classify(exc), exc.transient)
             log.info("%s: %s", item.path, exc.message,  # the URL and details, for the log
                      extra={"run_id": self.result.run_id, "file": item.path,
-                            "reason": reason, "detail": exc.message})
+                            "reason": done.reason, "detail": exc.message})
         except FileProblem as exc:
             # Local: an I/O error, a file that vanished or changed mode (transient, with
             # the backoff of remote ones), or its content (permanent).
-            outcome = "failed-transient" if exc.transient else "failed"
-            reason, uuids, digest = exc.reason, None, None
+            done = _failure(exc.reason, exc.transient)
         except OortError as exc:
-            outcome, reason, uuids, digest = "failed", exc.message, None, None
+            done = _failure(exc.message)
         except OSError as exc:
             # A local file call not wrapped as a FileProblem: transient all the same.
             log.warning("unexpected local error on %s: %r", item.path, exc)
-            outcome, reason, uuids, digest = ("failed-transient",
-                                              local_problem(exc, "upload").reason, None, None)
+            done = _failure(local_problem(exc, "upload").reason, transient=True)
         except Exception as exc:  # noqa: BLE001 - one file's bug must not stop the others
             log.exception("unexpected error on %s", item.path)
-            outcome, reason, uuids, digest = "failed", f"internal error: {exc!r}", None, None
+            done = _failure(f"internal error: {exc!r}")
         try:
-            self._record(item, outcome, reason, uuids, digest)
+            self._record(item, done)
         except BaseException:
             # The manifest cannot record (a full disk, an I/O error): the files queued
             # behind this one are not sent, since nothing could say they were.
             self.stop.set()
             raise
 
-    def _upload(self, item: Item) -> tuple[str, str | None, tuple | None, str | None]:
-        """(outcome, reason, remote UUIDs, content hash). Raises api/Oort errors,
+    def _upload(self, item: Item) -> Done:
+        """What became of the file, sent or not. Raises api/Oort errors,
         LocalTransient when the file cannot be read now or another file is at its path
         (NotPlanned; retried later), ChecksumMismatch when its bytes contradict their
         DATASUM/CHECKSUM (a problem until it changes); nothing is stored of either."""
         before = _stat(item)
         if before != (item.size, item.mtime_ns):
-            return ("changed", "changed since it was read; it is uploaded on a later run",
-                    None, None)
+            return Done(Outcome.CHANGED,
+                        "changed since it was read; it is uploaded on a later run", None, None)
         remote = self.remote
         if item.replace and not remote.can_replace:
             # Nothing is sent: a conflict, looked at again by every run until renamed.
-            return CONFLICT, self._not_replaced(item), None, item.hash
+            return Done(Outcome.CONFLICT, self._not_replaced(item), None, item.hash)
         attempt, stale, replace = 0, False, item.replace
         while True:
             if self.stop.is_set():
@@ -184,7 +189,7 @@ class Uploader:
                     if found is not None:
                         verdict = self._judge(item, found, ours)
                         if verdict is not None:
-                            return (*verdict[:2], box, verdict[2])
+                            return verdict._replace(container=box)
                         replace = True
             try:
                 digest = remote.send(item, box, replace=replace, progress=self._sent,
@@ -193,19 +198,19 @@ class Uploader:
                 # Cut before the body's end: nothing of it is on the server. It waits
                 # to settle, like a file still being written.
                 log.info("%s: %s", item.path, exc.message)
-                return "changed", exc.reason, None, None
+                return Done(Outcome.CHANGED, exc.reason, None, None)
             except AlreadyExists:
                 if remote.can_check and not replace:
                     found = remote.exists(item, box)
                     verdict = self._judge(item, found, ours) if found is not None else None
                     if verdict is not None:
-                        return (*verdict[:2], box, verdict[2])
+                        return verdict._replace(container=box)
                     if found is not None:
                         replace = True
                         continue
                 ours = ours or remote.can_check
-                return ("already", ALREADY if ours else ALREADY_UNVERIFIED, box,
-                        _content_hash(item))
+                return Done(Outcome.ALREADY, ALREADY if ours else ALREADY_UNVERIFIED, box,
+                            _content_hash(item))
             except NotFound:
                 if stale:
                     raise
@@ -221,7 +226,7 @@ class Uploader:
                 continue
             # The body sent exactly the bytes planned, checked up to its last block
             # (body.py): a change after that is a new version for the next run.
-            return "uploaded", "replaced" if replace else None, box, digest
+            return Done(Outcome.UPLOADED, "replaced" if replace else None, box, digest)
 
     def _not_replaced(self, item: Item) -> str:
         """The conflict reason of a file under the name of one uploaded before (2026)."""
@@ -231,13 +236,13 @@ class Uploader:
             if when else ""
         return NOT_REPLACED.format(name=item.filename, dataset=item.dataset, when=shown)
 
-    def _judge(self, item: Item, found, ours: bool) -> tuple[str, str, str | None] | None:
-        """What a file of the item's name on the server (2021: with its size) means:
-        (outcome, reason, hash), or None to replace it with this file.
+    def _judge(self, item: Item, found, ours: bool) -> Done | None:
+        """What a file of the item's name on the server (2021: with its size) means (its
+        container left to the caller), or None to replace it with this file.
 
         Same size: this file, already there (not verified unless ours: the generation
         gives no checksum). Another size: an older version of this file when ours or
-        after a rebuild (replaced), else another file (a conflict, never "already").
+        after a rebuild (replaced), else another file (a conflict, never ALREADY).
         After a rebuild, a local file modified after the server's copy was written is
         replaced even at the same size.
         """
@@ -248,68 +253,72 @@ class Uploader:
         if (found.size is None or found.size == item.size) and not newer:
             reason = (ALREADY if ours else ALREADY_UNVERIFIED if found.size is None
                       else ALREADY_SAME_SIZE)
-            return "already", reason, _content_hash(item)
+            return Done(Outcome.ALREADY, reason, None, _content_hash(item))
         if ours or self.rebuilt:
             log.info("replacing %s on the server (%s bytes there, %s here)", item.filename,
                      found.size, item.size)
             return None
-        return (CONFLICT, f"conflict: the server already holds another file named "
-                f"{item.filename} in {item.dataset} ({found.size} bytes; this one "
-                f"{item.size} bytes); rename one of them", None)
+        return Done(Outcome.CONFLICT, f"conflict: the server already holds another file "
+                    f"named {item.filename} in {item.dataset} ({found.size} bytes; this one "
+                    f"{item.size} bytes); rename one of them", None, None)
 
-    def _record(self, item: Item, outcome: str, reason: str | None, uuids,
-                digest: str | None) -> None:
+    def _record(self, item: Item, done: Done) -> None:
+        outcome, reason, box, digest = done
         now = time.time()
         fields: dict = {"attempts": item.attempts + 1, "reason": reason}
-        if uuids:
-            fields.update(nightlog_uuid=uuids.nightlog, parent_uuid=uuids.parent,
-                          dataset_uuid=uuids.dataset, destination=item.destination)
-        if outcome in ("uploaded", "already"):
+        if box:
+            fields.update(nightlog_uuid=box.nightlog, parent_uuid=box.parent,
+                          dataset_uuid=box.dataset, destination=item.destination)
+        if outcome in (Outcome.UPLOADED, Outcome.ALREADY):
             fields.update(
                 status=mf.UPLOADED, transient=0, retry_at=None, hash=digest, uploaded_hash=digest,
                 uploaded_size=item.size, uploaded_at=now,
             )
-            if outcome == "uploaded":
+            if outcome == Outcome.UPLOADED:
                 fields["reason"] = reason or ("replaced" if item.replace else None)
-        elif outcome == "failed-transient":
+        elif outcome == Outcome.FAILED_TRANSIENT:
             # Bounded from now: see planner.waits for a clock that was wrong.
             fields.update(status=mf.FAILED, transient=1,
                           retry_at=now + backoff(self.retry_delay, item.attempts))
-        elif outcome == "failed":
+        elif outcome == Outcome.FAILED:
             fields.update(status=mf.FAILED, transient=0, retry_at=None)
-        elif outcome == "conflict":
+        elif outcome == Outcome.CONFLICT:
             # Looked at again by every run: it ends when one of the files is renamed.
             # Not an attempt: nothing was sent (see `ours` in _upload).
             fields.update(status=mf.CONFLICT, transient=0, retry_at=None,
                           attempts=item.attempts)
             if digest:
                 fields["hash"] = digest
-        elif outcome == "changed":
+        elif outcome == Outcome.CHANGED:
             fields["status"] = mf.PENDING
-            if uuids:  # something reached the server: replace it once the file settles
+            if box:  # something reached the server: replace it once the file settles
                 fields["uploaded_hash"] = UNKNOWN_REMOTE
-        elif outcome == "wait":
+        elif outcome == Outcome.WAIT:
             fields.update(status=mf.PENDING, attempts=item.attempts)
         self.manifest.update_file(item.folder.path, item.relpath, **fields)
         with self._guard:
-            if outcome == "uploaded":
+            if outcome == Outcome.UPLOADED:
                 self.result.uploaded += 1
-            elif outcome == "already":
+            elif outcome == Outcome.ALREADY:
                 self.result.already += 1
-            elif outcome.startswith("failed"):
-                self.result.failed.append((item, reason or "failed"))
-            elif outcome == "conflict":
-                self.result.conflicts.append((item, reason or "conflict"))
+            elif outcome.failed:
+                self.result.failed.append(Unsent(item, reason or Outcome.FAILED))
+            elif outcome == Outcome.CONFLICT:
+                self.result.conflicts.append(Unsent(item, reason or outcome))
             else:
-                self.result.postponed.append((item, reason or outcome))
-        level = (logging.WARNING if outcome.startswith("failed") or outcome == "conflict"
-                 else logging.INFO)
-        log.log(level, "%s %s/%s%s", outcome, item.folder.path, item.relpath,
-                f" ({reason})" if reason else "",
+                self.result.postponed.append(Unsent(item, reason or outcome))
+        log.log(logging.WARNING if outcome.trouble else logging.INFO, "%s %s/%s%s", outcome,
+                item.folder.path, item.relpath, f" ({reason})" if reason else "",
                 extra={"run_id": self.result.run_id, "outcome": outcome, "reason": reason,
                        "file": os.path.join(item.folder.path, item.relpath),
                        "bytes": item.size, "dataset": item.dataset})
         self.events.done(item, outcome, reason)
+
+
+def _failure(reason: str, transient: bool = False) -> Done:
+    """A file that failed: retried after its backoff when `transient`, else once it
+    changes (or with --retry-failed)."""
+    return Done(Outcome.FAILED_TRANSIENT if transient else Outcome.FAILED, reason, None, None)
 
 
 def _content_hash(item: Item) -> str:

@@ -4,7 +4,7 @@
     with Sandbox(tmp_dir, dialect="both") as sb:
         ...  # sb.url, sb.seed.upload_key, sb.faults.error_rate = 0.2, sb.datafiles()
 
-It implements the API contract of arcsecond-api.md over real HTTP on loopback, in the
+It implements the API contract of docs/arcsecond-api.md over real HTTP on loopback, in the
 2021 generation, the 2026 one, or both (the default), every path also under ``/api`` as
 Arcsecond.local serves it. It keeps its metadata in SQLite and the uploaded files on disk
 under ``data_dir``, starts with the seeded accounts of ``Seed``, files 2026 uploads into

@@ -1,4 +1,4 @@
-"""The sandbox's WSGI application: the Arcsecond API surface of arcsecond-api.md.
+"""The sandbox's WSGI application: the Arcsecond API surface of docs/arcsecond-api.md.
 
 Order of checks on a resource request, as Django REST framework does it: route (404,
 also for a route of the generation the sandbox does not speak), key (401), organisation
@@ -186,7 +186,8 @@ class App(AuthHandlers, UploadHandlers):
     # --- telescopes, night logs, observations, calibrations, datasets ---------------------
 
     def _shown(self, telescope: dict) -> dict:
-        # The 2021 spec's fields; a 2026 server may also give its site's time zone.
+        # The 2021 fields; a 2026 server may also give its site's time zone
+        # (docs/arcsecond-api.md, "Telescopes and organisations").
         if self.dialect == "2021":
             return {k: v for k, v in telescope.items() if k != "time_zone"}
         return telescope

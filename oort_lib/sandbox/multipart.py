@@ -78,17 +78,6 @@ def boundary_of(content_type: str | None) -> bytes | None:
         return None
 
 
-def receive_file(stream: Readable, boundary: bytes, tmp_dir: Path, field: str = "file"
-                 ) -> Received | None:
-    """Read the whole body; keep the first part named ``field`` that carries a filename.
-
-    Returns None when the body has no such part. Other parts are read and discarded.
-    Raises MultipartError for a malformed body; on any error the temporary file is
-    removed before the exception propagates.
-    """
-    return receive_form(stream, boundary, tmp_dir, field).file
-
-
 def receive_form(stream: Readable, boundary: bytes, tmp_dir: Path, field: str = "file"
                  ) -> Form:
     """Read the whole body: the first file part named ``field``, and every text field.

@@ -97,8 +97,9 @@ def validate(store: Store, kind: str, space: Space, data: object, dialect: str =
     check = _Checker(store, space, data)
     if kind == "nightlogs":
         check.date("date")
-        # An organisation's night log belongs to one of its telescopes (the spec: an
-        # organisation upload needs a telescope); a personal one may have none.
+        # An organisation's night log belongs to one of its telescopes (an organisation
+        # upload needs a telescope: docs/arcsecond-api.md, "2021: the object chain"); a
+        # personal one may have none.
         check.ref("telescope", "telescopes", required=space[0] is not None)
     elif kind in ("observations", "calibrations"):
         check.ref("night_log", "nightlogs", required=True)

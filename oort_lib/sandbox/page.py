@@ -11,7 +11,6 @@ from collections import defaultdict
 from html import escape
 
 from oort_lib.sandbox.store import Store
-from oort_lib.views.render import plural
 
 MAX_FILES_SHOWN = 500
 
@@ -59,7 +58,7 @@ def render(store: Store) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<title>oort-sync sandbox</title>", f"<style>{_STYLE}</style></head><body>",
            "<h1>oort-sync sandbox</h1>",
-           f"<p>{plural(len(nightlogs), 'night log')}, {plural(_count(files), 'file')}, "
+           f"<p>{_plural(len(nightlogs), 'night log')}, {_plural(_count(files), 'file')}, "
            f"{_size(sum(r['size'] for rows in files.values() for r in rows))} received.</p>"]
     for (is_org, name), logs in sorted(spaces.items()):
         if is_org:
@@ -103,7 +102,7 @@ def _dataset(dataset: dict, rows: list[dict]) -> list[str]:
     total = sum(r["size"] for r in rows)
     out = [f'<li id="dataset-{escape(dataset["uuid"])}"><span class="kind">Dataset</span> '
            f'{escape(dataset["name"])}'
-           f" &middot; {plural(len(rows), 'file')}, {_size(total)}"]
+           f" &middot; {_plural(len(rows), 'file')}, {_size(total)}"]
     if rows:
         out.append("<table>")
         for row in rows[:MAX_FILES_SHOWN]:
@@ -115,6 +114,11 @@ def _dataset(dataset: dict, rows: list[dict]) -> list[str]:
             out.append(f'<p class="empty">and {len(rows) - MAX_FILES_SHOWN} more files</p>')
     out.append("</li>")
     return out
+
+
+def _plural(n: int, word: str) -> str:
+    # The sandbox stands for the server: it borrows nothing of the client's views/.
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _count(files: dict[str, list[dict]]) -> int:

@@ -1,4 +1,5 @@
-"""The sandbox's SQLite tables, the fields each kind answers, and upgrades of old data dirs.
+"""The sandbox's SQLite tables, the fields each kind answers, how its rows are read back,
+and upgrades of old data dirs.
 
 A data dir may have been created by an older sandbox (the CLI's ``--data`` folder is kept
 across runs), so columns added since are added in place rather than by a fresh schema.
@@ -6,6 +7,7 @@ across runs), so columns added since are added in place rather than by a fresh s
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 KINDS = ("nightlogs", "observations", "calibrations", "datasets")
@@ -91,3 +93,21 @@ def create(db: sqlite3.Connection) -> None:
         present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if column not in present:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def select(kind: str) -> str:
+    """The SELECT of the rows of ``kind``, a dataset's with its count of datafiles."""
+    if kind == "datasets":
+        return ("SELECT *, (SELECT count(*) FROM datafiles WHERE datafiles.dataset ="
+                " datasets.uuid) AS data_files_count FROM datasets")
+    return f"SELECT * FROM {kind}"
+
+
+def telescope_fields(row: sqlite3.Row) -> dict:
+    """A telescope row as the API answers it (its coordinates decoded)."""
+    return {
+        "uuid": row["uuid"], "name": row["name"], "alias": row["alias"],
+        "coordinates": json.loads(row["coordinates"]) if row["coordinates"] else None,
+        "observing_site": row["observing_site"],
+        "time_zone": row["time_zone"],
+    }

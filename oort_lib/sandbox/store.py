@@ -184,7 +184,7 @@ class Store:
                            " ORDER BY uuid", (owner,))
         else:
             rows = self._q("SELECT * FROM telescopes WHERE org = ? ORDER BY uuid", (org,))
-        return [_telescope(r) for r in rows]
+        return [schema.telescope_fields(r) for r in rows]
 
     def telescope(self, space: Space, ident: str) -> dict | None:
         """By uuid first, then by (non-empty) alias."""
@@ -211,7 +211,7 @@ class Store:
 
     def get(self, kind: str, space: Space, uuid: str) -> dict | None:
         where, args = self._where_space(space)
-        rows = self._q(f"{_select(kind)} WHERE uuid = ? AND {where}", [uuid, *args])
+        rows = self._q(f"{schema.select(kind)} WHERE uuid = ? AND {where}", [uuid, *args])
         return dict(rows[0]) if rows else None
 
     def first_or_create(self, kind: str, space: Space, match: dict[str, object],
@@ -295,7 +295,7 @@ class Store:
             count = self._db.execute(f"SELECT count(*) FROM {kind} WHERE {where}",
                                      args).fetchone()[0]
             rows = self._db.execute(
-                f"{_select(kind)} WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
+                f"{schema.select(kind)} WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
                 [*args, limit, offset],
             ).fetchall()
         return count, [dict(r) for r in rows]
@@ -380,24 +380,9 @@ class Store:
         if kind == "datafiles":
             return [dict(r) for r in self._q("SELECT * FROM datafiles ORDER BY pk")]
         if kind == "telescopes":
-            return [_telescope(r) | {"organisation": r["org"], "owner": r["owner"]}
+            return [schema.telescope_fields(r) | {"organisation": r["org"], "owner": r["owner"]}
                     for r in self._q("SELECT * FROM telescopes ORDER BY uuid")]
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}")
-        return [dict(r) for r in self._q(f"{_select(kind)} ORDER BY seq")]
+        return [dict(r) for r in self._q(f"{schema.select(kind)} ORDER BY seq")]
 
-
-def _select(kind: str) -> str:
-    if kind == "datasets":
-        return ("SELECT *, (SELECT count(*) FROM datafiles WHERE datafiles.dataset ="
-                " datasets.uuid) AS data_files_count FROM datasets")
-    return f"SELECT * FROM {kind}"
-
-
-def _telescope(row: sqlite3.Row) -> dict:
-    return {
-        "uuid": row["uuid"], "name": row["name"], "alias": row["alias"],
-        "coordinates": json.loads(row["coordinates"]) if row["coordinates"] else None,
-        "observing_site": row["observing_site"],
-        "time_zone": row["time_zone"],
-    }

@@ -1,72 +1,40 @@
-"""Where oort-sync keeps things, and the INI settings file with its watched folders."""
+"""The INI settings file: the general settings and the watched folders, every value
+checked when it is read (a mistake is named by file, line and setting) and only what
+changed written back.
+
+Each setting is one row of a table (MAIN_SETTINGS, FOLDER_SETTINGS): how its text is
+read and checked (configvalues.py) and how it is written; its default is the record's
+(Settings, Folder).
+"""
 
 from __future__ import annotations
 
 import configparser
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 from oort_lib.errors import ConfigError
-from oort_lib.state.tags import parse_tags  # cfg.parse_tags for the CLI too
+from oort_lib.state import configvalues
+from oort_lib.state.paths import Paths, resolve_paths
+from oort_lib.state.tags import parse_tags
+
+# Paths, resolve_paths (paths.py) and parse_tags (tags.py) are read here too: from the
+# days they lived here, the commands and the tests know them as config's.
+__all__ = ["DEFAULT_API", "FOLDER_SETTINGS", "MAIN", "MAIN_SETTINGS", "Folder",
+           "FolderClash", "Paths", "Setting", "Settings", "load_settings", "parse_tags",
+           "resolve_paths", "save_settings", "select_folders", "with_api", "with_folders"]
 
 DEFAULT_API = "https://api.arcsecond.io"
-APP = "oort-sync"
 MAIN = "oort-sync"  # the section holding general settings
 
 
-# The records of this module and of the others on the no-change path (credentials, lock,
-# plan, sync) are NamedTuples or plain classes, not dataclasses: importing dataclasses and
-# building frozen ones cost ~25 ms, a tenth of a cron tick over 20,000 files (measured).
-
-
-class Paths(NamedTuple):
-    """The files of one installation (or one profile, with --home)."""
-
-    config_dir: Path
-    state_dir: Path
-    log_dir: Path | None = None  # None: the log sits in the state dir
-
-    @property
-    def config_file(self) -> Path:
-        return self.config_dir / "config.ini"
-
-    @property
-    def credentials_file(self) -> Path:
-        return self.config_dir / "credentials.json"
-
-    @property
-    def manifest_file(self) -> Path:
-        return self.state_dir / "manifest.sqlite"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.state_dir / "run.lock"
-
-    @property
-    def log_file(self) -> Path:
-        return (self.log_dir or self.state_dir) / "oort-sync.log"
-
-
-def resolve_paths(home: str | None = None, environ: os._Environ | dict | None = None) -> Paths:
-    """Paths from --home, else OORT_SYNC_HOME, else the platform's own folders (host.py:
-    XDG on Linux, ~/Library on macOS, %APPDATA% and %LOCALAPPDATA% on Windows).
-
-    Raises ConfigError for a home holding a NUL character, which no path can hold."""
-    env = os.environ if environ is None else environ
-    home = home or env.get("OORT_SYNC_HOME")
-    if home and "\x00" in home:
-        raise ConfigError(f"--home (or $OORT_SYNC_HOME) is {home!r}, which holds a NUL "
-                          "character: no path can hold one.")
-    if home:
-        base = Path(home).expanduser().absolute()
-        return Paths(base / "config", base / "state")
-    from oort_lib.host import user_dirs
-
-    dirs = user_dirs(APP, env)
-    return Paths(dirs.config, dirs.state, None if dirs.logs == dirs.state else dirs.logs)
+# The records of this module and of the others on the no-change path (paths, credentials,
+# lock, plan, sync) are NamedTuples or plain classes, not dataclasses: importing
+# dataclasses and building frozen ones cost ~25 ms, a tenth of a cron tick over 20,000
+# files (measured).
 
 
 class Folder(NamedTuple):
@@ -113,36 +81,65 @@ class Settings(NamedTuple):
     ping_url: str | None = None
     api_dialect: str = "auto"  # auto | 2021 | 2026: which API generation to speak
     allow_http: bool = False  # plain http:// to a LAN server (Arcsecond.local)
-    bwlimit: str | None = None  # total upload rate, or a timetable (bandwidth.py)
+    bwlimit: str | None = None  # total upload rate, or a timetable (state/rates.py)
     folders: tuple[Folder, ...] = ()
 
 
-_NUMBERS = {
-    "jobs": (int, 1, 64),
-    "min_age": (float, 0, 10**7),
-    "connect_timeout": (float, 0.1, 3600),
-    "read_timeout": (float, 0.1, 3600),
-    "retries": (int, 0, 50),
-    "backoff_base": (float, 0, 600),
-    "backoff_max": (float, 0, 3600),
-    "retry_delay": (float, 0, 86400),
-    "partial_wait": (float, 0, 10**8),
-    "log_max_bytes": (int, 10_000, 10**10),
-    "log_backups": (int, 0, 100),
+# --- the table of the settings ---------------------------------------------------------
+
+
+class Setting(NamedTuple):
+    """One key of the file: how its text is read and checked, and how it is written."""
+
+    read: Callable[[str, str], object]  # (text, key) -> value (configvalues.py)
+    write: Callable = str  # value -> text; None: not written (nor is a default, or None)
+    always: bool = False  # written even at its default (the server's address)
+
+
+MAIN_SETTINGS: dict[str, Setting] = {
+    "api": Setting(configvalues.address, always=True),
+    "jobs": Setting(configvalues.number(int, 1, 64)),
+    "min_age": Setting(configvalues.number(float, 0, 10**7)),
+    "connect_timeout": Setting(configvalues.number(float, 0.1, 3600)),
+    "read_timeout": Setting(configvalues.number(float, 0.1, 3600)),
+    "retries": Setting(configvalues.number(int, 0, 50)),
+    "backoff_base": Setting(configvalues.number(float, 0, 600)),
+    "backoff_max": Setting(configvalues.number(float, 0, 3600)),
+    "retry_delay": Setting(configvalues.number(float, 0, 86400)),
+    "partial_wait": Setting(configvalues.number(float, 0, 10**8)),
+    "log_max_bytes": Setting(configvalues.number(int, 10_000, 10**10)),
+    "log_backups": Setting(configvalues.number(int, 0, 100)),
+    "ping_url": Setting(configvalues.text, configvalues.show_text),
+    "api_dialect": Setting(configvalues.dialect),
+    "allow_http": Setting(configvalues.flag, configvalues.show_flag),
+    "bwlimit": Setting(configvalues.bwlimit),
 }
-_FOLDER_KEYS = {"path", "organisation", "telescope", "telescope_name", "timezone", "reduced",
-                "tags", "classify", "longitude", "exclude", "site_timezone"}
-DIALECTS = ("auto", "2021", "2026")
-_CLASSIFY = ("folder", "header")
-_TRUE = {"1", "yes", "true", "on"}
-_FALSE = {"0", "no", "false", "off", ""}
+FOLDER_SETTINGS: dict[str, Setting] = {
+    "path": Setting(configvalues.folder_path),  # written as the section's first line
+    "organisation": Setting(configvalues.text, configvalues.show_text),
+    "telescope": Setting(configvalues.text, configvalues.show_text),
+    "telescope_name": Setting(configvalues.text, configvalues.show_text),
+    "timezone": Setting(configvalues.zone(" (e.g. Europe/Paris, America/Santiago, UTC)."),
+                        configvalues.show_text),
+    "reduced": Setting(configvalues.flag, configvalues.show_flag),
+    "tags": Setting(configvalues.tags, configvalues.show_list(",")),
+    "classify": Setting(configvalues.classify),
+    "longitude": Setting(configvalues.longitude),
+    "exclude": Setting(configvalues.excludes, configvalues.show_list("\n")),
+    "site_timezone": Setting(configvalues.zone("; watch the folder again to read the "
+                                               "telescope's site."), configvalues.show_text),
+}
+_FOLDER_SAVED = tuple(key for key in FOLDER_SETTINGS if key != "path")
 
 
-def _flag(raw: str, where: str, key: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE | _FALSE:
-        return value in _TRUE
-    raise ConfigError(f"{where}: {key} = {raw!r}: use true or false.")
+def _written(setting: Setting, value: object, default: object) -> str | None:
+    """A value as the file writes it; None when it is not written (the default)."""
+    if value is None or (not setting.always and value == default):
+        return None
+    return setting.write(value)
+
+
+# --- the file ---------------------------------------------------------------------------
 
 
 def _line_of(text: str, section: str, key: str | None) -> int:
@@ -164,10 +161,27 @@ def _where(path: Path, text: str, section: str, key: str | None = None) -> str:
     return f"{path}, line {line}" if line else f"{path}, section [{section}]"
 
 
+def _read_section(parser: configparser.ConfigParser, section: str,
+                  table: dict[str, Setting], path: Path, text: str) -> dict:
+    """The values of one section, by the table. Raises ConfigError naming the line of
+    the first unknown key or wrong value, in the order of the file."""
+    values = {}
+    for key, raw in parser.items(section):
+        setting = table.get(key)
+        try:
+            if setting is None:
+                raise ConfigError(f"unknown setting {key!r}.")
+            values[key] = setting.read(raw, key)
+        except ConfigError as exc:
+            raise ConfigError(f"{_where(path, text, section, key)}: {exc.message}") from None
+    return values
+
+
 def load_settings(paths: Paths) -> Settings:
     """Read the config file (a missing file means defaults).
 
-    Raises ConfigError naming the file, the line and what is wrong.
+    Raises ConfigError naming the file, the line and what is wrong; FolderClash when
+    two watched folders overlap.
     """
     path = paths.config_file
     try:
@@ -184,91 +198,24 @@ def load_settings(paths: Paths) -> Settings:
         raise ConfigError(
             f"{path}: malformed config file: {first}. Fix or remove that line."
         ) from None
-    values: dict = {}
     for section in parser.sections():
         if section != MAIN and not section.startswith("folder "):
             raise ConfigError(
                 f"{_where(path, text, section)}: unknown section [{section}] "
                 f"(expected [{MAIN}] or [folder N])."
             )
+    values = {}
     if parser.has_section(MAIN):
-        for key, raw in parser.items(MAIN):
-            where = _where(path, text, MAIN, key)
-            if key == "api":
-                values["api"] = raw.strip().rstrip("/")
-            elif key == "ping_url":
-                values["ping_url"] = raw.strip() or None
-            elif key == "api_dialect":
-                if raw.strip() not in DIALECTS:
-                    raise ConfigError(f"{where}: api_dialect = {raw!r}: use auto, 2021 or 2026.")
-                values["api_dialect"] = raw.strip()
-            elif key == "allow_http":
-                values["allow_http"] = _flag(raw, where, key)
-            elif key == "bwlimit":
-                from oort_lib.run.bandwidth import parse
-
-                try:
-                    parse(raw)
-                except ConfigError as exc:
-                    raise ConfigError(f"{where}: {exc.message}") from None
-                values["bwlimit"] = raw.strip() or None
-            elif key in _NUMBERS:
-                kind, low, high = _NUMBERS[key]
-                try:
-                    number = kind(raw)
-                except ValueError:
-                    raise ConfigError(
-                        f"{where}: {key} = {raw!r} is not a {kind.__name__} number."
-                    ) from None
-                if not low <= number <= high:
-                    raise ConfigError(f"{where}: {key} = {raw} must be between {low} and {high}.")
-                values[key] = number
-            else:
-                raise ConfigError(f"{where}: unknown setting {key!r}.")
+        values = _read_section(parser, MAIN, MAIN_SETTINGS, path, text)
     folders: list[Folder] = []
     lines: list[int] = []
     for section in parser.sections():
-        if not section.startswith("folder "):
-            continue
-        items = dict(parser.items(section))
-        unknown = set(items) - _FOLDER_KEYS
-        if unknown:
-            key = sorted(unknown)[0]
-            raise ConfigError(f"{_where(path, text, section, key)}: unknown setting {key!r}.")
-        if not items.get("path"):
-            raise ConfigError(f"{_where(path, text, section)}: [{section}] has no path.")
-        try:
-            tags = parse_tags(items.get("tags"))
-        except ConfigError as exc:
-            raise ConfigError(f"{_where(path, text, section, 'tags')}: {exc.message}") from None
-        if items.get("timezone"):
-            _check_zone(items["timezone"], _where(path, text, section, "timezone"))
-        classify = (items.get("classify") or "folder").strip().lower()
-        if classify not in _CLASSIFY:
-            raise ConfigError(f"{_where(path, text, section, 'classify')}: classify = "
-                              f"{items['classify']!r} must be folder or header.")
-        folder_path = _folder_path(items["path"], _where(path, text, section, "path"))
-        if items.get("timezone"):
-            _check_zone(items["timezone"], _where(path, text, section, "timezone"))
-        lines.append(_line_of(text, section, "path") or _line_of(text, section, None))
-        folders.append(
-            Folder(
-                path=folder_path,
-                organisation=items.get("organisation") or None,
-                telescope=items.get("telescope") or None,
-                telescope_name=items.get("telescope_name") or None,
-                timezone=items.get("timezone") or None,
-                reduced=_flag(items.get("reduced", ""), _where(path, text, section, "reduced"),
-                              "reduced"),
-                tags=tags,
-                classify=classify,
-                longitude=_longitude(items.get("longitude"),
-                                     _where(path, text, section, "longitude")),
-                exclude=_excludes(items.get("exclude"), _where(path, text, section, "exclude")),
-                site_timezone=_site_zone(items.get("site_timezone"),
-                                         _where(path, text, section, "site_timezone")),
-            )
-        )
+        if section.startswith("folder "):
+            if not parser.get(section, "path", fallback=""):
+                raise ConfigError(f"{_where(path, text, section)}: [{section}] has no path.")
+            found = _read_section(parser, section, FOLDER_SETTINGS, path, text)
+            lines.append(_line_of(text, section, "path") or _line_of(text, section, None))
+            folders.append(Folder(**found))
     settings = Settings(folders=tuple(folders), **values)
     _check_folders(path, settings, lines)
     return settings
@@ -281,29 +228,6 @@ class FolderClash(ConfigError):
     def __init__(self, message: str, settings: Settings):
         super().__init__(message)
         self.settings = settings
-
-
-def _folder_path(raw: str, where: str) -> str:
-    """A watched folder's path as written, `~` expanded; kept unresolved (a symlink such
-    as `nights/current` is followed again at every run). Raises ConfigError when it is
-    relative: it would depend on the folder cron happens to start in."""
-    expanded = os.path.expanduser(raw.strip())
-    if expanded.startswith("~"):
-        raise ConfigError(f"{where}: path = {raw!r}: no such user's home.")
-    if not os.path.isabs(expanded):
-        raise ConfigError(f"{where}: path = {raw!r} is relative; write the full path "
-                          "(e.g. /home/you/data or ~/data).")
-    return os.path.normpath(expanded)
-
-
-def _check_zone(name: str, where: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{where}: timezone = {name!r} is not an IANA time zone name "
-                          "(e.g. Europe/Paris, America/Santiago, UTC).") from None
 
 
 def _check_folders(path: Path, settings: Settings, lines: list[int]) -> None:
@@ -332,88 +256,21 @@ def _check_folders(path: Path, settings: Settings, lines: list[int]) -> None:
                               "removes the second).", settings)
 
 
-def _check_zone(name: str, where: str) -> None:
-    """Raises ConfigError naming the line unless `name` is an IANA time zone: a typo
-    (America/Santigo) must stop with a message at load, not fail every file later."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{where}: timezone = {name}: not an IANA time zone name (e.g. "
-                          "Europe/Paris, America/Santiago, UTC).") from None
-
-
-def _site_zone(raw: str | None, where: str) -> str | None:
-    """`site_timezone` of a folder (written by `watch`). Raises ConfigError naming the
-    line for a name that is no IANA zone."""
-    if raw is None or not raw.strip():
-        return None
-    from oort_lib.local.rules import zone
-
-    try:
-        zone(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{where}: site_timezone = {raw.strip()}: not an IANA time zone "
-                          "name; watch the folder again to read the telescope's site.") from None
-    return raw.strip()
-
-
-def _longitude(raw: str | None, where: str) -> float | None:
-    if raw is None or not raw.strip():
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not -180.0 <= value <= 360.0:  # also refuses nan
-        raise ConfigError(f"{where}: longitude = {raw!r}: degrees east, -180 to 360.")
-    return value
-_MAIN_KEYS = ("api", *_NUMBERS, "ping_url", "api_dialect", "allow_http", "bwlimit")
-_FOLDER_SAVED = ("organisation", "telescope", "telescope_name", "timezone", "reduced", "tags",
-                 "classify", "longitude", "exclude", "site_timezone")
-
-
 def _main_value(settings: Settings, key: str) -> str | None:
-    """A general setting as the file writes it; None for a default (not written)."""
-    value = getattr(settings, key)
-    if value is None or (key != "api" and value == getattr(Settings(), key)):
-        return None
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    return _written(MAIN_SETTINGS[key], getattr(settings, key), Settings._field_defaults[key])
 
 
 def _folder_value(folder: Folder, key: str) -> str | None:
-    value = getattr(folder, key)
-    if key == "reduced":
-        return "true" if value else None
-    if key == "tags":
-        return ",".join(value) if value else None
-    if key == "classify":
-        return value if value != "folder" else None
-    if key == "exclude":
-        return "\n".join(value) if value else None
-    if key == "longitude":
-        return repr(value) if value is not None else None
-    return value or None
-
-
-def _excludes(raw: str | None, where: str) -> tuple[str, ...]:
-    """`exclude` of a folder: one pattern per line (indented continuation lines)."""
-    if not raw:
-        return ()
-    from oort_lib.local.exclude import check
-
-    try:
-        return check(line for line in raw.splitlines() if line.strip())
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc.message}") from None
+    return _written(FOLDER_SETTINGS[key], getattr(folder, key), Folder._field_defaults[key])
 
 
 def save_settings(paths: Paths, settings: Settings) -> None:
     """Write the config file atomically (a crash never leaves half a file).
 
     An existing file is edited, not rewritten (configfile.py): only the settings and
-    folders that changed are touched; comments, order and other keys stay.
+    folders that changed are touched; comments, order and other keys stay. Raises
+    ConfigError for an existing file that cannot be read, OSError for one that cannot
+    be written.
     """
     paths.config_dir.mkdir(parents=True, exist_ok=True)
     old = None
@@ -427,7 +284,7 @@ def save_settings(paths: Paths, settings: Settings) -> None:
     if old is not None:
         from oort_lib.state import configfile
 
-        changes = {key: _main_value(settings, key) for key in _MAIN_KEYS
+        changes = {key: _main_value(settings, key) for key in MAIN_SETTINGS
                    if getattr(old, key) != getattr(settings, key)}
         before = {f.path: f for f in old.folders}
         folders = []
@@ -444,7 +301,7 @@ def save_settings(paths: Paths, settings: Settings) -> None:
         return
     parser = configparser.ConfigParser(interpolation=None)
     parser[MAIN] = {}
-    for key in _MAIN_KEYS:
+    for key in MAIN_SETTINGS:
         value = _main_value(settings, key)
         if value is not None:
             parser[MAIN][key] = value

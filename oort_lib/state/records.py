@@ -3,14 +3,16 @@ RFC 3339 times, and the state of a run (finished, running, did not finish)."""
 
 from __future__ import annotations
 
-from oort_lib.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, OortError
+from oort_lib.errors import EXIT_SIGINT, EXIT_SIGTERM, EXIT_SOFTWARE, EXIT_USAGE, OortError
+from oort_lib.state.status import StrEnum
 
-# Defined identically by issue 11 in errors.py (the internal-error path of cli.main).
-EXIT_SOFTWARE = 70
 
-RUNNING = "running"
-FINISHED = "finished"
-DID_NOT_FINISH = "did not finish"
+class RunState(StrEnum):
+    """The state of a run record (`state` in status --json), see run_state."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    DID_NOT_FINISH = "did not finish"
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -37,11 +39,11 @@ def rfc3339(stamp: float | None) -> str | None:
     return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
 
 
-def run_state(row: dict, holder_pid: int | None) -> str:
+def run_state(row: dict, holder_pid: int | None) -> RunState:
     """A runs row is finished (it has an end), running (its process holds the lock) or
     did not finish (killed, power cut: no end was ever written)."""
     if row.get("ended_at") is not None:
-        return FINISHED
+        return RunState.FINISHED
     if holder_pid is not None and holder_pid == row.get("pid"):
-        return RUNNING
-    return DID_NOT_FINISH
+        return RunState.RUNNING
+    return RunState.DID_NOT_FINISH

@@ -107,7 +107,7 @@ def _whole_part(result: dict, full: str) -> str | None:
         whole = check(full, verify_checksums=True)
     except NotWhole as exc:
         if not exc.short and not isinstance(exc, ChecksumMismatch):
-            # As a run decides (planner._inspect): a damaged file whose header cannot be
+            # As a run decides (reading.inspect): a damaged file whose header cannot be
             # read is skipped for that.
             from oort_lib.local.headers import read_header
 
@@ -266,3 +266,19 @@ def explain_lines(data: dict) -> list[str]:
         add(f"  manifest:    {text}")
     lines.extend(f"  note:        {note}" for note in data["notes"])
     return [escaped(line) for line in lines]  # header values and names: escape.py
+
+
+def explain_files(paths, settings: Settings, files: list[str]) -> list[dict]:
+    """`explain`: explain() for each file, with the manifest's record of it and the API
+    generation login found (credentials that cannot be read count as none). Raises
+    ManifestError when the manifest cannot be read, and what explain() raises."""
+    from oort_lib.errors import OortError
+    from oort_lib.state import credentials
+    from oort_lib.state import manifest as mf
+
+    try:  # offline: only the API generation login found is read
+        creds = credentials.load(paths.credentials_file)
+    except OortError:
+        creds = None
+    with mf.Manifest(paths.manifest_file, create=False, readonly=True) as manifest:
+        return [explain(path, settings, manifest, creds) for path in files]

@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from oort_lib.views.schedule import EVERY_MINUTES, INSTALLATION, command, plain
+from oort_lib.views.scheduling import EVERY_MINUTES, INSTALLATION, command, plain
 
 LABEL = "io.arcsecond.oort-sync"
 AGENT_DIR = "~/Library/LaunchAgents"
@@ -28,7 +28,7 @@ def agent(home: str | None, log_dir: Path, argv: list[str] | None = None) -> dic
     """The LaunchAgent as a dict (what plistlib writes): oort-sync `run -q` every 5 minutes,
     at load too, at low priority, with launchd's stdout/stderr in ``log_dir``. ``argv``
     replaces this installation's command (contrib/'s example names a typical one).
-    Raises ConfigError (schedule.plain) for a path a plist cannot hold."""
+    Raises ConfigError (scheduling.plain) for a path a plist cannot hold."""
     argv = argv or command(home)
     path = ":".join(dict.fromkeys([os.path.dirname(argv[0]), *_PATH]))
     log = str(_log_dir(log_dir) / "launchd.log")
@@ -67,7 +67,7 @@ def recipe(home: str | None, log_dir: Path, argv: list[str] | None = None) -> st
     """The plist for this installation, with the commands that install it in a comment.
 
     The commands are meant to be pasted into a shell: the log folder is quoted for it
-    (single quotes: a `$(...)` in a path stays text). Raises ConfigError (schedule.plain)
+    (single quotes: a `$(...)` in a path stays text). Raises ConfigError (scheduling.plain)
     for a path that the plist or the commands cannot hold."""
     body = plistlib.dumps(agent(home, log_dir, argv), sort_keys=False).decode("utf-8")
     log = shlex.quote(str(_log_dir(log_dir)))

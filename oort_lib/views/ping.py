@@ -39,6 +39,22 @@ def send(url: str, exit_code: int | None = None, reason: str | None = None, *,
     return outcome[0]
 
 
+def reason(result, stopped_by: str = "") -> str | None:
+    """What the failure ping says of a finished run (result.RunResult), in one line;
+    `stopped_by` names the signal that stopped it, if one did."""
+    if stopped_by:
+        return f"stopped by {stopped_by}"
+    if result.fatal is not None:
+        return result.fatal.message
+    reasons = [why for _root, why in result.plan.missing]
+    if result.failed:
+        reasons.append(f"{len(result.failed)} file(s) failed, e.g. {result.failed[0][1]}")
+    if result.plan.problems:
+        reasons.append(f"{len(result.plan.problems)} file(s) not whole, e.g. "
+                       f"{result.plan.problems[0][2]}")
+    return "; ".join(reasons) or None
+
+
 def _request(where: str, reason: str | None, deadline: float, outcome: list) -> None:
     import http.client
     import urllib.request

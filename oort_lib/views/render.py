@@ -7,6 +7,9 @@ break, an escape sequence) is shown escaped, never forges a line (escape.py).
 from __future__ import annotations
 
 from oort_lib.escape import escaped
+from oort_lib.run.result import Outcome
+from oort_lib.state.records import RunState
+from oort_lib.state.status import Status
 
 
 def human_bytes(count: float) -> str:
@@ -201,12 +204,11 @@ def deferred_note(plan, dry_run: bool = False) -> str | None:
             f"wait{'s' if count == 1 else ''} for the next run (min_age){due}.{again}")
 
 
-def file_line(item, outcome: str, reason: str | None) -> str:
+def file_line(item, outcome: Outcome, reason: str | None) -> str:
     """One file's outcome, for -v."""
-    text = "already on the server" if outcome == "already" else outcome
+    text = "already on the server" if outcome == Outcome.ALREADY else outcome
     return escaped(f"{text} {item.folder.path}/{item.relpath}" + (
-        f": {reason}" if reason and (outcome.startswith("failed") or outcome == "conflict")
-        else ""))
+        f": {reason}" if reason and outcome.trouble else ""))
 
 
 def status_lines(data: dict) -> list[str]:
@@ -223,9 +225,9 @@ def status_lines(data: dict) -> list[str]:
     else:
         lines.append("No run in progress.")
     last = data.get("last_run")
-    if last and last.get("state") == "running":
+    if last and last.get("state") == RunState.RUNNING:
         pass  # said above
-    elif last and last.get("state") == "did not finish":
+    elif last and last.get("state") == RunState.DID_NOT_FINISH:
         lines.append(f"Last run: {last['started_at']} (pid {last['pid']}) did not finish "
                      "(killed or the machine stopped); its files are picked up by the next run.")
     elif last:
@@ -250,13 +252,13 @@ def status_lines(data: dict) -> list[str]:
             lines.append(f"  server {dest['api']} as {dest['account'] or 'an upload key'}, "
                          f"API generation {generation}")
         lines.append(
-            f"  uploaded {counts['uploaded'] - folder.get('already_on_server', 0)} "
+            f"  uploaded {counts[Status.UPLOADED] - folder.get('already_on_server', 0)} "
             f"({human_bytes(folder['bytes_uploaded'])}), "
             + (f"already on the server {folder['already_on_server']}, "
                if folder.get("already_on_server") else "") +
-            f"pending {counts['pending']}, deferred {counts['deferred']}, "
-            f"failed {counts['failed']}, skipped {counts['skipped']}"
-            + (f", conflicts {counts['conflict']}" if counts.get("conflict") else "")
+            f"pending {counts[Status.PENDING]}, deferred {counts[Status.DEFERRED]}, "
+            f"failed {counts[Status.FAILED]}, skipped {counts[Status.SKIPPED]}"
+            + (f", conflicts {counts[Status.CONFLICT]}" if counts.get(Status.CONFLICT) else "")
         )
         if folder.get("assumed_local_time"):
             lines.append(

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from oort_lib.errors import EXIT_CODES, ConfigError
 from oort_lib.local.localtime import folder_clock
 from oort_lib.run.reasons import FOUND_SQL
+from oort_lib.run.result import Outcome
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Paths, Settings
 from oort_lib.views import weblinks
@@ -31,10 +32,10 @@ DEFAULT_OUTPUT = "oort-sync-report.html"
 OPEN_NIGHTS = 14
 RECENT_RUNS = 10
 # Bytes sent to the server: only uploaded rows count, not files found there already.
-_BYTES = (f"SUM(CASE WHEN status = 'uploaded' AND NOT {FOUND_SQL} "
+_BYTES = (f"SUM(CASE WHEN status = '{mf.UPLOADED}' AND NOT {FOUND_SQL} "
           "THEN COALESCE(uploaded_size, size, 0) ELSE 0 END)")
-# A file found on the server is counted apart from the uploads ("already").
-_STATE = f"CASE WHEN {FOUND_SQL} THEN 'already' ELSE status END"
+# A file found on the server is counted apart from the uploads.
+_STATE = f"CASE WHEN {FOUND_SQL} THEN '{Outcome.ALREADY}' ELSE status END"
 
 
 def _stamp(seconds: float | None) -> str | None:
@@ -54,7 +55,7 @@ def collect(manifest: mf.Manifest, settings: Settings, generation: str | None = 
     Raises sqlite3.Error only if the manifest cannot be queried.
     """
     summary: dict = {status: 0 for status in mf.STATUSES}
-    summary["bytes"] = summary["already"] = 0  # `uploaded` counts only files sent
+    summary["bytes"] = summary[Outcome.ALREADY] = 0  # `uploaded` counts only files sent
     for row in manifest.rows(f"SELECT {_STATE} AS state, COUNT(*) AS n, {_BYTES} AS b "
                              "FROM files GROUP BY state"):
         summary[row["state"]] = row["n"]
@@ -80,7 +81,7 @@ def collect(manifest: mf.Manifest, settings: Settings, generation: str | None = 
             {"night": r["night"], "files": r["n"], "bytes": r["b"] or 0}
             for r in manifest.rows(
                 f"SELECT night, COUNT(*) AS n, {_BYTES} AS b FROM files "
-                f"WHERE status = 'uploaded' AND NOT {FOUND_SQL} AND night IS NOT NULL "
+                f"WHERE status = '{mf.UPLOADED}' AND NOT {FOUND_SQL} AND night IS NOT NULL "
                 "GROUP BY night ORDER BY night")
         ],
     }
@@ -105,7 +106,7 @@ def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
         f"SELECT night, organisation, telescope, kind, dataset, target, {_STATE} AS status, "
         f"COUNT(*) AS n, SUM(COALESCE(size, 0)) AS size, {_BYTES} AS b, "
         "MAX(nightlog_uuid) AS nl, MAX(dataset_uuid) AS ds, MAX(destination) AS dest FROM files "
-        "WHERE night IS NOT NULL AND status != 'skipped' "
+        f"WHERE night IS NOT NULL AND status != '{mf.SKIPPED}' "
         "GROUP BY night, organisation, telescope, kind, dataset, target, status"
     ):
         org, telescope = row["organisation"] or None, row["telescope"] or None
@@ -118,7 +119,7 @@ def _night_logs(manifest: mf.Manifest, telescope_names: dict) -> list[dict]:
         group = "calibrations" if row["kind"] == "calibration" else "observations"
         name = row["dataset"] or ""
         entry = log[group].setdefault(name, {"name": name, "target": set(), "datasets": [
-            {"name": name, "files": 0, "size": 0, "bytes": 0, mf.UPLOADED: 0, "already": 0,
+            {"name": name, "files": 0, "size": 0, "bytes": 0, mf.UPLOADED: 0, Outcome.ALREADY: 0,
              mf.PENDING: 0, mf.DEFERRED: 0, mf.FAILED: 0}]})
         if group == "observations" and row["target"]:
             entry["target"].add(row["target"])
@@ -200,7 +201,7 @@ def _summary(data: dict) -> list[str]:
     cards = [
         ("Files uploaded", s[mf.UPLOADED], ""),
         ("Bytes uploaded", human_bytes(s["bytes"]), ""),
-        *((("Already on the server", s["already"], ""),) if s.get("already") else ()),
+        *((("Already on the server", s[Outcome.ALREADY], ""),) if s.get(Outcome.ALREADY) else ()),
         ("Failed", s[mf.FAILED], "bad" if s[mf.FAILED] else ""),
         *((("Conflicts", s[mf.CONFLICT], "bad"),) if s.get(mf.CONFLICT) else ()),
         ("Pending", s[mf.PENDING], ""),
@@ -288,10 +289,10 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def _dataset_state(ds: dict) -> str:
     parts = [f"{ds[mf.UPLOADED]}"]
-    for status, cls in (("already", "muted"), (mf.FAILED, "bad"), (mf.CONFLICT, "bad"),
+    for status, cls in ((Outcome.ALREADY, "muted"), (mf.FAILED, "bad"), (mf.CONFLICT, "bad"),
                         (mf.PENDING, "warn"), (mf.DEFERRED, "muted")):
         if ds.get(status):
-            said = "already on the server" if status == "already" else status
+            said = "already on the server" if status == Outcome.ALREADY else status
             parts.append(f'<span class="{cls}">{ds[status]} {said}</span>')
     return ", ".join(parts)
 

@@ -5,11 +5,10 @@ oort-sync is a batch job, so scheduling is the operator's cron or systemd; these
 fill in the real paths (the executable, the home, --home) so they work when pasted as
 they are. contrib/ holds the same recipes as static, commented examples.
 
-Every path that goes into a recipe is checked first (`plain`): a line break in `--home`
-would end the crontab line or the unit's setting and start a command of its own, so a
-control character is refused, naming the setting. The rest is quoted the way each
-format reads it: sh quoting (and `%` escaped) in a cron line, systemd's quoting (`%`
-specifiers and `$` doubled) in ExecStart, XML escaping in a plist or a task.
+Every path that goes into a recipe is checked first (scheduling.plain: no control
+character, which would end a line and start a command of its own); the rest is quoted
+the way each format reads it: sh quoting (and `%` escaped) in a cron line, systemd's
+quoting (`%` specifiers and `$` doubled) in ExecStart, XML escaping in a plist or a task.
 """
 
 from __future__ import annotations
@@ -17,67 +16,13 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import sys
-import unicodedata
 from pathlib import Path
 
-from oort_lib.errors import ConfigError
+from oort_lib.views.scheduling import EVERY_MINUTES, command, plain
 
 SERVICE = "oort-sync.service"
 TIMER = "oort-sync.timer"
 UNIT_DIR = "~/.config/systemd/user"
-EVERY_MINUTES = 5
-HOME_SETTING = "--home (or $OORT_SYNC_HOME)"
-INSTALLATION = "the path of this oort-sync installation"
-# Control characters (line breaks, tabs, ESC), Unicode's line and paragraph separators,
-# and the halves of bytes that were not UTF-8 (a generated file could not hold them).
-_REFUSED = {"Cc", "Zl", "Zp", "Cs"}
-
-
-def plain(value: str, setting: str) -> str:
-    """`value` as it is, if it may go into a generated schedule.
-
-    Raises ConfigError naming `setting` when it holds a control character: in a
-    crontab, a unit or a task, a line break ends the line and starts another one.
-    """
-    for char in value:
-        if unicodedata.category(char) in _REFUSED:
-            raise ConfigError(
-                f"{setting} is {ascii(value)}, which holds a control character "
-                f"({ascii(char)}): in a schedule it would end the line and start another "
-                "one. Use a path without line breaks, tabs or other control characters.")
-    return value
-
-
-def command(home: str | None = None) -> list[str]:
-    """argv of `oort-sync run -q` for this installation, every path absolute.
-
-    Raises ConfigError (`plain`) for a home or an installation path that no schedule can
-    hold."""
-    # The entry script beside this interpreter runs this very installation; one found on
-    # PATH first could belong to another virtualenv or version.
-    from oort_lib.host import WINDOWS, system
-
-    windows = system() == WINDOWS
-    entry = Path(sys.prefix) / ("Scripts" if windows else "bin") / (
-        "oort-sync.exe" if windows else "oort-sync")
-    found = shutil.which("oort-sync")
-    if entry.is_file() and os.access(entry, os.X_OK):
-        argv = [str(entry)]
-    elif found:
-        argv = [os.path.abspath(found)]
-    else:
-        # Not installed with pip (a source checkout): oort_sync.py sits next to oort_lib,
-        # both in a checkout and in site-packages (setup.cfg lists it in py_modules).
-        script = Path(__file__).resolve().parent.parent / "oort_sync.py"
-        argv = [os.path.abspath(sys.executable), str(script)]
-    for path in argv:
-        plain(path, INSTALLATION)
-    argv += ["run", "-q"]
-    if home:
-        plain(home, HOME_SETTING)
-        argv.append(f"--home={plain(str(Path(home).expanduser().absolute()), HOME_SETTING)}")
-    return argv
 
 
 def _user_home() -> str:
@@ -203,21 +148,6 @@ def systemd_recipe(home: str | None) -> str:
         lines += ["", f"# ---- {UNIT_DIR}/{name} ----", text.rstrip("\n"),
                   f"# ---- end of {name} ----"]
     return "\n".join(lines) + "\n"
-
-
-def split_recipe(text: str) -> dict[str, str]:
-    """The unit files inside a `systemd_recipe` text (what a script writing them needs)."""
-    units: dict[str, str] = {}
-    current: str | None = None
-    for line in text.splitlines():
-        if line.startswith(f"# ---- {UNIT_DIR}/"):
-            current = line.split("/")[-1].split()[0]
-            units[current] = ""
-        elif line.startswith("# ---- end of "):
-            current = None
-        elif current:
-            units[current] += line + "\n"
-    return units
 
 
 KINDS = ("cron", "systemd", "launchd", "windows")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from oort_lib.views.schedule import EVERY_MINUTES, HOME_SETTING, plain
+from oort_lib.views.scheduling import EVERY_MINUTES, HOME_SETTING, plain
 
 TASK_NAME = "oort-sync"
 TASK_FILE = "oort-sync-task.xml"
@@ -27,7 +27,7 @@ INSTALL = f"schtasks /Create /TN {TASK_NAME} /XML {TASK_FILE} /F"
 def action(home: str | None, program: str | None = None) -> tuple[str, list[str]]:
     """(program, arguments) of the task: pythonw.exe and `-m oort_lib run -q [--home=DIR]`.
     ``program`` replaces this installation's pythonw.exe (contrib/'s example names one).
-    Raises ConfigError (schedule.plain) for a path that the task cannot hold."""
+    Raises ConfigError (scheduling.plain) for a path that the task cannot hold."""
     # pythonw.exe sits beside python.exe in every Windows install and virtualenv (pipx's
     # included); a console script (oort-sync.exe) would open a console window each tick.
     program = program or os.path.join(os.path.dirname(os.path.abspath(sys.executable)),
@@ -44,7 +44,7 @@ def action(home: str | None, program: str | None = None) -> tuple[str, list[str]
 def task_xml(home: str | None, program: str | None = None) -> str:
     """The task definition (Task Scheduler schema 1.2, what Windows 7 and later import).
 
-    Raises ConfigError (schedule.plain) for a path that the task cannot hold."""
+    Raises ConfigError (scheduling.plain) for a path that the task cannot hold."""
     program, arguments = action(home, program)
     # list2cmdline quotes the way the C runtime of pythonw.exe will split the line again.
     args = subprocess.list2cmdline(arguments)

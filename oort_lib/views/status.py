@@ -14,7 +14,7 @@ from oort_lib.state.config import Paths, Settings
 from oort_lib.state.credentials import Credentials
 from oort_lib.state.destination import Destination, destination
 from oort_lib.state.lock import current_holder
-from oort_lib.state.records import RUNNING, rfc3339, run_state
+from oort_lib.state.records import RunState, rfc3339, run_state
 
 SCHEMA_VERSION = 1
 MAX_CONFLICTS = 100  # listed one by one per folder (the counts say how many in all)
@@ -51,7 +51,7 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
         if runs:
             holder_pid = holder.pid if holder is not None else None
             result["last_run"] = run_record(runs[0], holder_pid=holder_pid)
-            if result["running"] is not None and result["last_run"]["state"] == RUNNING:
+            if result["running"] is not None and result["last_run"]["state"] == RunState.RUNNING:
                 result["running"].update(_so_far(manifest, runs[0]["started_at"]))
         ok = manifest.rows(
             "SELECT * FROM runs WHERE exit_code IN (0, 1) ORDER BY id DESC LIMIT 1"
@@ -78,20 +78,20 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
             }
             here = destination(settings.api, account, folder.organisation)
             for row in manifest.rows(
-                "SELECT CASE WHEN status = 'uploaded' AND destination IS NOT ? THEN 'pending' "
-                "ELSE status END AS state, COUNT(*) AS n, SUM(CASE WHEN status = 'uploaded' "
-                f"AND destination IS ? AND NOT {FOUND_SQL} THEN uploaded_size ELSE 0 END) "
-                f"AS b, SUM(destination IS ? AND {FOUND_SQL}) AS found FROM files "
-                "WHERE root = ? GROUP BY state",
+                f"SELECT CASE WHEN status = '{mf.UPLOADED}' AND destination IS NOT ? THEN "
+                f"'{mf.PENDING}' ELSE status END AS state, COUNT(*) AS n, SUM(CASE WHEN "
+                f"status = '{mf.UPLOADED}' AND destination IS ? AND NOT {FOUND_SQL} THEN "
+                f"uploaded_size ELSE 0 END) AS b, SUM(destination IS ? AND {FOUND_SQL}) AS "
+                "found FROM files WHERE root = ? GROUP BY state",
                 (here, here, here, root),
             ):
                 entry["counts"][row["state"]] += row["n"]
                 entry["bytes_uploaded"] += row["b"] or 0
                 entry["already_on_server"] += row["found"] or 0
             entry["reasons"] = _by_kind(manifest.rows(
-                "SELECT status, reason, COUNT(*) AS files FROM files WHERE root = ? "
-                "AND (status IN ('failed', 'skipped', 'deferred') OR (status = 'uploaded' "
-                "AND reason LIKE '%not verified%')) GROUP BY status, reason "
+                "SELECT status, reason, COUNT(*) AS files FROM files WHERE root = ? AND "
+                f"(status IN ('{mf.FAILED}', '{mf.SKIPPED}', '{mf.DEFERRED}') OR (status = "
+                f"'{mf.UPLOADED}' AND reason LIKE '%not verified%')) GROUP BY status, reason "
                 "ORDER BY status, files DESC",
                 (root,),
             ))
@@ -144,11 +144,13 @@ def _resolve(path: str) -> str:
 
 def _so_far(manifest: mf.Manifest, since: float) -> dict:
     """What the run in progress has done so far (the files it recorded)."""
+    uploaded, failed, pending = mf.UPLOADED, mf.FAILED, mf.PENDING
     row = manifest.rows(
-        "SELECT SUM(status = 'uploaded') AS uploaded, SUM(status = 'failed') AS failed, "
-        "SUM(CASE WHEN status = 'uploaded' THEN uploaded_size ELSE 0 END) AS bytes, "
-        "(SELECT COUNT(*) FROM files WHERE status = 'pending') AS pending "
-        "FROM files WHERE updated_at >= ? AND status IN ('uploaded', 'failed')", (since,))[0]
+        f"SELECT SUM(status = '{uploaded}') AS uploaded, SUM(status = '{failed}') AS failed, "
+        f"SUM(CASE WHEN status = '{uploaded}' THEN uploaded_size ELSE 0 END) AS bytes, "
+        f"(SELECT COUNT(*) FROM files WHERE status = '{pending}') AS pending "
+        f"FROM files WHERE updated_at >= ? AND status IN ('{uploaded}', '{failed}')",
+        (since,))[0]
     return {"uploaded_so_far": row["uploaded"] or 0, "failed_so_far": row["failed"] or 0,
             "bytes_so_far": row["bytes"] or 0, "pending": row["pending"] or 0}
 

@@ -1,7 +1,7 @@
 """Help that helps: one command's usage, options and examples; a typo named, with the
 closest valid spelling ("unknown option --dryrun; did you mean --dry-run?").
 
-Everything is read from cli.py's docstring (the usage docopt parses), so the help can
+Everything is read from the usage text docopt parses (synopsis.py), so the help can
 never disagree with the parser.
 """
 
@@ -136,9 +136,9 @@ def end_of_options(args: dict) -> dict:
     return fixed
 
 
-def number(args: dict, name: str, kind=int, default=None, high: float = 10**7):
-    """The option as a number between 0 and `high`. Raises UsageError for anything else
-    (text, nan, infinity, negative, too large)."""
+def number(args: dict, name: str, kind=int, default=None, high: float = 10**7, low: int = 0):
+    """The option as a number between `low` and `high`. Raises UsageError for anything
+    else (text, nan, infinity, negative, too small, too large)."""
     import math
 
     from oort_lib.errors import UsageError
@@ -155,9 +155,23 @@ def number(args: dict, name: str, kind=int, default=None, high: float = 10**7):
         raise UsageError(f"{name}={value}: not a finite number.")
     if number < 0:
         raise UsageError(f"{name}={value}: must not be negative.")
+    if number < low:
+        raise UsageError(f"{name} must be at least {low}.")
     if number > high:
         raise UsageError(f"{name}={value}: must be at most {high:,}.")
     return number
+
+
+def log_level(args: dict) -> int:
+    """The --log-level as a logging level. Raises UsageError for a name logging lacks."""
+    import logging
+
+    from oort_lib.errors import UsageError
+
+    level = getattr(logging, str(args["--log-level"]).upper(), None)
+    if not isinstance(level, int):
+        raise UsageError(f"--log-level={args['--log-level']}: use DEBUG, INFO, WARNING or ERROR.")
+    return level
 
 
 def _options_part(argv: list[str]) -> list[str]:
@@ -186,6 +200,18 @@ def unknown_command(doc: str, word: str) -> str:
     close = difflib.get_close_matches(word, list(commands(doc)), n=1)
     return (f"unknown command {word}" + (f"; did you mean {close[0]}?" if close else "")
             + " (see `oort-sync help`)")
+
+
+def refusal(doc: str, argv: list[str]) -> list[str]:
+    """What stderr says of a command line that matches no usage: why (diagnose), then
+    the command's usage, or the overview when no command is given at all."""
+    line = diagnose(doc, argv)
+    command = argv[0] if argv and argv[0] in commands(doc) else None
+    more = ["Usage:", *usage_lines(doc, command)] if (
+        command and not line.startswith("unknown")) else []
+    if not argv:
+        more = ["", overview(doc)]
+    return [f"oort-sync: {line}", *more]
 
 
 def diagnose(doc: str, argv: list[str]) -> str:

@@ -1,0 +1,75 @@
+"""The quick check's view of a watched folder's manifest rows, one directory at a time."""
+
+from __future__ import annotations
+
+from oort_lib.state.migrations import DIR_SQL
+from oort_lib.state.status import Status
+
+# Looked up once: the loops below compare it with every row (see manifest.UPLOADED).
+UPLOADED = Status.UPLOADED
+
+
+class QuickIndex:
+    """A watched folder's manifest rows as the walk meets them, one directory at a time.
+
+    The walk yields the files of a directory together, so only that directory's rows
+    need to be in memory: a tree of a million files costs what its largest directory
+    costs. `pop(relpath)` gives a row (see Manifest.quick) once; `gone()` lists the ids
+    of rows the walk never met that are not uploaded (uploaded rows stay as history).
+    `known`: the folder had rows when the index was made (it had files once);
+    `manifest`: the Manifest read (its `lock` and `conn`).
+    """
+
+    def __init__(self, manifest, root: str, whole: dict[str, tuple] | None = None,
+                 known: bool = True):
+        self.known = known
+        self._manifest = manifest
+        self._root = root
+        self._whole = whole  # small folders: every row, loaded by one query
+        self._folder: str | None = None
+        self._rows: dict[str, tuple] = {}
+        self._unseen: dict[str, dict[str, int]] = {}  # folder -> relpath -> id (unsettled)
+
+    def pop(self, relpath: str, default=None):
+        if self._whole is not None:
+            return self._whole.pop(relpath, default)
+        folder = relpath[: relpath.rfind("/") + 1]
+        if folder != self._folder:
+            self._leave()
+            self._folder = folder
+            self._rows = self._folder_rows(folder)
+        return self._rows.pop(relpath, default)
+
+    def _leave(self) -> None:
+        if self._folder is None:
+            return
+        left = {k: v[0] for k, v in self._rows.items() if v[3] != UPLOADED}
+        if self._folder in self._unseen:  # walked twice: unseen means unseen both times
+            left = {k: i for k, i in self._unseen[self._folder].items() if k in left}
+        self._unseen[self._folder] = left
+        self._rows = {}
+
+    def gone(self) -> list[int]:
+        if self._whole is not None:
+            return [row[0] for row in self._whole.values() if row[3] != UPLOADED]
+        self._leave()
+        self._folder = None
+        ids = [i for rows in self._unseen.values() for i in rows.values()]
+        # Rows of folders the walk never entered (deleted folders).
+        ids.extend(i for i, folder in self._unsettled_ids() if folder not in self._unseen)
+        return ids
+
+    def _folder_rows(self, folder: str) -> dict[str, tuple]:
+        with self._manifest.lock:
+            rows = self._manifest.conn.execute(
+                "SELECT relpath, id, size, mtime_ns, status, reason, destination FROM files "
+                f"WHERE root = ? AND {DIR_SQL} = ?", (self._root, folder),
+            ).fetchall()
+        return {row[0]: row[1:] for row in rows}
+
+    def _unsettled_ids(self) -> list[tuple[int, str]]:
+        with self._manifest.lock:
+            return self._manifest.conn.execute(
+                f"SELECT id, {DIR_SQL} FROM files WHERE root = ? AND status != ?",
+                (self._root, UPLOADED),
+            ).fetchall()
