@@ -84,6 +84,14 @@ def _parse(argv: list[str]) -> dict | int:
         return int(exc.code or 0)
 
 
+def _show(args: dict, data, lines_of, wrap: bool = False) -> None:
+    """`data` as JSON with --json, else as the lines `lines_of(data)` gives."""
+    if args["--json"]:
+        _say(json.dumps(data, indent=2))
+    else:
+        _say(*lines_of(data), wrap=wrap)
+
+
 def _open_log(paths: cfg.Paths, args: dict, settings: cfg.Settings | None = None) -> None:
     """The log file, for every command: a failure of any of them must reach it. Nothing
     is written (the file not even created) unless something is logged."""
@@ -186,8 +194,7 @@ def _login(args, paths, settings) -> int:
 def _logout(args, paths, settings) -> int:
     from oort_lib.state import credentials
 
-    removed = credentials.delete(paths.credentials_file)
-    _say("Logged out." if removed else "Nobody was logged in.")
+    _say("Logged out." if credentials.delete(paths.credentials_file) else "Nobody was logged in.")
     return EXIT_OK
 
 
@@ -264,7 +271,7 @@ def _run(args, paths, settings) -> int:
         min_age=number(args, "--min-age", float),
         retry_failed=args["--retry-failed"], bwlimit=args["--bwlimit"],
         rebuilt=bool(args["--rebuild-manifest"]), ping_url=args["--ping-url"],
-        verbose=args["--verbose"])
+        notify_url=args["--notify-url"], verbose=args["--verbose"])
     if args["--bwlimit"]:
         parse(args["--bwlimit"])  # a typo is a usage error before anything starts
     if args["--dry-run"]:
@@ -300,31 +307,42 @@ def _status(args, paths, settings) -> int:
     from oort_lib.views.render import status_lines
     from oort_lib.views.status import status
 
-    data = status(paths, settings, credentials.load(paths.credentials_file))
-    if args["--json"]:
-        _say(json.dumps(data, indent=2))
-    else:
-        _say(*status_lines(data))
+    _show(args, status(paths, settings, credentials.load(paths.credentials_file)),
+          status_lines)
     return EXIT_OK
 
 
 def _explain(args, paths, settings) -> int:
     from oort_lib.views.explain import explain_files, explain_lines
 
-    reports = explain_files(paths, settings, args["FILE"])
-    if args["--json"]:
-        _say(json.dumps(reports, indent=2))
-    else:
-        for number, report in enumerate(reports):
-            _say(*([""] if number else []), *explain_lines(report))
+    _show(args, explain_files(paths, settings, args["FILE"]), lambda reports: [
+        line for n, report in enumerate(reports)  # a blank line between two files
+        for line in [""] * bool(n) + list(explain_lines(report))])
     return EXIT_OK
+
+
+def _nights(args, paths, settings) -> int:
+    from oort_lib.views.nights import nights, nights_lines, since_date
+
+    _show(args, nights(paths, settings, since_date(args["--since"])), nights_lines)
+    return EXIT_OK
+
+
+def _doctor(args, paths, settings) -> int:
+    from oort_lib import doctor
+    from oort_lib.views.checkup import checkup_dict, checkup_lines
+
+    checks = doctor.diagnose(paths, settings, home=args["--home"])
+    code = doctor.exit_code(checks)
+    _show(args, checkup_dict(checks, code), lambda _data: checkup_lines(checks), wrap=True)
+    return code
 
 
 def _logs(args, paths, settings) -> int:
     from oort_lib.state.logfile import tail
 
-    lines = tail(paths.log_file, number(args, "-n", default=50, high=1_000_000))
-    _say(*(lines or [f"(no log yet at {paths.log_file})"]))
+    _say(*(tail(paths.log_file, number(args, "-n", default=50, high=1_000_000))
+           or [f"(no log yet at {paths.log_file})"]))
     return EXIT_OK
 
 
@@ -361,8 +379,7 @@ def _sandbox(args) -> int:
 
     port = number(args, "--port", default=8765, high=65535)
     page_size = number(args, "--page-size", default=50, high=10_000, low=1)
-    dialect = args["--dialect"]
-    if dialect not in ("2021", "2026", "both"):
+    if (dialect := args["--dialect"]) not in ("2021", "2026", "both"):
         raise UsageError(f"--dialect={dialect}: use 2021, 2026 or both.")
     sandbox = Sandbox(os.path.abspath(args["--data"]), host=args["--host"], port=port,
                       page_size=page_size, dialect=dialect).start()
@@ -370,9 +387,8 @@ def _sandbox(args) -> int:
     if not sandbox.is_loopback:
         _say(f"Warning: listening on {args['--host']}, reachable from other machines.", err=True)
     try:
-        sandbox.wait()
-    except KeyboardInterrupt:
-        pass
+        with suppress(KeyboardInterrupt):
+            sandbox.wait()
     finally:
         sandbox.stop()
     return EXIT_OK
@@ -380,4 +396,5 @@ def _sandbox(args) -> int:
 
 COMMANDS = {"login": _login, "logout": _logout, "telescopes": _telescopes, "watch": _watch,
             "unwatch": _unwatch, "import-oort": _import_oort, "run": _run, "explain": _explain,
-            "status": _status, "logs": _logs, "report": _report, "schedule": _schedule}
+            "status": _status, "nights": _nights, "doctor": _doctor, "logs": _logs,
+            "report": _report, "schedule": _schedule}

@@ -10,7 +10,8 @@ does. platformdirs finds %APPDATA% and %LOCALAPPDATA% in the environment (the sh
 calls on a real Windows cannot run here; the variables are its documented fallback).
 What cannot be pretended: paths stay POSIX-shaped (os.path is posixpath, pathlib builds
 PosixPath, the files are on this machine's filesystem) and filelock takes its POSIX lock
-(msvcrt does not exist here); oort_lib's choices are what is under test, not the OS.
+(msvcrt does not exist here), and shutil.disk_usage reads statvfs (Windows' asks
+nt._getdiskusage); oort_lib's choices are what is under test, not the OS.
 
 macOS: sys.platform is "darwin"; everything else is the real POSIX system, as on a Mac.
 
@@ -130,6 +131,17 @@ def pretend_windows() -> None:
         return real_new(pathlib.PosixPath if cls is pathlib.Path else cls, *args, **kwargs)
 
     pathlib.Path.__new__ = staticmethod(posix_path)
+    import shutil
+
+    statvfs = os.statvfs
+
+    def disk_usage(path):
+        # Windows' shutil.disk_usage asks nt._getdiskusage, which cannot run here.
+        st = statvfs(path)
+        return shutil._ntuple_diskusage(st.f_blocks * st.f_frsize, (st.f_blocks - st.f_bfree)
+                                        * st.f_frsize, st.f_bavail * st.f_frsize)
+
+    shutil.disk_usage = disk_usage
     sys.platform = "win32"
     os.name = "nt"
     for name in WINDOWS_LACKS_OS:

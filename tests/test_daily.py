@@ -661,7 +661,7 @@ def test_report_links_to_the_objects_on_the_server(cli, home, logged_in, sandbox
     nightlog = sandbox.objects("nightlogs")[0]["uuid"]
     dataset = sandbox.objects("datasets")[0]["uuid"]
     assert f"{sandbox.url}/#nightlog-{nightlog}" in links
-    assert links.count(f"{sandbox.url}/#dataset-{dataset}") == 2  # the table and the failure
+    assert links.count(f"{sandbox.url}/#dataset-{dataset}") == 3  # table, failure, nights
     served = requests.get(sandbox.url + "/", timeout=10).text
     assert f'id="nightlog-{nightlog}"' in served and f'id="dataset-{dataset}"' in served
 

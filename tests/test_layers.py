@@ -18,7 +18,8 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 # Top to bottom. A module may import its own layer or any layer below it.
 LAYERS: list[tuple[str, ...]] = [
-    ("cli", "__main__", "account", "folders", "oort1", "samples", "watchlist"),
+    ("cli", "__main__", "account", "doctor", "folders", "oort1", "samples", "servercheck",
+     "watchlist"),
     ("views",),
     ("run",),
     ("arcsecond",),

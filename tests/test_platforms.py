@@ -99,6 +99,13 @@ def _flow(host: Host, sandbox, data: Path, tmp_path: Path) -> dict:
     assert done.returncode == 0 and report.stat().st_size > 1000, done.stderr
     logs = host.run("logs")
     assert logs.returncode == 0 and "no log yet" not in logs.stdout
+    doctor = host.run("doctor", "--json")  # the one problem: a telescope with no site
+    assert doctor.stdout, doctor.stderr
+    checks = {c["name"]: c["status"] for c in json.loads(doctor.stdout)["checks"]}
+    assert doctor.returncode == 1, (doctor.stderr, checks)
+    assert [name for name, status in checks.items() if status == "problem"] == [
+        f"telescope {sandbox.seed.personal_telescope_name}"], checks
+    assert checks["state folder"] == checks["run lock"] == checks["credentials"] == "ok"
     return {"status": json.loads(status.stdout)}
 
 

@@ -363,3 +363,25 @@ def test_assigning_new_faults_reaches_the_running_server(sb):
     assert (r.status_code, r.headers["Retry-After"]) == (429, "4")
     sb.faults = Faults()
     assert get(sb, "/nightlogs/").status_code == 200
+
+
+def test_clock_skew_moves_the_date_header_of_every_answer(sb):
+    from email.utils import parsedate_to_datetime
+
+    def server_clock(response: requests.Response) -> float:
+        return parsedate_to_datetime(response.headers["Date"]).timestamp() - time.time()
+
+    assert abs(server_clock(get(sb, "/nightlogs/"))) < 5  # a right clock by default
+    sb.faults.clock_skew = 7200  # two hours ahead: every answer, a refusal's too
+    assert abs(server_clock(get(sb, "/nightlogs/")) - 7200) < 5
+    refused = requests.get(sb.url + "/nightlogs/", timeout=10)
+    assert refused.status_code == 401 and abs(server_clock(refused) - 7200) < 5
+    # Set over HTTP, behind as well as ahead; anything but a number of seconds refused.
+    assert post(sb, "/_sandbox/faults/", json={"clock_skew": -3600}).json()["clock_skew"] == -3600
+    assert abs(server_clock(get(sb, "/nightlogs/")) + 3600) < 5
+    for bad in ("2h", float("nan"), 1e12, True):
+        with pytest.raises(ValueError):
+            sb.faults.update({"clock_skew": bad})
+    assert sb.faults.clock_skew == -3600
+    sb.faults.clear()
+    assert abs(server_clock(get(sb, "/nightlogs/"))) < 5

@@ -33,8 +33,10 @@ class Budget:
     """Shared by the workers of one client (thread-safe). `strikes` None never runs out
     (the commands other than `run`: one request at a time, bounded by its retries)."""
 
-    def __init__(self, strikes: int | None = STRIKES):
+    def __init__(self, strikes: int | None = STRIKES, on_busy=None):
         self.strikes = strikes
+        # Told of every 429 or 503 (the run's window of uploads in flight shrinks on it).
+        self.on_busy = on_busy
         self.spent = threading.Event()
         self._row = 0
         self._message: str | None = None
@@ -56,6 +58,8 @@ class Budget:
         for BRIEF or more (or not saying) is a strike. Raises ServerBusy when this spends
         the budget."""
         wait = getattr(error, "retry_after", None)
+        if self.on_busy is not None and getattr(error, "status", None) in (429, 503):
+            self.on_busy()
         if _throttle(error) and (wait is None or wait >= BRIEF):
             self.strike(base, error)
 

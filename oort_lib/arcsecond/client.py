@@ -118,6 +118,9 @@ class Client:
         parts = urlsplit(self.base)
         self._origin = parts[:2]
         self._base_path = parts.path.rstrip("/")
+        # The `Date` header of the last answer, and this machine's clock when it came
+        # (clock_offset): a refusal's answer counts, the server's clock is in all of them.
+        self._dated: tuple[str, float] | None = None
 
     @classmethod
     def from_settings(cls, settings, key: str | None = None, *, api: str | None = None,
@@ -253,6 +256,9 @@ class Client:
         try:
             with watch:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+                date = response.headers.get("Date")
+                if date:
+                    self._dated = (date, time.time())
                 return response, self._read(response, method, path)
         except (Aborted, FileProblem):
             # The stop, or the body refusing to go on (the file moved, a checksum,
@@ -265,6 +271,28 @@ class Client:
                 response.close()
             if body is not None:
                 body.close()
+
+    def clock_offset(self) -> float | None:
+        """How many seconds the server's clock is ahead of this machine's (negative:
+        behind), from the `Date` header of the last answer and the moment it came; None
+        before any answer, or when it had no readable `Date`. The header has whole
+        seconds: the offset is good to about a second. Raises nothing."""
+        if self._dated is None:
+            return None
+        from email.utils import parsedate_to_datetime
+
+        header, received = self._dated
+        try:
+            then = parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if then.tzinfo is None:  # "-0000": RFC 5322's "UTC, source unknown"
+            from datetime import timezone
+
+            then = then.replace(tzinfo=timezone.utc)
+        # The header's clock is cut to the second: the middle of that second is the
+        # best guess of the server's time when it answered.
+        return then.timestamp() + 0.5 - received
 
     def _deadline(self, body: FileBody | None) -> Deadline:
         if body is None:

@@ -10,11 +10,14 @@ from typing import Any, NamedTuple, Protocol
 
 from oort_lib.local.localtime import LocalTime, local_time
 
-__all__ = ["FACTS", "Decision", "WatchedFolder", "decide", "header_facts"]
+__all__ = ["FACTS", "FRAME_FACTS", "Decision", "WatchedFolder", "decide", "header_facts"]
 
 # The header facts kept in the manifest (columns of 0003_night_sources, less time_source).
 FACTS = ("date_source", "date_raw", "date_loc", "site_longitude", "longitude_source",
          "frame_type", "frame_keyword")  # fmt: skip
+# What the frame is, for `nights` (columns of 0009_frame_facts): seconds of exposure, the
+# filter and the header's OBJECT, each None when the header does not say.
+FRAME_FACTS = ("exposure", "filter_name", "object_name")
 
 
 class WatchedFolder(Protocol):
@@ -95,7 +98,7 @@ def decide(relpath: str, folder: WatchedFolder, header_date: str, facts: dict,
 
 
 def header_facts(info: Any) -> dict:
-    """The manifest columns of a headers.HeaderInfo (see FACTS)."""
+    """The manifest columns of a headers.HeaderInfo (see FACTS and FRAME_FACTS)."""
     return {
         "date_source": info.date_source,
         "date_raw": info.date_raw,
@@ -104,4 +107,7 @@ def header_facts(info: Any) -> dict:
         "longitude_source": info.longitude_keyword,
         "frame_type": info.frame_type,
         "frame_keyword": info.frame_keyword,
+        "exposure": info.exposure,
+        "filter_name": info.filter,
+        "object_name": info.target.strip() or None if info.target else None,
     }

@@ -17,6 +17,8 @@ __all__ = [
     "CLASSIFY_MODES",
     "classify",
     "decide_kind",
+    "FRAME_CLASSES",
+    "frame_class",
     "frame_kind",
     "dataset_name",
     "is_calibration",
@@ -151,3 +153,38 @@ def decide_kind(
                 else "no IMAGETYP, FRAME or OBSTYPE in the header")  # fmt: skip
         why = f"{said}; {why}"
     return kind, why
+
+
+# --- light, bias, dark, flat or other: what `nights` counts -------------------------------
+
+FRAME_CLASSES = ("light", "flat", "dark", "bias", "other")
+# Checked in this order within one word: a "darkflat" (N.I.N.A.) or "flat dark" is a dark
+# taken for the flats; "offset" and "zero" are other programs' names for a bias.
+_CLASS_WORDS = (("bias", "bias"), ("zero", "bias"), ("offset", "bias"), ("dark", "dark"),
+                ("flat", "flat"), ("twilight", "flat"))  # fmt: skip
+_FOLDER_WORDS = (("bias", "bias"), ("dark", "dark"), ("flat", "flat"))
+
+
+def frame_class(frame_type: str | None, folder: str, kind: str | None) -> str:
+    """"light", "flat", "dark", "bias" or "other" of a frame.
+
+    The header's frame type (IMAGETYP/FRAME/OBSTYPE, the spellings frame_kind knows)
+    first; else the words bias, dark or flat in ``folder`` (relative, '/'-separated; the
+    deepest folder naming one wins); else "light" for a file the rules made an
+    observation (``kind``), "other" for any other (a `calib` folder, an arc lamp...).
+    """
+    if isinstance(frame_type, str):
+        word = _NOT_LETTERS.sub("", frame_type.lower())
+        if word:
+            found = next((name for key, name in _CLASS_WORDS if key in word), None)
+            if found is not None:
+                return found
+            if word in _OBSERVATION_NAMES:
+                return "light"
+            if word in _CALIBRATION_NAMES or "calib" in word:
+                return "other"
+    for part in reversed(folder.lower().split("/")):
+        found = next((name for key, name in _FOLDER_WORDS if key in part), None)
+        if found is not None:
+            return found
+    return "light" if kind == "observation" else "other"

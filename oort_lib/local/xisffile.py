@@ -149,6 +149,7 @@ class _Reader:
         self._file: dict = {}
         self._attachments: list[tuple[int, int]] = []
         self._property: dict | None = None  # a String property whose text is collected
+        self._attribute: str = ""  # its value attribute, should it have no text
         self._text: list[str] = []
         self._text_size = 0
 
@@ -213,15 +214,18 @@ class _Reader:
         else:
             self._file[ident] = prop
         if prop.get("type") == "String" and "location" not in prop:
-            # A String's value is the element's text; TimePoint and numbers keep their
-            # value attribute as text; other types are not needed.
+            # A String's value is the element's text (some writers put it in a value
+            # attribute instead: kept when there is no text); TimePoint and numbers keep
+            # their value attribute as text; other types are not needed.
+            self._attribute = prop.get("value") or ""
             prop["value"] = ""
             self._property, self._text, self._text_size = prop, [], 0
 
     def _end(self, name: str) -> None:
         self._path.pop()
         if self._property is not None and len(self._path) == 2:
-            self._property["value"] = "".join(self._text)
+            text = "".join(self._text)
+            self._property["value"] = text if text.strip() else self._attribute or text
             self._property = None
 
     def _characters(self, data: str) -> None:

@@ -53,6 +53,11 @@ class Item(NamedTuple):
     # (st_dev, st_ino) of the file the walk saw: the upload sends only that file (0: unknown).
     dev: int = 0
     ino: int = 0
+    # What the frame is (decision.FRAME_FACTS), for `nights`: fields of their own, not a
+    # tuple, as nearly every frame has them (a slot costs 8 bytes, a tuple 60 and more).
+    exposure: float | None = None  # seconds
+    filter_name: str | None = None
+    object_name: str | None = None  # OBJECT as written (`target` falls back to the dataset)
 
     @property
     def path(self) -> str:
@@ -89,6 +94,9 @@ class Item(NamedTuple):
             "time_source": self.time_source,
             "date_raw": self.date_raw,
             **dict(zip(FACTS[2:], self.facts or (None,) * len(FACTS[2:]))),
+            "exposure": self.exposure,
+            "filter_name": self.filter_name,
+            "object_name": self.object_name,
         }
 
     @property

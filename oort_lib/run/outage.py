@@ -5,6 +5,10 @@ error; printing it each time makes cron mail every five minutes for hours. The o
 problems are kept in a small state file (`outages.json` beside the manifest): a problem
 seen by the previous run too is logged and still gives a non-zero exit code, but is not
 printed; when it is gone, one line says so ("recovered after 3 h 10 min, 42 runs").
+
+The same file remembers whether the last run failed, and since when (`failing`): the
+failure-only notifications (`run --notify-url`, views/notify.py) are sent when that
+turns, once when runs start failing and once when one succeeds again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
+
+from oort_lib.state.status import StrEnum
 
 UNREACHABLE = "server unreachable"
 BUSY = "server busy or unresponsive"  # the same problem (key UNREACHABLE), named so
@@ -28,11 +34,27 @@ class Problem(NamedTuple):
     message: str  # what was printed when it started
 
 
+class Event(StrEnum):
+    """What a failure-only notification says: runs started failing, or work again."""
+
+    FAILURE = "failure"
+    RECOVERY = "recovery"
+
+
+class Turn(NamedTuple):
+    """A run that changed (or has not yet told) whether runs fail: what to notify."""
+
+    event: Event
+    since: float  # when the runs started failing
+    runs: int  # failing runs so far (for a recovery: all of them)
+
+
 class Verdict(NamedTuple):
     quiet: frozenset[str]  # messages of this run not to print again
     started: tuple[Problem, ...]  # new this run: printed as usual
     recovered: tuple[str, ...]  # lines to print: problems gone since the last run
     state: dict  # the new content of the state file
+    turn: Turn | None = None  # a notification to send (see turned)
 
 
 def problems_of(result) -> list[Problem]:
@@ -49,12 +71,13 @@ def problems_of(result) -> list[Problem]:
 
 
 def judge(previous: dict, problems: list[Problem], now: float, *, checked_roots,
-          server_checked: bool) -> Verdict:
+          server_checked: bool, failing: bool | None = None) -> Verdict:
     """Compare this run's problems with the ongoing ones of `previous` (the state file).
 
     A server problem is over only when this run spoke to the server (`server_checked`:
     a tick with nothing to send cannot tell); a missing folder only when this run looked
-    at that folder (`checked_roots`).
+    at that folder (`checked_roots`). `failing`: whether this run failed (its exit code),
+    None when it cannot say (stopped by a signal): see turned.
     """
     ongoing = dict(previous.get("ongoing") or {})
     state: dict = {}
@@ -80,26 +103,89 @@ def judge(previous: dict, problems: list[Problem], now: float, *, checked_roots,
         recovered.append(f"oort-sync: {_label(entry)}: recovered after "
                          f"{duration(now - float(entry.get('since', now)))}, "
                          f"{entry.get('runs', 1)} run{'s' if entry.get('runs', 1) != 1 else ''}.")
-    return Verdict(frozenset(quiet), tuple(started), tuple(recovered), {"ongoing": state})
+    new = {"ongoing": state}
+    failing_entry, turn = turned(previous.get("failing"), failing, now)
+    if failing_entry:
+        new["failing"] = failing_entry
+    return Verdict(frozenset(quiet), tuple(started), tuple(recovered), new, turn)
 
 
-def settle(state_file: Path, result, checked_roots: Iterable[str], now: float) -> Verdict:
+def turned(entry: dict | None, failing: bool | None,
+           now: float) -> tuple[dict | None, Turn | None]:
+    """The new `failing` entry of the state file ({"since", "runs", "told"}, None when runs
+    succeed) and the notification this run calls for, from the previous entry and
+    whether this run failed (None: it cannot say; nothing changes).
+
+    A failure is notified by the first failing run, and again by the next failing ones
+    only while no notification of it was delivered (`told`, see mark_told: a webhook
+    that was down, a URL added during the outage); a recovery by the first run that
+    succeeds after failing ones.
+    """
+    entry = dict(entry) if isinstance(entry, dict) else None
+    if failing is None:
+        return entry, None
+    if not failing:
+        if entry is None:
+            return None, None
+        return None, Turn(Event.RECOVERY, _number(entry.get("since"), now),
+                          int(_number(entry.get("runs"), 1)))
+    if entry is None:
+        entry = {"since": now, "runs": 0, "told": False}
+    entry["runs"] = int(_number(entry.get("runs"), 0)) + 1
+    entry["last"] = now
+    if entry.get("told"):
+        return entry, None
+    return entry, Turn(Event.FAILURE, _number(entry.get("since"), now), entry["runs"])
+
+
+def _number(value, default: float) -> float:
+    """A number of the state file (edited by hand, or damaged), else `default`."""
+    return float(value) if isinstance(value, (int, float)) else default
+
+
+def settle(state_file: Path, result, checked_roots: Iterable[str], now: float,
+           failing: bool | None = None) -> Verdict:
     """Judge a finished run's problems (result.RunResult) against the ongoing ones kept in
     `state_file`, keep the new state there, and log what goes on quietly and what is
-    over. A state file that cannot be written is logged, never raised: the next run
-    then says the outage again, which is better than a run failing over it."""
+    over. `failing`: whether the run failed (None: stopped by a signal), for the
+    notifications (Verdict.turn). A state file that cannot be written is logged, never
+    raised: the next run then says the outage again, which is better than a run failing
+    over it."""
     log = logging.getLogger("oort_sync")
     verdict = judge(load(state_file), problems_of(result), now, checked_roots=checked_roots,
-                    server_checked=result.generation is not None)
-    try:
-        save(state_file, verdict.state)
-    except OSError as exc:
-        log.warning("cannot keep %s: %s", state_file, exc)
+                    server_checked=result.generation is not None, failing=failing)
+    _keep(state_file, verdict.state)
     for message in verdict.quiet:
         log.error("still: %s", message)
     for line in verdict.recovered:
         log.info("%s", line.removeprefix("oort-sync: "))
     return verdict
+
+
+def settle_failure(state_file: Path, now: float) -> Turn | None:
+    """A run that ended by an error before it had a result (the state disk full, a
+    damaged manifest...): recorded as a failing run, its problems unknown (the ongoing
+    ones are kept). The notification it calls for, if any. Raises nothing."""
+    state = load(state_file)
+    entry, turn = turned(state.get("failing"), True, now)
+    _keep(state_file, {"ongoing": state.get("ongoing") or {}, "failing": entry})
+    return turn
+
+
+def mark_told(state_file: Path) -> None:
+    """The failure notification was delivered: the next failing runs send none. Raises
+    nothing (not kept: the next failing run notifies again)."""
+    state = load(state_file)
+    if isinstance(state.get("failing"), dict) and not state["failing"].get("told"):
+        state["failing"]["told"] = True
+        _keep(state_file, state)
+
+
+def _keep(state_file: Path, state: dict) -> None:
+    try:
+        save(state_file, state)
+    except OSError as exc:
+        logging.getLogger("oort_sync").warning("cannot keep %s: %s", state_file, exc)
 
 
 def _label(entry: dict) -> str:
@@ -133,9 +219,10 @@ def load(path: Path) -> dict:
 
 
 def save(path: Path, state: dict) -> None:
-    """Write the state file atomically; nothing to remember removes it."""
+    """Write the state file atomically; nothing to remember (no ongoing problem, runs not
+    failing) removes it."""
     path = Path(path)
-    if not state.get("ongoing"):
+    if not state.get("ongoing") and not state.get("failing"):
         try:
             path.unlink()
         except FileNotFoundError:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from oort_lib.errors import FileChanged, FileProblem, NotWhole
-from oort_lib.local.decision import FACTS, decide
+from oort_lib.local.decision import FACTS, FRAME_FACTS, decide
 from oort_lib.local.exclude import EXCLUDED, matcher
 from oort_lib.local.scan import Entry, Skipped, is_transient, walk
 from oort_lib.run.item import Item, joined
@@ -315,7 +315,7 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows,
         # The manifest keeps what the header said: a retried file is not read again.
         # Rows from before 0003_night_sources have no facts: the date alone decides.
         digest, header_date, target = same.hash, same.header_date, same.target
-        facts = {key: getattr(same, key) for key in FACTS}
+        facts = {key: getattr(same, key) for key in (*FACTS, *FRAME_FACTS)}
     else:
         if isinstance(inspected, FileProblem):
             plan.skipped.append(Listed(folder.path, entry.relpath, inspected.reason))
@@ -365,6 +365,9 @@ def _plan_file(plan: Plan, folder: Folder, entry: Entry, same, old, rows,
         facts=_facts(facts),
         dev=entry.dev,
         ino=entry.ino,
+        exposure=_shared(facts.get("exposure")),
+        filter_name=_intern(facts.get("filter_name")),
+        object_name=_intern(facts.get("object_name")),
     )
     plan.add(item)
 
@@ -376,3 +379,13 @@ def _facts(facts: dict) -> tuple | None:
 
 def _intern(text: str | None) -> str | None:
     return sys.intern(text) if text is not None else None
+
+
+# One float object per exposure time (a night has a few: 300 s lights, 1 s flats...).
+_EXPOSURES: dict[float, float] = {}
+
+
+def _shared(seconds: float | None) -> float | None:
+    if seconds is None or len(_EXPOSURES) > 1000:
+        return seconds
+    return _EXPOSURES.setdefault(seconds, seconds)

@@ -63,6 +63,7 @@ class RunResult:
         self.generation: str | None = None  # the API generation spoken, if any request
         self.signal_code = 0  # 130 or 143 when a signal ended the run (issue 14)
         self.run_id: int | None = None  # the manifest's runs row
+        self.window = None  # window.Shape: the uploads in flight over the run (run -v)
 
     @property
     def exit_code(self) -> int:

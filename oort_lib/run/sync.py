@@ -18,6 +18,7 @@ from oort_lib.run.plan import Plan
 from oort_lib.run.planner import make_plan
 from oort_lib.run.result import Outcome, RunResult
 from oort_lib.run.uploader import Uploader
+from oort_lib.run.window import HIGH, Window
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Paths, Settings, select_folders
 from oort_lib.state.credentials import Credentials, known_generation
@@ -141,7 +142,8 @@ def run(
     stop = stop or threading.Event()
     abort = abort or threading.Event()
     folders = select_folders(settings.folders, only)
-    jobs = jobs or settings.jobs
+    # --jobs (or `jobs` in the config) pins the uploads in flight; else they adapt.
+    window = Window(jobs or settings.jobs)
     origin = (settings.api, creds.username)
     limiter = None
     if bwlimit or settings.bwlimit:
@@ -182,13 +184,16 @@ def run(
 
             # One budget for all the workers: a server throttling or silent for every
             # request ends the run's sending after a few, not after every file.
-            client = Client.from_settings(settings, creds.key, pool_size=jobs + 2, stop=abort,
-                                         halt=stop, budget=Budget())
+            client = Client.from_settings(settings, creds.key,
+                                         pool_size=min(HIGH, window.capacity + 2),
+                                         stop=abort, halt=stop,
+                                         budget=Budget(on_busy=window.throttled))
             try:
                 _upload_all(client, manifest, settings, creds, result, events, stop, abort,
-                            jobs, limiter, rebuilt)
+                            window, limiter, rebuilt)
             finally:
                 client.close()
+            result.window = window.shape()
         if stop.is_set() and result.fatal is None:
             result.stopped = True
         if stop.is_set() and stop_code is not None:
@@ -289,8 +294,8 @@ def _remember_folders(paths: Paths, plan: Plan) -> None:
         log.warning("cannot write %s: %s", target, exc.strerror or exc)
 
 
-def _upload_all(client, manifest, settings, creds, result, events, stop, abort, jobs,
-                limiter=None, rebuilt=False) -> None:
+def _upload_all(client, manifest, settings, creds, result, events, stop, abort,
+                window: Window, limiter=None, rebuilt=False) -> None:
     """Pick the API generation, upload the plan; once, if a route of the remembered
     generation is missing (the server was upgraded), detect again and go on."""
     from oort_lib.arcsecond.detect import generation_for
@@ -317,7 +322,7 @@ def _upload_all(client, manifest, settings, creds, result, events, stop, abort, 
         uploader.second_pass = redetect
         uploader.limiter = limiter
         uploader.rebuilt = rebuilt
-        uploader.run(jobs)
+        uploader.run(window)
         if (isinstance(result.fatal, WrongGeneration) and not redetect
                 and settings.api_dialect == "auto"):
             log.warning("%s; detecting the server's API generation again", result.fatal)

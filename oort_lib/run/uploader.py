@@ -26,9 +26,11 @@ from oort_lib.errors import (
     local_problem,
 )
 from oort_lib.run.item import Item
+from oort_lib.run.ordering import upload_order
 from oort_lib.run.planner import backoff
 from oort_lib.run.reasons import ALREADY, classify
 from oort_lib.run.result import Outcome, RunResult, Unsent
+from oort_lib.run.window import Window
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Settings
 from oort_lib.state.credentials import Credentials
@@ -75,12 +77,14 @@ class Uploader:
         self.stop = stop
         self.abort = abort
         self.retry_delay = settings.retry_delay
+        self.order = settings.upload_order  # which night of a backlog goes first
         self.second_pass = False
         self.limiter = None  # bandwidth.Limiter shared by the workers, if any
         self.rebuilt = False
         self._guard = threading.Lock()
 
-    def run(self, jobs: int) -> None:
+    def run(self, window: Window) -> None:
+        """Upload the plan's items, as many in flight as `window` allows."""
         from concurrent.futures import ThreadPoolExecutor
 
         from oort_lib.run import conflicts
@@ -93,16 +97,27 @@ class Uploader:
         for verdict in verdicts:
             self._record(verdict.item, Done(verdict.outcome, verdict.reason, None,
                                             verdict.digest))
-        # Stable: of two files with the same path in two folders, the first folder's goes
-        # first (conflicts.check kept that one).
-        items.sort(key=lambda i: (i.group, i.relpath))
+        # Night by night, the newest first by default (ordering.py); stable: of two files
+        # with the same path in two folders, the first folder's goes first
+        # (conflicts.check kept that one).
+        items = upload_order(items, self.order)
         # A short queue of futures, not one per file: memory stays flat over 100,000 files.
+        # The window decides how many are sent at once; the pool only has the threads.
         in_flight: deque = deque()
-        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="upload") as pool:
+        with ThreadPoolExecutor(max_workers=window.capacity,
+                                thread_name_prefix="upload") as pool:
             for item in items:
-                if len(in_flight) >= 4 * jobs:
+                while not window.acquire(timeout=0.5):
+                    if self.stop.is_set():
+                        break
+                if self.stop.is_set():
+                    break
+                while in_flight and in_flight[0].done():
                     in_flight.popleft().result()
-                in_flight.append(pool.submit(self._one, item))
+                future = pool.submit(self._one, item)
+                future.add_done_callback(
+                    lambda done: window.release(done.exception() is None and bool(done.result())))
+                in_flight.append(future)
             for future in in_flight:
                 future.result()
 
@@ -124,17 +139,18 @@ class Uploader:
         row = self.manifest.file(item.folder.path, item.relpath)
         return not row or row["status"] == mf.PENDING  # else dealt with by the first pass
 
-    def _one(self, item: Item) -> None:
+    def _one(self, item: Item) -> bool:
+        """Send and record one file; True when the server has it (the window grows)."""
         if self.stop.is_set():
-            return
+            return False
         try:
             done = self._upload(item)
         except Aborted:
-            return  # stopping: the file stays pending for the next run
+            return False  # stopping: the file stays pending for the next run
         except RemoteError as exc:
             if exc.fatal:
                 self._fatal(exc)
-                return
+                return False
             done = _failure(classify(exc), exc.transient)
             log.info("%s: %s", item.path, exc.message,  # the URL and details, for the log
                      extra={"run_id": self.result.run_id, "file": item.path,
@@ -159,6 +175,7 @@ class Uploader:
             # behind this one are not sent, since nothing could say they were.
             self.stop.set()
             raise
+        return done.outcome in (Outcome.UPLOADED, Outcome.ALREADY)
 
     def _upload(self, item: Item) -> Done:
         """What became of the file, sent or not. Raises api/Oort errors,

@@ -58,6 +58,9 @@ class Faults:
     # which a client must never send its key to); "no-prefix" (drops the ``/api`` prefix
     # of a request served under it, as a proxy in front of Arcsecond.local may).
     next_links: str = "normal"
+    # Seconds added to the clock of every answer's `Date` header (negative: behind): a
+    # server whose clock is wrong, for `doctor`'s clock check. Nothing else uses it.
+    clock_skew: float = 0.0
     _rng: random.Random = field(init=False, repr=False, compare=False)
     _rng_seed: int = field(init=False, repr=False, compare=False)
     _lock: threading.Lock = field(init=False, repr=False, compare=False)
@@ -167,6 +170,10 @@ def _check(name: str, value: object) -> object:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number.")
+    if name == "clock_skew":  # ahead or behind, within a few years of the real clock
+        if not -1e8 <= value <= 1e8:
+            raise ValueError("clock_skew must be between -1e8 and 1e8 seconds.")
+        return float(value)
     if value < 0:
         raise ValueError(f"{name} must not be negative.")
     if name.endswith("_rate") and value > 1:

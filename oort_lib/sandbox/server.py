@@ -14,6 +14,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from email.utils import formatdate
 
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -134,8 +135,10 @@ class _Handler(WSGIRequestHandler):
     def _head(self, status: str, headers: list[tuple[str, str]]) -> tuple[bytes, bool]:
         code = int(status.split(None, 1)[0])
         names = {name.lower() for name, _ in headers}
+        # The clock a server with a wrong one would show (Faults.clock_skew).
+        skew = float(getattr(getattr(self.server.app, "faults", None), "clock_skew", 0.0))
         lines = [f"HTTP/1.1 {status}", "Server: oort-sync-sandbox",
-                 f"Date: {formatdate(usegmt=True)}"]
+                 f"Date: {formatdate(time.time() + skew, usegmt=True)}"]
         lines += [f"{name}: {value}" for name, value in headers]
         for name, value in headers:
             if name.lower() == "connection" and value.lower() == "close":

@@ -65,7 +65,7 @@ class Settings(NamedTuple):
     """General settings; every field can be set in the [oort-sync] section."""
 
     api: str = DEFAULT_API
-    jobs: int = 4
+    jobs: int | None = None  # None: as many uploads in flight as the server keeps up with
     min_age: float = 60.0
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
@@ -79,9 +79,12 @@ class Settings(NamedTuple):
     log_max_bytes: int = 1_000_000
     log_backups: int = 3
     ping_url: str | None = None
+    # Where a failing run and the first one that succeeds again are told (views/notify.py).
+    notify_url: str | None = None
     api_dialect: str = "auto"  # auto | 2021 | 2026: which API generation to speak
     allow_http: bool = False  # plain http:// to a LAN server (Arcsecond.local)
     bwlimit: str | None = None  # total upload rate, or a timetable (state/rates.py)
+    upload_order: str = "newest"  # newest | oldest: which night of a backlog goes first
     folders: tuple[Folder, ...] = ()
 
 
@@ -110,9 +113,11 @@ MAIN_SETTINGS: dict[str, Setting] = {
     "log_max_bytes": Setting(configvalues.number(int, 10_000, 10**10)),
     "log_backups": Setting(configvalues.number(int, 0, 100)),
     "ping_url": Setting(configvalues.text, configvalues.show_text),
+    "notify_url": Setting(configvalues.web_address, configvalues.show_text),
     "api_dialect": Setting(configvalues.dialect),
     "allow_http": Setting(configvalues.flag, configvalues.show_flag),
     "bwlimit": Setting(configvalues.bwlimit),
+    "upload_order": Setting(configvalues.upload_order),
 }
 FOLDER_SETTINGS: dict[str, Setting] = {
     "path": Setting(configvalues.folder_path),  # written as the section's first line

@@ -14,6 +14,8 @@ from oort_lib.errors import ConfigError
 from oort_lib.state.tags import parse_tags
 
 DIALECTS = ("auto", "2021", "2026")
+# The order a backlog is uploaded in (run/ordering.py): the newest night first, or the oldest.
+ORDERS = ("newest", "oldest")
 
 
 def text(raw: str, key: str) -> str | None:
@@ -34,6 +36,27 @@ def show_list(separator: str) -> Callable[[Iterable[str]], str | None]:
 def address(raw: str, key: str) -> str:
     """The server's address, without a trailing slash."""
     return raw.strip().rstrip("/")
+
+
+def web_address(raw: str, key: str) -> str | None:
+    """An http(s):// URL with a host and nothing odd in it (a webhook's); None if empty.
+    Only its shape is checked here, so that a typo stops at load: which hosts may be sent
+    to (https://, plain http:// to this machine only) is checked where it is used
+    (views/notify.py, with arcsecond/address.py's rules)."""
+    value = raw.strip()
+    if not value:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        shaped = parts.scheme in ("https", "http") and bool(parts.hostname)
+    except ValueError:  # a bracketed host that is no address, say
+        shaped = False
+    if not shaped or any(c.isspace() for c in value):
+        raise ConfigError(f"{key} = {raw.strip()!r} is not a web address; write the whole "
+                          "URL (e.g. https://hooks.slack.com/services/...).")
+    return value
 
 
 def number(kind: type, low: float, high: float) -> Callable[[str, str], float]:
@@ -69,6 +92,14 @@ def dialect(raw: str, key: str) -> str:
     if raw.strip() not in DIALECTS:
         raise ConfigError(f"{key} = {raw!r}: use auto, 2021 or 2026.")
     return raw.strip()
+
+
+def upload_order(raw: str, key: str) -> str:
+    """Which night of a backlog goes first: one of ORDERS (any case)."""
+    value = raw.strip().lower()
+    if value not in ORDERS:
+        raise ConfigError(f"{key} = {raw!r}: use newest (last night first) or oldest.")
+    return value
 
 
 def bwlimit(raw: str, key: str) -> str | None:

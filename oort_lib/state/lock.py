@@ -204,3 +204,28 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # exists, belongs to someone else
     return True
+
+
+class LockState(NamedTuple):
+    """The run lock as `doctor` looks at it (lock_state)."""
+
+    holder: Holder | None  # the run holding it now, if one does
+    holder_alive: bool  # that holder's process is alive (False: held, but it is gone)
+    leftover: Holder | None  # the note of a run that ended without removing it
+
+
+def lock_state(lock_path: Path) -> LockState:
+    """Who holds the run lock, whether that process lives, and the note a killed run
+    left behind (harmless: the next run replaces it). A held lock whose pid is gone is
+    held by another process that inherited its file (a child the run started). Never
+    takes the lock on POSIX (see current_holder); where it must take it to look
+    (Windows), raises the OSError of a lock file it cannot write."""
+    from oort_lib.host import has_flock
+
+    holder = current_holder(lock_path)
+    if holder is not None:
+        # Without flock (Windows) nothing inherits the lock, and os.kill would end the pid.
+        alive = holder.pid is None or not has_flock() or _alive(holder.pid)
+        return LockState(holder, alive, None)
+    note = _read_holder(Path(lock_path))
+    return LockState(None, False, note if note.pid is not None else None)

@@ -52,6 +52,10 @@ class Known(NamedTuple):
     longitude_source: str | None = None
     frame_type: str | None = None
     frame_keyword: str | None = None
+    # Added by 0009_frame_facts (decision.FRAME_FACTS); None in rows read before it.
+    exposure: float | None = None
+    filter_name: str | None = None
+    object_name: str | None = None
 
 
 _KNOWN_COLUMNS = ", ".join(Known._fields)

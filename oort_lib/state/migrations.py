@@ -121,6 +121,21 @@ def _m0008_runs_already(db, origin=None) -> None:
         db["runs"].add_column("already", int)
 
 
+# What a frame is, for `nights` (decision.FRAME_FACTS): NULL in rows read before.
+FRAME_FACT_COLUMNS = {
+    "exposure": float,  # seconds: EXPTIME, else EXPOSURE
+    "filter_name": str,  # FILTER
+    "object_name": str,  # OBJECT as written (the target column falls back to the dataset)
+}
+
+
+def _m0009_frame_facts(db, origin=None) -> None:
+    have = set(db["files"].columns_dict)
+    for name, kind in FRAME_FACT_COLUMNS.items():
+        if name not in have:
+            db["files"].add_column(name, kind)
+
+
 # Append only: a migration, once released, is never edited or renamed.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", _m0001_initial),
@@ -128,4 +143,5 @@ MIGRATIONS: list[tuple[str, Callable]] = [
     ("0003_night_sources", _m0003_night_sources),
     ("0007_quick_by_folder", _m0007_quick_by_folder),
     ("0008_runs_already", _m0008_runs_already),
+    ("0009_frame_facts", _m0009_frame_facts),
 ]

@@ -25,3 +25,11 @@ class Status(StrEnum):
     # Another file would have the same name on the server (run/conflicts.py): looked at
     # again by every run until one of them is renamed or moved.
     CONFLICT = "conflict"
+
+
+class Verdict(StrEnum):
+    """What `doctor` found of one check of the setup (doctor.py)."""
+
+    OK = "ok"
+    WARNING = "warning"  # worth knowing, not wrong: exit code 0 all the same
+    PROBLEM = "problem"  # something to fix: exit code 1 (3 or 4 for the key, the server)

@@ -1,7 +1,7 @@
 """`oort-sync run` as the operator starts and sees it: the plan of a dry run, the
 warnings about the credentials, the run under a graceful stop with its progress shown,
-a lasting problem said once (run/outage.py), the monitor pinged, and what a finished run
-says with its exit code."""
+a lasting problem said once (run/outage.py), the monitor pinged, a failure or a recovery
+notified (notify.py), and what a finished run says with its exit code."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from oort_lib.run.interrupt import GracefulStop
 from oort_lib.state import credentials
 from oort_lib.state.config import Paths, Settings, select_folders
 from oort_lib.state.credentials import Credentials
-from oort_lib.views import ping
+from oort_lib.views import notify, ping
 from oort_lib.views.render import result_lines
+
+OUTAGES = "outages.json"  # the quiet outages' state file, in the state folder (outage.py)
 
 
 class Options(NamedTuple):
@@ -27,6 +29,7 @@ class Options(NamedTuple):
     bwlimit: str | None = None
     rebuilt: bool = False  # the manifest was just rebuilt (sync.run)
     ping_url: str | None = None
+    notify_url: str | None = None
     verbose: bool = False
 
 
@@ -78,8 +81,13 @@ def run(paths: Paths, settings: Settings, creds: Credentials, options: Options, 
     goes on from the previous run is not said again unless a person is watching
     (`progress` or `verbose`): the log has it, the exit code says it.
 
-    Raises LockHeld when another run holds the lock, and what sync.run raises before
-    anything is sent.
+    The first failing run and the first that succeeds again are notified to the notify
+    URL (notify.py); a run that ends by an error is recorded as failing (and notified)
+    before the error goes on.
+
+    Raises LockHeld when another run holds the lock, ConfigError for a notify URL that is
+    not one notifications can go to (before anything starts), and what sync.run raises
+    before anything is sent.
     """
     from oort_lib.views.progress import Bar, PlainLines
 
@@ -87,20 +95,29 @@ def run(paths: Paths, settings: Settings, creds: Credentials, options: Options, 
         PlainLines() if options.verbose else sync.Events())
     stopper = GracefulStop()
     url = options.ping_url or settings.ping_url
+    notify_url = notify.address(options.notify_url, settings.notify_url, paths.config_file)
+    state_file = paths.state_dir / OUTAGES
     with stopper:
-        result = sync.run(paths, settings, creds, options.folders, jobs=options.jobs,
-                          min_age=options.min_age, retry_failed=options.retry_failed,
-                          events=events, stop=stopper.stop, abort=stopper.abort,
-                          on_locked=(lambda: ping.send(url, start=True)) if url else None,
-                          stop_code=lambda: stopper.exit_code, bwlimit=options.bwlimit,
-                          rebuilt=options.rebuilt)
+        try:
+            result = sync.run(paths, settings, creds, options.folders, jobs=options.jobs,
+                              min_age=options.min_age, retry_failed=options.retry_failed,
+                              events=events, stop=stopper.stop, abort=stopper.abort,
+                              on_locked=(lambda: ping.send(url, start=True)) if url else None,
+                              stop_code=lambda: stopper.exit_code, bwlimit=options.bwlimit,
+                              rebuilt=options.rebuilt)
+        except Exception as exc:
+            notify.after_error(notify_url, state_file, exc, creds.key)
+            raise
     events.finish()
     if result.generation:
         credentials.remember_generation(paths.credentials_file, settings.api,
                                         result.generation)
     code = stopper.exit_code or result.exit_code
     checked = [f.path for f in select_folders(settings.folders, options.folders)]
-    verdict = outage.settle(paths.state_dir / "outages.json", result, checked, time.time())
+    # A run stopped by a signal says nothing of whether runs fail.
+    stopped = bool(stopper.exit_code or result.signal_code)
+    verdict = outage.settle(state_file, result, checked, time.time(),
+                            failing=None if stopped else notify.failing(code))
     hide = () if progress or options.verbose else verdict.quiet
     lines, problems = result_lines(result, verbose=options.verbose, hide=hide)
     if stopper.exit_code:
@@ -108,5 +125,7 @@ def run(paths: Paths, settings: Settings, creds: Credentials, options: Options, 
                         "next run.")
     if url:
         ping.send(url, code, ping.reason(result, stopper.signal_name) if code else None)
+    if notify_url and verdict.turn is not None:
+        notify.tell(notify_url, state_file, notify.message(verdict.turn, result, code, creds.key))
     return Told(code, dict(result.summary(), exit_code=code), lines, problems,
                 list(verdict.recovered))

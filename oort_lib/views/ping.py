@@ -3,7 +3,8 @@
 Each ping has a short total deadline, whatever the network does (a DNS lookup that
 hangs, a server that trickles its answer): monitoring must never hold a run up, nor be
 the reason one fails. The failure ping is a POST whose body is a one-line reason, which
-Healthchecks shows beside the failure.
+Healthchecks shows beside the failure. The failure-only notifications (notify.py) are
+sent by the same request code (deliver), under the same deadline.
 """
 
 from __future__ import annotations
@@ -27,14 +28,25 @@ def target(url: str, exit_code: int | None = None, *, start: bool = False) -> st
 def send(url: str, exit_code: int | None = None, reason: str | None = None, *,
          start: bool = False, deadline: float = DEADLINE) -> bool:
     """Ping the monitor; True if it answered within `deadline` seconds. Never raises."""
-    where = target(url, exit_code, start=start)
+    body = None if reason is None else " ".join(reason.split())[:500].encode()
+    return deliver(target(url, exit_code, start=start), body, deadline=deadline)
+
+
+def deliver(where: str, body: bytes | None, *, content_type: str | None = None,
+            deadline: float = DEADLINE, name: str = "ping") -> bool:
+    """GET `where` (a POST of `body` when there is one), given up on after `deadline`
+    seconds whatever the network does: the request runs in a thread of that `name`,
+    abandoned at the deadline. True if it was answered with a success. The URL is
+    checked first (https://, or http:// on loopback: address.check_base_url). Never
+    raises; what went wrong is logged, without the URL's query."""
     outcome: list[bool] = []
-    worker = threading.Thread(target=_request, args=(where, reason, deadline, outcome),
-                              name="ping", daemon=True)
+    worker = threading.Thread(target=_request, args=(where, body, content_type, deadline,
+                                                     outcome, name),
+                              name=name, daemon=True)
     worker.start()
     worker.join(deadline)
     if not outcome:
-        log.warning("ping %s: no answer within %g s", where.split("?")[0], deadline)
+        log.warning("%s %s: no answer within %g s", name, where.split("?")[0], deadline)
         return False
     return outcome[0]
 
@@ -55,7 +67,8 @@ def reason(result, stopped_by: str = "") -> str | None:
     return "; ".join(reasons) or None
 
 
-def _request(where: str, reason: str | None, deadline: float, outcome: list) -> None:
+def _request(where: str, body: bytes | None, content_type: str | None, deadline: float,
+             outcome: list, name: str) -> None:
     import http.client
     import urllib.request
 
@@ -65,14 +78,16 @@ def _request(where: str, reason: str | None, deadline: float, outcome: list) -> 
 
     try:
         check_base_url(where)  # https://, or http:// on loopback
-        body = None if reason is None else " ".join(reason.split())[:500].encode()
+        headers = {"User-Agent": f"oort-sync/{__version__}"}
+        if content_type:
+            headers["Content-Type"] = content_type
         request = urllib.request.Request(where, data=body, method="POST" if body else "GET",
-                                         headers={"User-Agent": f"oort-sync/{__version__}"})
+                                         headers=headers)
         with urllib.request.urlopen(request, timeout=deadline) as answer:  # noqa: S310
             answer.read(1024)
         outcome.append(True)
     # HTTPException: a status line or an answer cut short (a monitor that trickled, then
     # closed), which a worker abandoned at the deadline still meets later.
     except (OSError, ValueError, ConfigError, http.client.HTTPException) as exc:
-        log.warning("ping %s failed: %s", where.split("?")[0], exc)
+        log.warning("%s %s failed: %s", name, where.split("?")[0], exc)
         outcome.append(False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from oort_lib.escape import escaped
 from oort_lib.run.result import Outcome
-from oort_lib.state.records import RunState
+from oort_lib.state.records import RunState, rfc3339
 from oort_lib.state.status import Status
 
 
@@ -119,6 +119,8 @@ def result_lines(result, *, verbose: bool = False, hide=()) -> tuple[list[str], 
         f"{plural(summary['uploaded'], 'file')} uploaded ({human_bytes(summary['bytes'])})"
         f"{', ' + others if others else ''} in {summary['seconds']:.1f} s."
     )
+    if verbose and getattr(result, "window", None) is not None:
+        lines.append(result.window.describe())
     note = deferred_note(result.plan)
     if note:
         lines.append(note)
@@ -211,6 +213,36 @@ def file_line(item, outcome: Outcome, reason: str | None) -> str:
         f": {reason}" if reason and outcome.trouble else ""))
 
 
+def lag_lines(since: float | None, retry: float | None, now: float, stamp,
+              indent: str = "") -> list[str]:
+    """How far behind the uploads are (`status`, the report): the oldest file waiting to
+    go up since `since`, the postponed files retried at `retry` (None: no such file);
+    times written by `stamp`."""
+    from oort_lib.run.outage import duration
+
+    lines = []
+    if since is not None:
+        since = min(since, now)  # a file modified in the future waits since now
+        lines.append(f"{indent}Oldest file waiting: {duration(now - since)} "
+                     f"(since {stamp(since)}).")
+    if retry is not None:
+        lines.append(f"{indent}Next retry: {stamp(retry)} (in {duration(retry - now)})."
+                     if retry > now else f"{indent}Next retry: at the next run (due since "
+                     f"{stamp(retry)}).")
+    return lines
+
+
+def _lag_lines(part: dict, data: dict, indent: str) -> list[str]:
+    """lag_lines of the status (or one of its folders), from its RFC 3339 times."""
+    from datetime import datetime
+
+    def seconds(stamp: str | None) -> float | None:
+        return None if stamp is None else datetime.fromisoformat(stamp).timestamp()
+
+    return lag_lines(seconds(part.get("waiting_since")), seconds(part.get("next_retry")),
+                     seconds(data["generated_at"]), rfc3339, indent)
+
+
 def status_lines(data: dict) -> list[str]:
     lines = []
     running = data.get("running")
@@ -239,6 +271,7 @@ def status_lines(data: dict) -> list[str]:
         )
     else:
         lines.append("No run yet.")
+    lines += _lag_lines(data, data, "")
     for folder in data["folders"]:
         counts = folder["counts"]
         where = f" -> {folder['organisation'] or 'personal account'}"
@@ -260,6 +293,8 @@ def status_lines(data: dict) -> list[str]:
             f"failed {counts[Status.FAILED]}, skipped {counts[Status.SKIPPED]}"
             + (f", conflicts {counts[Status.CONFLICT]}" if counts.get(Status.CONFLICT) else "")
         )
+        if len(data["folders"]) > 1:
+            lines += _lag_lines(folder, data, "  ")
         if folder.get("assumed_local_time"):
             lines.append(
                 f"  note: {plural(folder['assumed_local_time'], 'file')} dated with header "

@@ -23,9 +23,11 @@ from oort_lib.state import manifest as mf
 from oort_lib.state.config import Paths, Settings
 from oort_lib.views import weblinks
 from oort_lib.views.chart import bar_chart
+from oort_lib.views.nights import collect as frames_per_night
+from oort_lib.views.nights import nights_html
 from oort_lib.views.problems import problem_sections, problems
-from oort_lib.views.render import human_bytes, plural
-from oort_lib.views.status import run_record
+from oort_lib.views.render import human_bytes, lag_lines, plural
+from oort_lib.views.status import run_record, waiting
 
 DEFAULT_OUTPUT = "oort-sync-report.html"
 # Older night logs start folded so a years-long history stays readable.
@@ -63,6 +65,8 @@ def collect(manifest: mf.Manifest, settings: Settings, generation: str | None = 
     runs = manifest.last_runs(RECENT_RUNS)
     summary["runs"] = manifest.rows("SELECT COUNT(*) AS n FROM runs")[0]["n"]
     summary["last_run"] = _run(runs[0]) if runs else None
+    # How far behind the uploads are: the oldest file waiting, the next retry (status).
+    summary["lag"] = lag_lines(*waiting(manifest), time.time(), _stamp)
     names = {f.telescope: f.telescope_name for f in settings.folders if f.telescope}
     return {
         "generated_at": _stamp(time.time()),
@@ -75,6 +79,7 @@ def collect(manifest: mf.Manifest, settings: Settings, generation: str | None = 
         "summary": summary,
         "runs": [_run(r) for r in runs],
         "night_logs": _night_logs(manifest, names),
+        "frames": frames_per_night(manifest),  # what `oort-sync nights` shows
         "problems": {status: problems(manifest, status)
                      for status in (mf.FAILED, mf.CONFLICT, mf.SKIPPED)},
         "history": [
@@ -190,6 +195,7 @@ def render_report(data: dict) -> str:
         # What an operator checks first (is it working? what is wrong?) comes first.
         parts += _history(data["history"])
         parts += problem_sections(data["problems"])
+        parts += nights_html(data["frames"], OPEN_NIGHTS)
         parts += _nights(data["night_logs"])
         parts += _runs(data["runs"])
     parts.append("</main></body></html>")
@@ -218,6 +224,8 @@ def _summary(data: dict) -> list[str]:
                    f" {_e(plural(s['runs'], 'run'))} recorded.</p>")
     else:
         out.append("<p>No run recorded yet.</p>")
+    out += [f'<p class="lag">{_e(line)}</p>'
+            for line in s.get("lag") or ["No file waits to go up."]]
     if data["folders"]:
         out.append("<table><tr><th>Watched folder</th><th>Organisation</th><th>Telescope</th>"
                    "<th>Nights dated by</th></tr>")

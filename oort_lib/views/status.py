@@ -1,4 +1,5 @@
-"""What is known right now: counts per watched folder, the last runs, the lock holder.
+"""What is known right now: counts per watched folder, the last runs, the lock holder,
+how far behind the uploads are (the oldest file waiting) and when failed files are retried.
 
 `status()` returns plain data with a stable, documented schema (README, "status --json"):
 monitoring scripts read it, so fields are only ever added, never renamed.
@@ -18,6 +19,10 @@ from oort_lib.state.records import RunState, rfc3339, run_state
 
 SCHEMA_VERSION = 1
 MAX_CONFLICTS = 100  # listed one by one per folder (the counts say how many in all)
+# The files waiting to go up: pending, deferred, and postponed (failed for a transient
+# reason, retried at their retry_at). A permanent failure waits for a person, not a run.
+WAITING_SQL = (f"(status IN ('{mf.PENDING}', '{mf.DEFERRED}') OR "
+               f"(status = '{mf.FAILED}' AND transient = 1))")
 
 
 def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -> dict:
@@ -27,17 +32,23 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
     Raises ManifestError when the manifest is damaged.
     """
     holder = current_holder(paths.lock_file)
+    now = time.time()
     account = creds.username if creds else None
     generation = settings.api_dialect if settings.api_dialect != "auto" else None
     if creds and creds.generation and (creds.api or "").rstrip("/") == settings.api:
         generation = generation or creds.generation
     result: dict = {
         "schema": SCHEMA_VERSION,
-        "generated_at": _iso(time.time()),
+        "generated_at": _iso(now),
         "api": settings.api,
         "running": None,
         "last_run": None,
         "last_success": None,
+        # The oldest file waiting: its age (the ingest lag) and since when; the first
+        # retry of the postponed files. Null when none (per folder too).
+        "lag_seconds": None,
+        "waiting_since": None,
+        "next_retry": None,
         "folders": [],
         "totals": {s: 0 for s in mf.STATUSES} | {"bytes_uploaded": 0, "already_on_server": 0},
     }
@@ -58,6 +69,7 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
         )
         if ok:
             result["last_success"] = run_record(ok[0])
+        times = []  # each folder's (waiting since, next retry)
         for folder in settings.folders:
             # Its files are recorded under the path it resolves to now (a symlink).
             root = _resolve(folder.path)
@@ -107,15 +119,43 @@ def status(paths: Paths, settings: Settings, creds: Credentials | None = None) -
                 "SELECT COUNT(*) AS n FROM files WHERE root = ? AND time_source = ?",
                 (root, "assumed local"),
             )[0]["n"]
+            since, retry = waiting(manifest, root)
+            entry.update(_lag(since, retry, now))
+            times.append((since, retry))
             for key, value in entry["counts"].items():
                 result["totals"][key] += value
             result["totals"]["bytes_uploaded"] += entry["bytes_uploaded"]
             result["totals"]["already_on_server"] += entry["already_on_server"]
             result["folders"].append(entry)
+    result.update(_lag(min((s for s, _r in times if s is not None), default=None),
+                       min((r for _s, r in times if r is not None), default=None), now))
     return result
 
 
 _iso = rfc3339
+
+
+def waiting(manifest: mf.Manifest, root: str | None = None) -> tuple[float | None, float | None]:
+    """(since when the oldest file waits, the first retry time of the postponed files)
+    among the files of `root` (all when None); None when there is none.
+
+    A file waits since the manifest first saw it, or since it last changed if that is
+    later (a file changed after its upload goes up again).
+    """
+    where, args = (" AND root = ?", (root,)) if root is not None else ("", ())
+    row = manifest.rows(
+        "SELECT MIN(MAX(COALESCE(first_seen, updated_at, 0), COALESCE(mtime_ns, 0) / 1e9)) "
+        f"AS since, MIN(CASE WHEN status = '{mf.FAILED}' THEN retry_at END) AS retry "
+        f"FROM files WHERE {WAITING_SQL}{where}", args)[0]
+    return row["since"], row["retry"]
+
+
+def _lag(since: float | None, retry: float | None, now: float) -> dict:
+    """The fields of the lag (see waiting): its age in seconds, since when, next retry."""
+    since = None if since is None else min(since, now)  # a file modified in the future
+    # In whole seconds, as the stamps are written: generated_at - waiting_since.
+    return {"lag_seconds": None if since is None else int(now) - int(since),
+            "waiting_since": _iso(since), "next_retry": _iso(retry)}
 
 
 def _by_kind(rows: list[dict]) -> list[dict]:

@@ -13,9 +13,11 @@ Usage:
   oort-sync unwatch FOLDER... [options]
   oort-sync import-oort [--oort-dir=DIR] [-y] [options]
   oort-sync run [--dry-run] [FOLDER...] [--jobs=N] [--min-age=SECONDS] [--retry-failed]
-                [--rebuild-manifest] [--ping-url=URL] [--bwlimit=RATE] [-q | -v] [--json]
-                [options]
+                [--rebuild-manifest] [--ping-url=URL] [--notify-url=URL]
+                [--bwlimit=RATE] [-q | -v] [--json] [options]
   oort-sync explain FILE... [--json] [options]
+  oort-sync nights [--since=DATE] [--json] [options]
+  oort-sync doctor [--json] [options]
   oort-sync status [--json] [options]
   oort-sync logs [-n LINES] [options]
   oort-sync report [--output=FILE] [options]
@@ -35,6 +37,8 @@ Commands:
   import-oort  Watch the folders of an Oort-Cloud 1.x installation (and use its key).
   run        One batch run: walk, compare with the manifest, upload what is new.
   explain    What the rules decide for files (date, local time, night, type) and why.
+  nights     What each night got: frames per target, filter and type, exposure, links.
+  doctor     Check the setup (key, server clock, folders, telescopes, lock, schedule).
   status     Files uploaded/pending/deferred/failed/skipped per folder, last run, lock.
   logs       Print the end of the log file.
   report     Write a self-contained HTML report of what the manifest knows.
@@ -63,17 +67,21 @@ Options:
   --oort-dir=DIR       The Oort-Cloud 1.x folder holding config.ini [default: ~/.oort].
   -y, --yes            Do not ask for confirmation.
   --dry-run            Show the plan; no network, no manifest writes.
-  --jobs=N             Parallel uploads (default: jobs in the config, else 4).
+  --jobs=N             Uploads in flight, fixed (default: jobs in the config, else
+                       adaptive: up to 16, fewer when the server throttles).
   --min-age=SECONDS    Files modified more recently wait for a later run
                        (default: min_age in the config, else 60).
   --retry-failed       Retry files that failed for a permanent reason.
   --rebuild-manifest   Keep a damaged manifest aside and start a new one.
   --ping-url=URL       Healthchecks-style URL pinged at start, success and failure.
+  --notify-url=URL     POST a JSON message (Slack/Mattermost-ready) when runs start
+                       failing and when they work again (default: notify_url).
   --bwlimit=RATE       Cap the total upload rate: 512k, 4M, off, or a timetable
                        "08:00,off 19:00,1M 23:30,off" (default: bwlimit in the config).
   -q, --quiet          Print only errors.
   -v, --verbose        Print every file outcome and a summary.
   --json               Machine-readable output on stdout.
+  --since=DATE         Only the nights from DATE (YYYY-MM-DD) on.
   -n LINES             Number of log lines [default: 50].
   --output=FILE        Write to FILE: the report (default: oort-sync-report.html; `-` for
                        stdout), or the schedule's recipe (default: stdout).
