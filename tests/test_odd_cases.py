@@ -230,3 +230,16 @@ def test_import_oort_refuses_a_fifo_at_once(home, tmp_path):
         raise AssertionError("import-oort blocked on a FIFO") from None
     assert proc.returncode == 2, err
     assert "config.ini is a FIFO, not a regular file" in err and "Traceback" not in err
+
+
+def test_a_2xx_that_is_not_json_or_says_error_is_no_refusal():
+    from oort_lib.errors import NotJson, TransientError
+    from oort_lib.run.reasons import NOT_JSON, classify
+
+    page = NotJson("POST /datafiles/: the server answered 200 with a body that is not JSON "
+                   "(a proxy page?)", 200)
+    assert classify(page) == NOT_JSON == "answer not understood (not JSON; a proxy page?)"
+    body = TransientError("POST /datafiles/: the server answered 200 with an error: quota",
+                          200)
+    assert classify(body) == "the server answered 200 with an error: quota"
+    assert classify(TransientError("POST /x/: bad", 400)) == "refused by the server (400: bad)"

@@ -12,6 +12,8 @@ import pytest
 from astropy.io import fits
 from fitsfiles import BLOCK, header_end
 from helpers import REALDATA
+from hypothesis import given
+from hypothesis import strategies as st
 from partial import (
     DAMAGED_KINDS,
     KINDS,
@@ -367,3 +369,30 @@ def test_real_files_are_found():
 @pytest.mark.parametrize("verify", [False, True])
 def test_every_real_file_is_whole(path, verify):
     assert check(str(path), verify_checksums=verify).units >= 0
+
+
+@given(naxis=st.integers(0, 4), axes=st.lists(st.integers(0, 300), min_size=4, max_size=4),
+       bitpix=st.sampled_from([8, 16, 32, 64, -32, -64]),
+       extra=st.lists(st.sampled_from([("PCOUNT", 4), ("GCOUNT", 2), ("GROUPS", "T"),
+                                       ("OBJECT", "'COUNTS'"), ("NAXIS1", 7), ("BITPIX", 16),
+                                       ("EXPTIME", 1.5)]), max_size=3))
+def test_the_sizes_read_in_order_are_those_of_the_full_search(naxis, axes, bitpix, extra):
+    from oort_lib.local import fitsfile
+
+    cards = ["SIMPLE  =                    T", f"BITPIX  = {bitpix:>20}",
+             f"NAXIS   = {naxis:>20}", *(f"NAXIS{i + 1:<3d}= {axes[i]:>20}" for i in range(naxis)),
+             *(f"{key:<8}= {value:>20}" for key, value in extra), "END"]
+    raw = "".join(card.ljust(80) for card in cards).encode()
+    raw = raw.ljust(-(-len(raw) // 2880) * 2880)
+    stop = fitsfile.end_card(raw)
+    in_order = fitsfile._in_order(raw, stop)
+    # Only a header naming PCOUNT, GCOUNT or GROUPS (or "COUNT" in a value) is searched.
+    assert (in_order is None) == any(key in ("PCOUNT", "GCOUNT", "GROUPS", "OBJECT")
+                                     for key, _ in extra)
+    saved = fitsfile._in_order
+    try:
+        fitsfile._in_order = lambda raw, stop: None
+        searched = fitsfile.layout(raw, stop)
+    finally:
+        fitsfile._in_order = saved
+    assert fitsfile.layout(raw, stop) == searched

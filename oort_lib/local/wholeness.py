@@ -114,7 +114,8 @@ def _check_file(f: IO[bytes], size: int | None, shown: str, verify: bool) -> Who
 def _check(f: IO[bytes], end: int, shown: str, verify: bool) -> Whole:
     if end == 0:
         _short("is empty")
-    head = f.read(min(end, len(PRIMARY)))
+    # The first block: the magic, and a plain FITS file's first header block, read once.
+    head = f.read(min(end, BLOCK))
     f.seek(0)
     for magic, kind in ((_GZIP, "gzip"), (_BZIP2, "bzip2")):
         if head.startswith(magic):
@@ -124,7 +125,7 @@ def _check(f: IO[bytes], end: int, shown: str, verify: bool) -> Whole:
             follow, fed = _follow(_chunks(f, end), shown, True)
             hdus = _followed(follow, fed)
             return Whole(hdus, _hdus(hdus) + _sums(follow))
-        hdus = _plain_fits(f, end)
+        hdus = _plain_fits(f, end, head)
         return Whole(hdus, _hdus(hdus))
     if _starts(head, SIGNATURE):
         return _xisf(f, end)
@@ -175,14 +176,19 @@ def _inside_header(raw: bytes, start: int, hdu: int) -> NoReturn:
     _short_of(hdu, start + padded(at + CARD) + unit.padded, start + len(raw))
 
 
-def _plain_fits(f: IO[bytes], end: int) -> int:
-    """The number of HDUs of a whole plain FITS file of ``end`` bytes; raises _Verdict."""
+def _plain_fits(f: IO[bytes], end: int, first: bytes) -> int:
+    """The number of HDUs of a whole plain FITS file of ``end`` bytes whose first block
+    (or all of it, if shorter) is ``first``; raises _Verdict."""
     at = hdus = 0
     while at < end:
         if hdus >= MAX_HDUS:
             _damaged(f"has more than {MAX_HDUS:,} HDUs (the most oort-sync checks)")
-        f.seek(at)
-        raw = f.read(min(BLOCK, end - at))
+        if at:
+            f.seek(at)
+            raw = f.read(min(BLOCK, end - at))
+        else:
+            raw = first
+            f.seek(len(first))  # where _rest_of_header reads on
         if hdus and not _starts(raw, EXTENSION):
             break  # bytes after the last HDU
         found = end_card(raw)

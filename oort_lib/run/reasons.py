@@ -45,7 +45,9 @@ def classify(exc: OortError) -> str:
     """The reason recorded for a file that failed with `exc` (same failure, same text)."""
     message = exc.message
     status = getattr(exc, "status", None) if isinstance(exc, RemoteError) else None
-    if status is not None:
+    if isinstance(exc, NotJson):  # whatever its status: a 200 page from a proxy, say
+        return NOT_JSON
+    if status is not None and status >= 400:  # a 2xx with an error body is no refusal
         if status == 429:
             return "server busy (429 too many requests)"
         if status >= 500:
