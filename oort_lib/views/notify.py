@@ -13,7 +13,6 @@ total deadline, https:// or http:// on loopback only, never raising, and never t
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -114,6 +113,8 @@ def _body(turn: Turn, what: str, exit_code: int, key: str | None, counts: dict,
     from oort_lib.escape import escaped
 
     now = time.time() if now is None else now
+    import socket  # here: importing it costs a cron tick with nothing to send ~4 ms
+
     host = socket.gethostname() or "this machine"
     text = f"oort-sync on {host}: {what}"
     if not recovery:
