@@ -53,6 +53,13 @@ $BIN/oort-sync run --min-age=0 -v || true
 echo "== 9. oort-sync status"
 $BIN/oort-sync status
 
+echo "== 10. oort-sync nights (what did we get last night?)"
+$BIN/oort-sync nights
+
+echo "== 11. oort-sync doctor (is everything set up right? Here no schedule is installed,"
+echo "   a warning, and the sandbox's telescope has no site, a problem: each with its fix)"
+$BIN/oort-sync doctor || true
+
 cat <<MSG
 
 Done. To look at the result:
