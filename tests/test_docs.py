@@ -107,24 +107,3 @@ def test_every_command_has_help_and_examples_that_parse():
                 continue  # docopt prints the whole usage: main() intercepts it
             assert docopt(cli.__doc__, argv=argv[1:], version="x") is not None, example
 
-
-def test_make_demo_shows_the_whole_flow_and_the_morning_questions():
-    import shutil
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    if not (root / ".venv" / "bin" / "oort-sync").exists():
-        pytest.skip("the demo runs from the project's .venv (make venv)")
-    try:
-        out = subprocess.run(["bash", "contrib/demo.sh"], cwd=root, capture_output=True,
-                             text=True, timeout=600, check=False)
-    finally:
-        shutil.rmtree(root / "demo", ignore_errors=True)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    steps = re.findall(r"^== (\d+)\. ", out.stdout, re.M)
-    assert steps == [str(n) for n in range(1, 12)]
-    said = README.split("`make demo` prints each step:", 1)[1].split("\n\n", 1)[0]
-    for command in ("login", "watch", "status", "nights", "doctor"):
-        assert f"`{command}`" in said and f"oort-sync {command}" in out.stdout
-    assert re.search(r"^Night \d{4}-\d\d-\d\d: \d+ frames?", out.stdout, re.M)
-    assert re.search(r"^\d+ checks: \d+ ok", out.stdout, re.M)
