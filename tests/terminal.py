@@ -25,16 +25,7 @@ def run_in_terminal(args, env: dict | None = None, columns: int | None = None
                             env={**os.environ, **(env or {})})
     os.close(follower)
     chunks = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            break
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
+    while data := _shown_next(leader, 60):
         chunks.append(data)
     proc.wait(30)
     os.close(leader)
@@ -58,16 +49,7 @@ def converse(args, replies: list[tuple[str, bytes]], env: dict | None = None,
                             env={**os.environ, **(env or {})})
     os.close(follower)
     shown, waiting, seen = b"", list(replies), 0  # replies wait for text after `seen`
-    while True:
-        ready, _, _ = select.select([leader], [], [], timeout)
-        if not ready:
-            break
-        try:
-            data = os.read(leader, 65536)
-        except OSError:
-            break
-        if not data:
-            break
+    while data := _shown_next(leader, timeout):
         shown += data
         while waiting and shown.find(waiting[0][0].encode(), seen) >= 0:
             text, typed = waiting.pop(0)
@@ -76,3 +58,14 @@ def converse(args, replies: list[tuple[str, bytes]], env: dict | None = None,
     proc.wait(30)
     os.close(leader)
     return proc.returncode, shown.decode(errors="replace")
+
+
+def _shown_next(leader: int, timeout: float) -> bytes:
+    """What the terminal shows next; b"" at its end, or after `timeout` s of silence."""
+    ready, _, _ = select.select([leader], [], [], timeout)
+    if not ready:
+        return b""
+    try:
+        return os.read(leader, 65536)
+    except OSError:  # EIO: the program ended and closed its side
+        return b""

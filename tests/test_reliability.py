@@ -177,6 +177,19 @@ class Moment(NamedTuple):
 
 
 UPLOAD = r"/datafiles/$"
+# The same in both generations: the uploads, then the manifest's commit.
+UPLOADS = [
+    Moment("uploads", "upload 1 started", ("hold", "POST", UPLOAD, 1)),
+    Moment("uploads", "upload 3 started", ("hold", "POST", UPLOAD, 3)),
+    Moment("uploads", "upload 2 stored, its answer not sent",
+           ("hold-answer", "POST", UPLOAD, 2)),
+    Moment("uploads", "upload 1 answered, its record not awaited",
+           ("answered", "POST", UPLOAD, 1)),
+    Moment("uploads", "upload 3 answered, its record not awaited",
+           ("answered", "POST", UPLOAD, 3)),
+    Moment("commits", "inside the manifest write recording upload 1",
+           ("hold-answer", "POST", UPLOAD, 1), jobs=1, traced="commit"),
+]
 MOMENTS = {
     "2021": [
         Moment("walk", "reading the headers", traced="walk"),
@@ -188,16 +201,7 @@ MOMENTS = {
                ("hold-answer", "POST", r"^/observations/$", 1), jobs=1),
         Moment("creating objects", "a dataset created, its answer not sent",
                ("hold-answer", "POST", r"^/datasets/$", 1), jobs=1),
-        Moment("uploads", "upload 1 started", ("hold", "POST", UPLOAD, 1)),
-        Moment("uploads", "upload 3 started", ("hold", "POST", UPLOAD, 3)),
-        Moment("uploads", "upload 2 stored, its answer not sent",
-               ("hold-answer", "POST", UPLOAD, 2)),
-        Moment("uploads", "upload 1 answered, its record not awaited",
-               ("answered", "POST", UPLOAD, 1)),
-        Moment("uploads", "upload 3 answered, its record not awaited",
-               ("answered", "POST", UPLOAD, 3)),
-        Moment("commits", "inside the manifest write recording upload 1",
-               ("hold-answer", "POST", UPLOAD, 1), jobs=1, traced="commit"),
+        *UPLOADS,
     ],
     "2026": [
         Moment("walk", "reading the headers", traced="walk"),
@@ -207,16 +211,7 @@ MOMENTS = {
                ("hold-answer", "POST", r"^/datasets/$", 1), jobs=1),
         Moment("creating objects", "a second dataset created, its answer not sent",
                ("hold-answer", "POST", r"^/datasets/$", 1), jobs=3),
-        Moment("uploads", "upload 1 started", ("hold", "POST", UPLOAD, 1)),
-        Moment("uploads", "upload 3 started", ("hold", "POST", UPLOAD, 3)),
-        Moment("uploads", "upload 2 stored, its answer not sent",
-               ("hold-answer", "POST", UPLOAD, 2)),
-        Moment("uploads", "upload 1 answered, its record not awaited",
-               ("answered", "POST", UPLOAD, 1)),
-        Moment("uploads", "upload 3 answered, its record not awaited",
-               ("answered", "POST", UPLOAD, 3)),
-        Moment("commits", "inside the manifest write recording upload 1",
-               ("hold-answer", "POST", UPLOAD, 1), jobs=1, traced="commit"),
+        *UPLOADS,
     ],
 }
 
