@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import suppress
 
 from docopt import DocoptExit, docopt
@@ -20,10 +21,12 @@ from oort_lib.views.terminal import fit
 from oort_lib.views.usage import end_of_options, log_level, number
 
 
-def _say(*lines: str, err: bool = False, wrap: bool = False) -> None:
+def _say(*lines: str | Iterator[str], err: bool = False, wrap: bool = False, end: str = "\n"):
     stream = sys.stderr if err else sys.stdout  # `wrap`: prose, at words on a terminal
-    for line in fit(lines, stream) if wrap else lines:
-        stream.write(escaped_lines(line) + "\n")
+    flat = (line for part in lines for line in ((part,) if isinstance(part, str) else part))
+    for line in fit(flat, stream) if wrap else flat:  # as they come: a listing may be long
+        stream.write(escaped_lines(line) + end)
+    stream.write("" if end else "\n")
     stream.flush()
 
 
@@ -260,7 +263,7 @@ def _run(args, paths, settings) -> int:
     from oort_lib.run.bandwidth import parse
     from oort_lib.state import manifest as mf
     from oort_lib.views import batch
-    from oort_lib.views.render import plan_lines
+    from oort_lib.views.render import plan_json, plan_lines
 
     if args["--rebuild-manifest"]:
         aside = mf.rebuild(paths.manifest_file)
@@ -275,13 +278,10 @@ def _run(args, paths, settings) -> int:
     if args["--bwlimit"]:
         parse(args["--bwlimit"])  # a typo is a usage error before anything starts
     if args["--dry-run"]:
-        plan = batch.dry_run(paths, settings, options,
-                             keep_items=bool(args["--json"] or args["--verbose"]),
-                             progress=sys.stderr.isatty() and not args["--quiet"])
-        if args["--json"]:
-            _say(json.dumps(plan.to_dict(), indent=2))
-        else:
-            _say(*plan_lines(plan, verbose=args["--verbose"]), wrap=True)
+        with batch.dry_run(paths, settings, options, listing=args["--json"] or args["--verbose"],
+                           progress=sys.stderr.isatty() and not args["--quiet"]) as plan:
+            _say(plan_json(plan), end="") if args["--json"] else _say(
+                plan_lines(plan, verbose=args["--verbose"]), wrap=True)
         return EXIT_OK
     creds, warnings = batch.logged_in(paths)
     _say(*(f"oort-sync: warning: {warning}" for warning in warnings), err=True)

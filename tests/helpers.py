@@ -155,3 +155,17 @@ def assert_each_once(sandbox, *files: Path) -> None:
     held = server_copies(sandbox)
     for path in files:
         assert held.get(path.name) == [sha(path)], (path.name, held.get(path.name))
+
+
+def planned(folders, manifest: mf.Manifest, **options):
+    """make_plan with its files queued as a dry run's listing queues them (a scratch
+    manifest: `manifest` is only read), read back into `plan.items` in the order they
+    were planned. For tests only: a real plan never holds its items in memory."""
+    from oort_lib.run.planner import make_plan
+    from oort_lib.run.queue import Queue, Scratch
+
+    with Scratch() as scratch:
+        plan = make_plan(folders, manifest, queue=Queue(scratch.manifest), **options)
+        plan.items = [item for _id, item in plan.queue.all_items()]
+    plan.queue = None
+    return plan

@@ -205,13 +205,13 @@ def test_rebuilt_manifest_relearns_the_server_honestly(cli, home, sandbox, tmp_p
 
 def test_plan_keys_of_odd_names_never_collide(home, tmp_path):
     """The byte 0xE9 and the four characters `\\xe9` are two files, two manifest rows."""
-    from oort_lib.run.planner import make_plan
+    from helpers import planned
 
     root = tmp_path / "data"
     byte = fits(Path(os.fsdecode(bytes(root) + b"/M31/caf\xe9.fits")))
     text = fits(root / "M31" / "caf\\xe9.fits")
     with mf.Manifest(home.manifest_file) as manifest:
-        plan = make_plan([cfg.Folder(str(root))], manifest, min_age=0)
+        plan = planned([cfg.Folder(str(root))], manifest, min_age=0)
     keys = sorted(i.relpath for i in plan.items)
     assert keys == ["M31/caf\\\\xe9.fits", "M31/caf\\xe9.fits"]
     assert {i.path for i in plan.items} == {str(byte), str(text)}

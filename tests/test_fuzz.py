@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from helpers import planned
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,6 @@ from oort_lib.errors import FileProblem
 from oort_lib.local.decision import decide, header_facts
 from oort_lib.local.headers import read_header
 from oort_lib.local.scan import key_name
-from oort_lib.run.planner import make_plan
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
 
@@ -125,7 +125,7 @@ def test_planner_accounts_for_every_file_and_plans_the_good_one(files, names):
             write_header(root / "M31" / f"{name}.fits", cards)
         with mf.Manifest(Path(tmp) / "m.sqlite") as manifest:
             for folder in FOLDERS:
-                plan = make_plan([folder._replace(path=str(root))], manifest, min_age=0)
+                plan = planned([folder._replace(path=str(root))], manifest, min_age=0)
                 seen = ([i.relpath for i in plan.items] + [p for _r, p, _w in plan.skipped]
                         + [p for _r, p, _w in plan.failed])
                 assert sorted(seen) == sorted(
@@ -160,9 +160,7 @@ def test_a_file_the_rules_or_the_reader_choke_on_stops_only_itself(tmp_path, mon
     monkeypatch.setattr(oort_lib.local.headers, "read_header", read)
     monkeypatch.setattr(oort_lib.run.planner, "decide", rules)
     with mf.Manifest(tmp_path / "m.sqlite") as manifest:
-        plan = make_plan([Folder(str(root))], manifest, min_age=0)
-        for root_path, rows in plan.rows.items():
-            manifest.upsert_files(root_path, rows)
+        plan = planned([Folder(str(root))], manifest, min_age=0, record=manifest.upsert_files)
         failed = manifest.file(str(root), "M31/rules.fits")
         reader = manifest.file(str(root), "M31/reader.fits")
     assert sorted(i.relpath for i in plan.items) == ["M31/a.fits", "M31/z.fits"]

@@ -313,16 +313,18 @@ def test_clock_a_year_ahead_at_a_failure_does_not_hold_the_file(cli, home, logge
 def test_retry_time_is_bounded_relative_to_now(home, tmp_path, offset, retried):
     """A retry 1 h away waits; the same retry seen by a clock moved back a year (or
     whose failure was recorded a year ahead) never waits more than the longest backoff."""
-    from oort_lib.run.planner import RETRY_MAX, make_plan
+    from helpers import planned
+
+    from oort_lib.run.planner import RETRY_MAX
 
     root = tmp_path / "data"
     victim, = frames(root, "a.fits")
     now = time.time()
     with mf.Manifest(home.manifest_file) as manifest:
-        first = make_plan([cfg.Folder(str(root))], manifest, now=now)
+        first = planned([cfg.Folder(str(root))], manifest, now=now)
         manifest.upsert_files(str(root), [dict(first.items[0].row(), status="failed",
                                                transient=1, attempts=1, retry_at=now + 3600)])
-        plan = make_plan([cfg.Folder(str(root))], manifest, now=now + offset)
+        plan = planned([cfg.Folder(str(root))], manifest, now=now + offset)
     assert 3600 < RETRY_MAX < YEAR
     assert (len(plan.items), len(plan.waiting)) == ((1, 0) if retried else (0, 1))
 

@@ -7,11 +7,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-from helpers import REALDATA
+from helpers import REALDATA, planned
 
 from oort_lib.local.decision import decide, header_facts
 from oort_lib.local.headers import read_header
-from oort_lib.run.planner import make_plan
 from oort_lib.samples import write_fits, write_xisf
 from oort_lib.state import manifest as mf
 from oort_lib.state import migrations
@@ -135,9 +134,9 @@ def test_asiair_tree_with_classify_header(tmp_path):
         write_fits(root / "M42" / name, {"IMAGETYP": imagetyp, "DATE-OBS": "2021-03-04T13:15:00",
                                          "OBJECT": "M42"})  # fmt: skip
     with mf.Manifest(tmp_path / "m.sqlite") as manifest:
-        plan = make_plan([Folder(str(root), classify="header")], manifest, min_age=0)
+        plan = planned([Folder(str(root), classify="header")], manifest, min_age=0)
         kinds = {Path(i.relpath).name.split("_")[0]: i.kind for i in plan.items}
-        by_folder = make_plan([Folder(str(root))], manifest, min_age=0)
+        by_folder = planned([Folder(str(root))], manifest, min_age=0)
     assert kinds == {"Light": "observation", "Flat": "calibration", "Dark": "calibration",
                      "Bias": "calibration"}  # fmt: skip
     assert {i.kind for i in by_folder.items} == {"observation"}
@@ -248,7 +247,7 @@ def test_one_bad_file_does_not_stop_the_others(tmp_path):
     write_fits(tmp_path / "M1/bad.fits", {"DATE-OBS": "0001-01-01T00:00:00"})
     write_fits(tmp_path / "M1/good.fits", {"DATE-OBS": "2021-03-04T21:00:00"})
     with mf.Manifest(tmp_path / "m.sqlite") as manifest:
-        plan = make_plan([Folder(str(tmp_path / "M1"), timezone="Asia/Tokyo")], manifest,
+        plan = planned([Folder(str(tmp_path / "M1"), timezone="Asia/Tokyo")], manifest,
                          min_age=0)  # fmt: skip
     assert [i.relpath for i in plan.items] == ["good.fits"]
     assert plan.skipped[0][1:] == (
@@ -271,7 +270,7 @@ def test_a_retried_file_is_planned_from_the_manifest_without_reading_it(tmp_path
     nina(root / "NGC3372/a.fits", "2021-03-04T12:30:00", "2021-03-04T23:30:00", imagetyp="FLAT")
     folder = Folder(str(root), classify="header")
     with mf.Manifest(tmp_path / "m.sqlite") as manifest:
-        first = make_plan([folder], manifest, min_age=0)
+        first = planned([folder], manifest, min_age=0)
         manifest.upsert_files(folder.path, [i.row() for i in first.items])
         row = manifest.file(folder.path, "NGC3372/a.fits")
         assert row["date_source"] == "DATE-OBS in HDU 0"
@@ -283,7 +282,7 @@ def test_a_retried_file_is_planned_from_the_manifest_without_reading_it(tmp_path
             raise AssertionError("the header was read again")
 
         monkeypatch.setattr("oort_lib.local.headers.read_header", no_reading)
-        second = make_plan([folder], manifest, min_age=0)
+        second = planned([folder], manifest, min_age=0)
     (a,), (b,) = first.items, second.items
     assert (b.night, b.kind, b.time_source, b.date_source) == (
         "2021-03-04", "calibration", "DATE-LOC", "DATE-OBS in HDU 0")
@@ -300,7 +299,7 @@ def test_rows_from_before_0003_plan_as_before(tmp_path):
         old_row = {"relpath": "x/a.fits", "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                    "header_date": "2021-03-04T11:00:00", "status": mf.PENDING}  # fmt: skip
         manifest.upsert_files(folder.path, [old_row])
-        plan = make_plan([folder], manifest, min_age=0)
+        plan = planned([folder], manifest, min_age=0)
     (item,) = plan.items
     # Today's computation: the header time taken as local (11:00: the night before).
     assert (item.night, item.time_source, item.date_source) == ("2021-03-03", "assumed local",
@@ -378,7 +377,7 @@ def test_real_frame_types_and_targets():
 def test_every_real_file_is_dated_or_skipped_with_a_reason(tmp_path):
     root = REAL / "tree" / "realsky"
     with mf.Manifest(tmp_path / "m.sqlite") as manifest:
-        plan = make_plan([Folder(str(root), classify="header")], manifest, min_age=0)
+        plan = planned([Folder(str(root), classify="header")], manifest, min_age=0)
     assert len(plan.items) >= 9
     assert all(i.date_source and i.time_source for i in plan.items)
     reasons = {p: why for _root, p, why in plan.skipped}

@@ -1,22 +1,24 @@
 """The order of a backlog (issue 24, part 3): the newest night first by default, the
-oldest first with `upload_order = oldest`; within a night the order runs always had, so
+oldest first with `upload_order = oldest`; within a night by kind, dataset and path, so
 remote containers are made once and a 2026 dataset is filed under its earliest night.
 
-The pure ordering (run/ordering.py) by its properties; the setting as config.ini holds
-it; then real runs against the sandbox of each generation, whose datafiles are numbered
-in the order they arrived (one worker: that order is the upload order)."""
+The pure ordering (run/ordering.py) by its properties, and the run's queue read from
+the manifest (run/queue.py) in exactly that order; the setting as config.ini holds it;
+then real runs against the sandbox of each generation, whose datafiles are numbered in
+the order they arrived (one worker: that order is the upload order)."""
 
 from __future__ import annotations
 
 import pytest
 from fitsfiles import write_tree
 from helpers import configure_for, manifest_row
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oort_lib.errors import ConfigError
 from oort_lib.run.item import Item
 from oort_lib.run.ordering import NEWEST, OLDEST, upload_order
+from oort_lib.run.queue import Queue, Scratch
 from oort_lib.state import config as cfg
 
 # --- the ordering, pure ------------------------------------------------------------------
@@ -61,15 +63,12 @@ def test_nights_in_order_undated_last_nothing_lost(order, items):
 
 @pytest.mark.parametrize("order", [NEWEST, OLDEST])
 @given(items=items_strategy)
-def test_within_a_night_the_order_runs_always_had_and_stable(order, items):
+def test_within_a_night_by_kind_dataset_path_and_folder(order, items):
     ordered = upload_order(items, order)
     for night in set(NIGHTS):
-        got = [i for i in ordered if i.night == night]
-        # The runs' order before: (group, relpath), stable (the first folder's file of
-        # two with one path first, as conflicts.check kept it); a night's items in it.
-        before = [i for i in sorted(items, key=lambda i: (i.group, i.relpath))
-                  if i.night == night]
-        assert [id(i) for i in got] == [id(i) for i in before]
+        got = [(i.kind, i.dataset, i.relpath, i.folder.path) for i in ordered
+               if i.night == night]
+        assert got == sorted(got)  # calibrations first, each dataset's files together
 
 
 @given(items=items_strategy)
@@ -85,14 +84,35 @@ def test_one_night_is_the_same_in_either_order(items):
         [id(i) for i in upload_order(night, OLDEST)]
 
 
+@settings(max_examples=25, deadline=None)
+@given(items=items_strategy, batch=st.integers(1, 5))
+def test_the_queue_is_read_in_the_order_stated(items, batch):
+    """A run reads its queue from the manifest a page at a time (pages of `batch`): the
+    order it gets is upload_order's, for either setting, whatever the page size."""
+    unique = list({(i.folder.path, i.relpath): i for i in items}.values())
+    with Scratch() as scratch:
+        queue = Queue(scratch.manifest, batch=batch)
+        for folder in FOLDERS:
+            queue.watch(folder)
+        for one in unique:
+            queue.add(one)
+        queue.flush()
+        for order in (NEWEST, OLDEST):
+            assert list(queue.items(order)) == upload_order(unique, order)
+        # Left out: the files a conflict made wait.
+        skip = {(i.folder.path, i.relpath) for i in unique[::2]}
+        assert list(queue.items(NEWEST, skip)) == [
+            i for i in upload_order(unique, NEWEST) if (i.folder.path, i.relpath) not in skip]
+
+
 def test_a_night_of_several_telescopes_is_one_block():
     """Nights first, across organisations and telescopes (a telescope's old nights do
-    not go before another's last night); within the night, by organisation, telescope."""
+    not go before another's last night); within the night, by dataset, path, folder."""
     a = item(FOLDERS[1], "M31/x.fits", "2021-06-02", "observation", "M31")  # obs, t1
     b = item(FOLDERS[0], "M31/y.fits", "2021-06-01", "observation", "M31")  # personal
     c = item(FOLDERS[2], "M31/x.fits", "2021-06-02", "observation", "M31")  # personal, t2
-    assert upload_order([a, b, c]) == [c, a, b]
-    assert upload_order([a, b, c], OLDEST) == [b, c, a]
+    assert upload_order([a, b, c]) == [a, c, b]
+    assert upload_order([c, b, a], OLDEST) == [b, a, c]
 
 
 def test_an_unknown_order_is_a_callers_bug():

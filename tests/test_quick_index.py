@@ -3,6 +3,8 @@ loading a folder whole, with only one directory's rows in memory."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from oort_lib.state import manifest as mf
@@ -72,33 +74,50 @@ def test_a_folder_walked_twice_loses_nothing(tmp_path):
 
 
 def test_a_summarising_plan_prints_what_the_full_plan_prints(tmp_path):
-    """`run --dry-run` without -v/--json keeps totals per dataset, not a million items."""
+    """`run --dry-run` without -v/--json keeps totals per dataset, not a million items;
+    with them, the same plan and every file listed (from its scratch queue)."""
     from oort_lib.run.planner import make_plan
+    from oort_lib.run.queue import Queue, Scratch
     from oort_lib.samples import make_bulk_tree, make_sample_tree
     from oort_lib.state import config as cfg
-    from oort_lib.views.render import plan_lines
+    from oort_lib.views.render import plan_json, plan_lines
 
     make_sample_tree(tmp_path / "data")
     make_bulk_tree(tmp_path / "data" / "bulk", 300)
     folder = cfg.Folder(str(tmp_path / "data"), timezone="Europe/Paris")
-    with mf.Manifest(tmp_path / "m.sqlite") as manifest:
-        full = make_plan([folder], manifest, min_age=0)
-        summary = make_plan([folder], manifest, min_age=0, keep_items=False)
-    assert summary.items == [] and len(full.items) == full.files == summary.files > 300
-    assert plan_lines(summary) == plan_lines(full)
-    strip = {"paths", "dated_by", "local_time_from"}
-    full_dict = full.to_dict()
+    with mf.Manifest(tmp_path / "m.sqlite") as manifest, Scratch(str(tmp_path)) as scratch:
+        full = make_plan([folder], manifest, min_age=0, queue=Queue(scratch.manifest))
+        summary = make_plan([folder], manifest, min_age=0)
+        assert summary.queue is None and full.queue.count() == full.files == summary.files > 300
+        assert list(plan_lines(summary)) == list(plan_lines(full))
+        listed = list(plan_lines(full, verbose=True))
+        assert len(listed) == len(list(plan_lines(summary))) + full.files
+        full_dict = full.to_dict()
+        # The streamed JSON is the text json.dumps writes of the whole plan.
+        assert "".join(plan_json(full)) == json.dumps(full_dict, indent=2)
+    paths = []
     for log in full_dict["night_logs"]:
         for entry in log["observations"] + log["calibrations"]:
-            for key in strip:
-                entry.pop(key)
+            paths += entry.pop("paths")
+            assert len(entry.pop("dated_by")) == len(entry.pop("local_time_from")) \
+                == entry["files"]
+    assert len(paths) == len(set(paths)) == full.files
     assert summary.to_dict() == full_dict
+    assert not manifest_rows(tmp_path / "m.sqlite")  # a dry run records nothing
+    assert not list(tmp_path.glob("oort-sync-plan-*"))  # the scratch is gone
+
+
+def manifest_rows(path) -> list:
+    with mf.Manifest(path) as manifest:
+        return manifest.rows("SELECT relpath FROM files")
 
 
 def test_planning_knows_its_total_before_reading_a_header(tmp_path):
     """The progress total of a first plan comes from the walk and the quick check alone,
     before any header is read; then it counts up to it."""
-    from oort_lib.run.planner import count_to_read, make_plan
+    from helpers import planned
+
+    from oort_lib.run.planner import count_to_read
     from oort_lib.samples import make_bulk_tree
     from oort_lib.state import config as cfg
 
@@ -107,7 +126,7 @@ def test_planning_knows_its_total_before_reading_a_header(tmp_path):
     calls = []
     with mf.Manifest(tmp_path / "m.sqlite") as manifest:
         assert count_to_read([folder], manifest) == 600
-        plan = make_plan([folder], manifest, min_age=0, reading=lambda *c: calls.append(c))
+        plan = planned([folder], manifest, min_age=0, reading=lambda *c: calls.append(c))
         assert calls[0] == (0, 600)  # the total, before the first header was read
         assert calls[-1] == (600, 600) and len(calls) > 2  # then batch by batch
         assert [done for done, _ in calls] == sorted(done for done, _ in calls)

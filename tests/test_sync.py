@@ -232,7 +232,7 @@ def test_quick_check_opens_nothing_unchanged(cli, home, logged_in, sandbox, tree
     settings = logged_in(tree)
     first = sync.dry_run(home, settings, min_age=0)
     # New files: headers only; their hash is computed by the upload that streams them.
-    assert first.bytes_read == 0 and len(first.items) == 13
+    assert first.bytes_read == 0 and first.files == 13
     assert cli("run", "--min-age=0").code == 0
     with mf.Manifest(home.manifest_file) as manifest:
         rows = manifest.rows("SELECT relpath, hash, uploaded_hash FROM files "
@@ -241,7 +241,7 @@ def test_quick_check_opens_nothing_unchanged(cli, home, logged_in, sandbox, tree
     for row in rows:
         assert row["hash"] == row["uploaded_hash"] == file_hash(str(tree / row["relpath"]))[0]
     again = sync.dry_run(home, settings, min_age=0)
-    assert again.bytes_read == 0 and again.items == [] and again.unchanged == 13
+    assert again.bytes_read == 0 and again.files == 0 and again.unchanged == 13
     # Same size and mtime: by design the quick check does not even open the file.
     target = tree / "NGC3603/Halpha/Mosaic1.fits"
     st = target.stat()
@@ -251,9 +251,13 @@ def test_quick_check_opens_nothing_unchanged(cli, home, logged_in, sandbox, tree
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert sync.dry_run(home, settings, min_age=0).bytes_read == 0
     os.utime(target, (time.time() - 100, time.time() - 100))  # now it looks changed
-    changed = sync.dry_run(home, settings, min_age=0)
-    assert [i.relpath for i in changed.items] == ["NGC3603/Halpha/Mosaic1.fits"]
-    assert changed.items[0].replace and changed.bytes_read == st.st_size
+    from oort_lib.run.queue import Queue, Scratch
+
+    with Scratch() as scratch:
+        changed = sync.dry_run(home, settings, min_age=0, queue=Queue(scratch.manifest))
+        (item,) = [item for _id, item in changed.queue.all_items()]
+    assert item.relpath == "NGC3603/Halpha/Mosaic1.fits"
+    assert item.replace and changed.bytes_read == st.st_size
 
 
 def test_stale_cached_dataset_is_found_again(cli, home, logged_in, sandbox, tree):

@@ -17,12 +17,13 @@ and compares their contents:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from oort_lib.errors import LocalTransient
 from oort_lib.local.scan import name_of_key
-from oort_lib.run.item import Item, joined, server_name
+from oort_lib.run.item import ROW_COLUMNS, Item, joined, server_name
+from oort_lib.run.queue import Queue
 from oort_lib.run.result import Outcome
 from oort_lib.state import manifest as mf
 
@@ -34,6 +35,9 @@ class Verdict(NamedTuple):
     outcome: Outcome  # CONFLICT, ALREADY (same content), WAIT or FAILED_TRANSIENT
     reason: str
     digest: str | None
+
+
+ROWS = ", ".join(("id", "status", "uploaded_hash", *ROW_COLUMNS))
 
 
 def conflict_reason(other: str, where: str) -> str:
@@ -52,113 +56,103 @@ def row_slot(remote, row: dict) -> tuple:
                        row["dataset"], server_name(name))
 
 
-def check(items: list[Item], remote, manifest,
-          content_hash: Callable[[Item], str]) -> tuple[list[Item], list[Verdict]]:
-    """(the items to upload, the verdicts of the others) for `items` going to `remote`.
+def check(queue: Queue, remote, manifest,
+          content_hash: Callable[[Item], str]) -> list[Verdict]:
+    """The verdicts of the queued files that share a slot of `remote` with another file
+    (queued, or uploaded there as the manifest knows); the other queued files go.
 
-    `content_hash(item)` reads a file's hash (raises LocalTransient): only the files
-    that share a slot are read.
+    The slots are compared by SQLite (a million queued files are never held here): only
+    the files that share one are read back, and only their hashes read
+    (`content_hash(item)`, raises LocalTransient).
     """
-    if not items:
-        return items, []
-    holders = _uploaded(manifest, remote, {i.dataset for i in items},
-                        {i.destination for i in items})
-    slots = _shared_slots(remote, items, holders)
     verdicts: list[Verdict] = []
-    held: set[int] = set()
-    hashes: dict[int, str] = {}
+    order = {root: index for index, root in enumerate(queue.folders)}
+    for members, holders in _shared(queue, remote, manifest):
+        # In the order they were planned: folder by folder, each in walk order (the ids
+        # of new rows follow it).
+        members.sort(key=lambda row: (order[row["root"]], row["id"]))
+        items = [Item.from_row(queue.folders[row["root"]], row) for row in members]
+        verdicts.extend(_judge(items, holders, content_hash))
+    return verdicts
+
+
+def _judge(members: list[Item], holders: list[dict],
+           content_hash: Callable[[Item], str]) -> list[Verdict]:
+    """The verdicts of the queued files `members` of one slot, `holders` the uploaded
+    files there (none, or a first member, and the others are judged against it)."""
+    verdicts: list[Verdict] = []
 
     def digest(item: Item) -> str | None:
-        if id(item) not in hashes:
-            try:
-                hashes[id(item)] = item.hash or content_hash(item)
-            except LocalTransient as exc:
-                verdicts.append(Verdict(item, Outcome.FAILED_TRANSIENT, exc.reason, None))
-                held.add(id(item))
-                return None
-        return hashes[id(item)]
+        try:
+            return item.hash or content_hash(item)
+        except LocalTransient as exc:
+            verdicts.append(Verdict(item, Outcome.FAILED_TRANSIENT, exc.reason, None))
+            return None
 
-    for slot, members in slots.items():
-        own = {(m.folder.path, m.relpath) for m in members}
-        holder = next((h for h in holders.get(slot, ()) if (h["root"], h["relpath"]) not in own),
-                      None)
-        if holder is None and len(members) == 1:
-            continue
-        where = f"{members[0].dataset}/{members[0].filename}"
-        if holder is not None:
-            other = joined(holder["root"], holder["relpath"])
-            for item in members:
-                mine = digest(item)
-                if mine is None:
-                    continue
-                held.add(id(item))
-                if mine == holder["uploaded_hash"]:
-                    verdicts.append(Verdict(item, Outcome.ALREADY,
-                                            f"already on the server (same content as {other})",
-                                            mine))
-                else:
-                    verdicts.append(Verdict(item, Outcome.CONFLICT, conflict_reason(other, where),
-                                            mine))
-            continue
-        # New files sharing a slot: the first (folder order, then path) goes.
-        keeper = None
+    where = f"{members[0].dataset}/{members[0].filename}"
+    if holders:
+        holder = holders[0]
+        other = joined(holder["root"], holder["relpath"])
         for item in members:
             mine = digest(item)
             if mine is None:
                 continue
-            if keeper is None:
-                keeper = (item, mine)
-                continue
-            held.add(id(item))
-            first = joined(keeper[0].folder.path, keeper[0].relpath)
-            if mine == keeper[1]:
-                verdicts.append(Verdict(item, Outcome.WAIT, f"same content as {first}, which is "
-                                        "uploaded first", mine))
-            else:
-                verdicts.append(Verdict(item, Outcome.CONFLICT, conflict_reason(first, where),
+            if mine == holder["uploaded_hash"]:
+                verdicts.append(Verdict(item, Outcome.ALREADY,
+                                        f"already on the server (same content as {other})",
                                         mine))
-    return [i for i in items if id(i) not in held], verdicts
-
-
-def _shared_slots(remote, items: list[Item], holders: dict) -> dict[tuple, list[Item]]:
-    """The slots that hold more than one of `items`, or one of them and an uploaded row.
-
-    A first run over 100,000 files must not keep a tuple key for each (memory): the
-    slots are first told apart by their hashes, and only those met twice are rebuilt.
-    """
-    by_hash: dict[int, Item | list[Item]] = {}
-    for item in items:
-        key = hash(item_slot(remote, item))
-        seen = by_hash.get(key)
-        if seen is None:
-            by_hash[key] = item
-        elif type(seen) is list:
-            seen.append(item)
+            else:
+                verdicts.append(Verdict(item, Outcome.CONFLICT, conflict_reason(other, where),
+                                        mine))
+        return verdicts
+    # New files sharing a slot: the first (folder order, then path) goes.
+    keeper = None
+    for item in members:
+        mine = digest(item)
+        if mine is None:
+            continue
+        if keeper is None:
+            keeper = (item, mine)
+            continue
+        first = joined(keeper[0].folder.path, keeper[0].relpath)
+        if mine == keeper[1]:
+            verdicts.append(Verdict(item, Outcome.WAIT, f"same content as {first}, which is "
+                                    "uploaded first", mine))
         else:
-            by_hash[key] = [seen, item]
-    slots: dict[tuple, list[Item]] = {}
-    for found in by_hash.values():
-        if type(found) is list:
-            for item in found:  # equal hashes, maybe not equal slots: sorted out here
-                slots.setdefault(item_slot(remote, item), []).append(item)
-        elif holders:
-            slot = item_slot(remote, found)
-            if slot in holders:
-                slots[slot] = [found]
-    return slots
+            verdicts.append(Verdict(item, Outcome.CONFLICT, conflict_reason(first, where),
+                                    mine))
+    return verdicts
 
 
-def _uploaded(manifest, remote, datasets: set[str], destinations: set) -> dict[tuple, list]:
-    """Slot -> uploaded rows of these datasets at these destinations."""
-    found: dict[tuple, list] = {}
-    names = sorted(datasets)
-    for start in range(0, len(names), 500):
-        chunk = names[start:start + 500]
-        rows = manifest.rows(
-            "SELECT root, relpath, night, kind, dataset, telescope, destination, "
-            f"uploaded_hash FROM files WHERE status = '{mf.UPLOADED}' AND dataset IN "
-            f"({', '.join('?' for _ in chunk)})", chunk)
-        for row in rows:
-            if row["destination"] in destinations:
-                found.setdefault(row_slot(remote, row), []).append(row)
-    return found
+def _shared(queue: Queue, remote, manifest) -> Iterator[tuple[list[dict], list[dict]]]:
+    """(queued rows, uploaded rows) of each slot that holds more than one queued file,
+    or one and a file uploaded there (at the destinations of the queue)."""
+    roots = sorted(queue.folders)
+    if not roots:
+        return
+    marks = ", ".join("?" * len(roots))
+    queued = f"status = '{mf.PENDING}' AND root IN ({marks})"
+    # The generation's slot of a row, computed by SQLite calling remote.slot: the rows
+    # are grouped there, in its sorter (which spills to disk), not in a dict here.
+    manifest.function("oort_slot", 6, lambda dest, telescope, night, kind, dataset, relpath:
+                      repr(remote.slot(dest, telescope, night, kind, dataset, server_name(
+                          name_of_key(relpath.rpartition("/")[2])))))
+    slot = "oort_slot(destination, telescope, night, kind, dataset, relpath)"
+    rows = manifest.rows(
+        "SELECT * FROM (SELECT *, count(*) OVER win AS n, "
+        f"sum(status = '{mf.PENDING}') OVER win AS queued FROM ("
+        f"SELECT {ROWS}, {slot} AS slot FROM files WHERE ({queued}) OR "
+        f"(status = '{mf.UPLOADED}' AND destination IN "
+        f"(SELECT DISTINCT destination FROM files WHERE {queued}) AND dataset IN "
+        f"(SELECT DISTINCT dataset FROM files WHERE {queued}))) "
+        "WINDOW win AS (PARTITION BY slot)) WHERE n > 1 AND queued > 0 ORDER BY slot",
+        [*roots, *roots, *roots])
+    current, members, holders = None, [], []
+    for row in rows:  # few: the files of shared slots only
+        if row["slot"] != current:
+            if members:
+                yield members, holders
+            current, members, holders = row["slot"], [], []
+        (members if row["status"] == mf.PENDING else holders).append(row)
+    if members:
+        yield members, holders

@@ -109,16 +109,23 @@ def file_datasets(plan: Plan, manifest: mf.Manifest,
             merged.add(totals.files, totals.bytes, totals.first, totals.target,
                        totals.replacements)
     plan.summary = summary
-    shared = {night: sys.intern(night) for night in nights.values()}
-    plan.items = [
-        item if (night := nights.get(_key(item), item.night)) == item.night
-        else item._replace(night=shared[night])
-        for item in plan.items
-    ]
+    if plan.queue is not None and any(set(found) != {nights[key]}
+                                      for key, found in plan.file_nights.items()):
+        _move(plan.queue, nights)
 
 
-def _key(item) -> Key:
-    return (item.folder.organisation or "", item.folder.telescope or "", item.dataset)
+def _move(queue, nights: dict[Key, str]) -> None:
+    """Give each queued file the night its dataset is filed under, a batch at a time."""
+    moved: dict[int, str] = {}
+    for row in queue.rows("organisation, telescope, dataset, night"):
+        night = nights.get((row["organisation"] or "", row["telescope"] or "", row["dataset"]))
+        if night is not None and night != row["night"]:
+            moved[row["id"]] = night
+        if len(moved) >= queue.batch:
+            queue.set_nights(moved)
+            moved = {}
+    if moved:
+        queue.set_nights(moved)
 
 
 def renight(plan: Plan, generation: str, manifest: mf.Manifest,
@@ -128,19 +135,30 @@ def renight(plan: Plan, generation: str, manifest: mf.Manifest,
     Raises sqlite3.Error only when the manifest cannot be read."""
     from oort_lib.local.decision import FACTS, decide
 
-    items, plan.items = plan.items, []
     plan.generation = generation
     plan.summary, plan.file_nights = {}, {}
     plan.files = plan.bytes = plan.assumed_local = 0
     blank = (None,) * (len(FACTS) - 2)
-    for item in items:
+    queue = plan.queue
+    if queue is None:
+        return
+    changed: dict[int, tuple[str, str]] = {}
+    for row_id, item in queue.all_items():
         try:
             decided = decide(item.relpath, item.folder, item.header_date,
                              dict(zip(FACTS[2:], item.facts or blank)), generation)
         except ValueError:  # checked when planned: cannot happen, and must not stop a run
-            plan.add(item)
+            plan.count(item)
             continue
-        plan.add(item._replace(night=sys.intern(decided.night),
-                               time_source=sys.intern(decided.local.source)))
+        now = (sys.intern(decided.night), sys.intern(decided.local.source))
+        if now != (item.night, item.time_source):
+            changed[row_id] = now
+            item = item._replace(night=now[0], time_source=now[1])
+        plan.count(item)
+        if len(changed) >= queue.batch:
+            queue.set_nights(changed)
+            changed = {}
+    if changed:
+        queue.set_nights(changed)
     if generation == "2026":
         file_datasets(plan, manifest, destination)

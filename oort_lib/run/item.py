@@ -6,8 +6,15 @@ import os
 from typing import NamedTuple
 
 from oort_lib.local.decision import FACTS
+from oort_lib.local.scan import name_of_key
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
+
+# The manifest columns Item.from_row reads.
+ROW_COLUMNS = ("root", "relpath", "size", "mtime_ns", "hash", "header_date", "night", "kind",
+               "dataset", "target", "replacing", "attempts", "destination",
+               "date_source", "time_source", "date_raw", *FACTS[2:], "dev", "ino",
+               "exposure", "filter_name", "object_name")
 
 
 def joined(root: str, relpath: str) -> str:
@@ -97,7 +104,32 @@ class Item(NamedTuple):
             "exposure": self.exposure,
             "filter_name": self.filter_name,
             "object_name": self.object_name,
+            "attempts": self.attempts,
+            "replacing": int(self.replace),
+            "dev": self.dev,
+            "ino": self.ino,
         }
+
+    @classmethod
+    def from_row(cls, folder: Folder, row) -> Item:
+        """The item a pending manifest row (row() written, read back with the columns of
+        ROW_COLUMNS, by name) stands for; `folder` is its watched folder as planned."""
+        relpath = row["relpath"]
+        path = joined(folder.path, name_of_key(relpath))
+        facts = tuple(row[key] for key in FACTS[2:])
+        return cls(
+            folder=folder,
+            full_path=None if path == joined(folder.path, relpath) else path,
+            relpath=relpath, size=row["size"], mtime_ns=row["mtime_ns"], hash=row["hash"],
+            header_date=row["header_date"], night=row["night"], kind=row["kind"],
+            dataset=row["dataset"], target=row["target"],
+            replace=bool(row["replacing"]),
+            attempts=row["attempts"] or 0, destination=row["destination"],
+            date_source=row["date_source"], time_source=row["time_source"],
+            date_raw=row["date_raw"],
+            facts=None if all(value is None for value in facts) else facts,
+            dev=row["dev"] or 0, ino=row["ino"] or 0, exposure=row["exposure"],
+            filter_name=row["filter_name"], object_name=row["object_name"])
 
     @property
     def group(self) -> tuple:

@@ -6,12 +6,14 @@ before, back to the oldest (`upload_order = newest`, the default); `upload_order
 oldest` sends the archive in the order it was taken. Files without a night (none today:
 an undated file is skipped when planned) go last in either order.
 
-Within a night the order is the one runs always had: by organisation, telescope,
-observation or calibration, dataset, then path, so each remote container is made once
-and its files follow each other. The sort is stable: of two files with the same path in
-two folders, the one given first stays first (conflicts.check kept that one). In the
-2026 generation every file of a dataset carries the night the dataset is filed under
-(filing.py), so a dataset is never split across the order either.
+Within a night: calibrations before observations, then by dataset, path and watched
+folder, so each dataset's files follow each other and its remote container is made
+once. In the 2026 generation every file of a dataset carries the night the dataset is
+filed under (filing.py), so a dataset is never split across the order either.
+
+This module states the order; a run reads its queue in it from the manifest's index
+(queue.py, migration 0010_queue, whose QUEUE_ORDER is within_night's key), and a test
+holds the two to one another.
 """
 
 from __future__ import annotations
@@ -25,16 +27,15 @@ NEWEST, OLDEST = ORDERS
 
 
 def within_night(item: Item) -> tuple:
-    """The key of an item's place within its night (the runs' order before nights
-    were ordered: the item's group without its night, then its path)."""
-    org, telescope, _night, kind, dataset = item.group
-    return (org, telescope, kind, dataset, item.relpath)
+    """The key of an item's place within its night: kind, dataset, path, folder (the
+    columns of migrations.QUEUE_ORDER)."""
+    return (item.kind, item.dataset, item.relpath, item.folder.path)
 
 
 def upload_order(items: Iterable[Item], order: str = NEWEST) -> list[Item]:
     """The items in the order they are uploaded: grouped by night, the newest night
     first (`order` NEWEST) or the oldest (OLDEST); undated items last; within a night
-    by within_night(), stably. Raises ValueError for another `order` (the settings
+    by within_night(). Raises ValueError for another `order` (the settings
     checked it: a caller's bug)."""
     if order not in ORDERS:
         raise ValueError(f"upload order {order!r}: not one of {', '.join(ORDERS)}")

@@ -7,10 +7,11 @@ in the manifest and then executes it, so both use this same code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from oort_lib.run.item import Item
+from oort_lib.run.queue import Queue
 from oort_lib.state.config import Folder
 
 
@@ -70,12 +71,13 @@ class Totals:
 class Plan:
     """What a run will do; filled in by planner.make_plan()."""
 
-    def __init__(self, folders: list[Folder], *, keep_items: bool = True):
+    def __init__(self, folders: list[Folder], *, queue: Queue | None = None):
         self.folders = folders
-        # A dry run that only prints totals per dataset need not keep a million items:
-        # `summary` has them.
-        self.keep_items = keep_items
-        self.items: list[Item] = []
+        # Where the planned items go (queue.py): pending rows of the manifest for a run,
+        # of a scratch one for a dry run's listing; None for a dry run that only prints
+        # totals per dataset (`summary` has them). Never a list in memory: a first run
+        # over a million files must not hold them all.
+        self.queue = queue
         self.files = 0
         self.bytes = 0
         self.assumed_local = 0  # files dated with header times taken as local time
@@ -110,8 +112,9 @@ class Plan:
         # What a real run remembers of each watched folder (see unmount.emptied): path as
         # given -> {"dev": device, "files": whether it had files}.
         self.devices: dict[str, dict] = {}
-        # What a real run records before uploading (dry runs never apply them).
-        self.rows: dict[str, list[dict]] = {}
+        # Where a real run records the rows of the files not queued, a batch at a time
+        # as planning goes (planner.flush): (root, rows); None in a dry run.
+        self.record: Callable[[str, list[dict]], None] | None = None
         self.gone: list[int] = []
         # The API generation the nights are shown for ("2026": as that server files
         # them, see filing.py; else the client's own rules), and for 2026: each
@@ -135,9 +138,13 @@ class Plan:
         return self.bytes
 
     def add(self, item: Item) -> None:
-        """Count an item in its group (and keep it, unless the plan only summarises)."""
-        if self.keep_items:
-            self.items.append(item)
+        """Count an item in its group (and queue it, unless the plan only summarises)."""
+        if self.queue is not None:
+            self.queue.add(item)
+        self.count(item)
+
+    def count(self, item: Item) -> None:
+        """Count an item in its group (the totals, the summary, 2026's nights)."""
         self.files += 1
         self.bytes += item.size
         if item.time_source == "assumed local":
@@ -153,17 +160,15 @@ class Plan:
         else:
             totals.add(1, item.size, item.relpath, item.target, int(item.replace))
 
-    def groups(self) -> dict[tuple, list[Item]]:
-        grouped: dict[tuple, list[Item]] = {}
-        for item in sorted(self.items, key=lambda i: (i.group, i.relpath)):
-            grouped.setdefault(item.group, []).append(item)
-        return grouped
+    def listed(self, group: tuple) -> Iterator[Item]:
+        """The queued items of a dataset's `group` (Item.group), by path."""
+        return self.queue.dataset_items(group) if self.queue is not None else iter(())
 
-    def to_dict(self) -> dict:
+    def to_dict(self, *, lists: bool = True) -> dict:
         """The plan as plain data (the --json output of a dry run). Each dataset's
-        `paths`, `dated_by` and `local_time_from` are there only if items were kept."""
+        `paths`, `dated_by` and `local_time_from` are there only if items were queued
+        (and `lists`: without, json_chunks() streams them)."""
         nights: dict[tuple, dict] = {}
-        listed = self.groups() if self.keep_items else {}
         for group in sorted(self.summary):
             org, telescope, night, kind, dataset = group
             totals = self.summary[group]
@@ -190,11 +195,10 @@ class Plan:
             if (org, telescope, dataset) in self.spans:
                 # 2026: its files' nights; the whole dataset is filed under the first.
                 entry["file_nights"] = self.spans[(org, telescope, dataset)]
-            if self.keep_items:
-                items = listed[group]
-                entry["paths"] = [i.relpath for i in items]
-                entry["dated_by"] = [i.date_source for i in items]
-                entry["local_time_from"] = [i.time_source for i in items]
+            if self.queue is not None:
+                for key in LISTS:
+                    entry[key] = [getattr(i, LISTS[key]) for i in self.listed(group)] \
+                        if lists else Listing(group, key)
             log["observations" if kind == "observation" else "calibrations"].append(entry)
         return {
             "folders": [f.path for f in self.folders],
@@ -221,6 +225,21 @@ class Plan:
             "excluded": _listed(self.excluded),
             "notes": [*self.notes, *self.night_notes],
         }
+
+
+# The lists a dataset of a listing has: JSON key -> Item attribute.
+LISTS = {"paths": "relpath", "dated_by": "date_source", "local_time_from": "time_source"}
+
+
+class Listing:
+    """A dataset's list in to_dict(lists=False): its files' LISTS[key] attribute, read
+    from the queue while it is written (render.plan_json). Not a tuple: json.dumps must
+    not write it as a list of its fields."""
+
+    __slots__ = ("group", "key")
+
+    def __init__(self, group: tuple, key: str):
+        self.group, self.key = group, key
 
 
 def _listed(files: list[Listed]) -> list[dict]:

@@ -18,6 +18,7 @@ from oort_lib.local.exclude import EXCLUDED, matcher
 from oort_lib.local.scan import Entry, Skipped, is_transient, walk
 from oort_lib.run.item import Item, joined
 from oort_lib.run.plan import Deferred, Listed, Missing, Plan
+from oort_lib.run.queue import Queue
 from oort_lib.run.readiness import defer_young, not_whole, settled_ahead
 from oort_lib.run.reading import Inspected, ToRead, inspect_all
 from oort_lib.run.reasons import NO_DATE
@@ -55,7 +56,8 @@ def make_plan(
     min_age: float = 60.0,
     retry_failed: bool = False,
     destination: Callable[[Folder], str] | None = None,
-    keep_items: bool = True,
+    queue: Queue | None = None,
+    record: Callable[[str, list[dict]], None] | None = None,
     retry_delay: float = 60.0,
     devices: dict[str, dict] | None = None,
     reading: Callable[[int, int], None] | None = None,
@@ -78,10 +80,15 @@ def make_plan(
     `partial_wait` seconds, then a problem (readiness.not_whole).
     `generation` is the server's API generation where known: for "2026" every night is
     the one that server will file the file under (filing.py).
+    The planned items go to `queue` (queue.py; none: only counted), and the rows of the
+    other files to `record(root, rows)` (a real run's manifest.upsert_files; none: a
+    dry run, nothing recorded), a batch at a time: memory stays flat over a million new
+    files. Raises what the manifest raises (ManifestError, ManifestBusy).
     """
     now = time.time() if now is None else now
     folders = list(folders)
-    plan = Plan(folders=folders, keep_items=keep_items)
+    plan = Plan(folders=folders, queue=queue)
+    plan.record = record
     plan.partial_wait = partial_wait
     plan.generation = generation
     if reading is not None:
@@ -103,6 +110,8 @@ def make_plan(
         resolved = folder if real == folder.path else folder._replace(path=real)
         plan_folder(plan, resolved, manifest, now, min_age, retry_failed, dest,
                      retry_delay, folder.path, (devices or {}).get(folder.path))
+    if queue is not None:
+        queue.flush()
     if generation == "2026":
         from oort_lib.run import filing
 
@@ -154,8 +163,8 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
                  given, seen) -> None:
     root = folder.path
     quick = manifest.quick_index(root)
-    unsettled = manifest.known(root, unsettled_only=True)
-    rows = plan.rows.setdefault(root, [])
+    unsettled = _Unsettled(manifest, root)
+    rows: list[dict] = []
     todo: list[ToRead] = []
     young = now - min_age
     ahead = now + min_age  # an mtime past this was set by a wrong clock, not a writer
@@ -168,6 +177,8 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
         return
     if emptied(plan, given, root, first is not None, quick.known, seen):
         return
+    if plan.queue is not None:
+        plan.queue.watch(folder)
     for entry in _chain(first, entries):
         relpath = entry.relpath
         # (id, size, mtime_ns, status, reason, destination)
@@ -188,8 +199,8 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
                     # Uploaded as it is: that it cannot be read now does not matter.
                     plan.unchanged += 1
                     continue
-                _failed(plan, root, entry, entry.reason, unsettled.get(relpath), now,
-                        retry_delay, rows, dest, observed=True)
+                _failed(plan, root, entry, entry.reason, unsettled.get(relpath, quick_old),
+                        now, retry_delay, rows, dest, observed=True)
                 continue
             plan.skipped.append(Listed(root, relpath, entry.reason))
             if quick_old is None or quick_old[3:5] != (mf.SKIPPED, entry.reason):
@@ -208,7 +219,7 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
             continue
         old = None
         if quick_old is not None:
-            old = unsettled.get(relpath) or manifest.known_by_id(quick_old[0])
+            old = unsettled.known(relpath, quick_old)
         if same:
             status = old.status
             if status == mf.FAILED and not retry_failed and waits(old, now):
@@ -225,11 +236,39 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
                                  rows, dest):
                 continue
         todo.append(ToRead(entry, old if same else None, old))
+        if len(rows) >= _BATCH * 8:  # skipped, deferred...: a tree of them is long too
+            flush(plan, root, rows)
         if len(todo) >= _BATCH:
             _plan_batch(plan, folder, todo, rows, dest, now, retry_delay)
     _plan_batch(plan, folder, todo, rows, dest, now, retry_delay)
     # What is left was not seen by this walk: deleted since (uploaded rows stay as history).
     plan.gone.extend(quick.gone())
+
+
+class _Unsettled:
+    """The manifest's rows of a folder's files still to be dealt with (neither uploaded
+    nor skipped), by relative path: loaded at once when there are few, else read one by
+    one (a first run cut after planning a million files leaves a million pending rows,
+    too many to hold)."""
+
+    def __init__(self, manifest: mf.Manifest, root: str, at_once: int = 50_000):
+        self.manifest = manifest
+        count = manifest.rows(
+            f"SELECT count(*) AS n FROM files WHERE root = ? AND status NOT IN "
+            f"('{mf.UPLOADED}', '{mf.SKIPPED}')", (root,))[0]["n"]
+        self.rows = manifest.known(root, unsettled_only=True) if count <= at_once else None
+
+    def get(self, relpath: str, quick: tuple | None):
+        """The row of `relpath` (its quick check's row: `quick`) if still to be dealt
+        with, else None."""
+        if quick is None or quick[3] in (mf.UPLOADED, mf.SKIPPED):
+            return None
+        return self.rows.get(relpath) if self.rows is not None \
+            else self.manifest.known_by_id(quick[0])  # fmt: skip
+
+    def known(self, relpath: str, quick: tuple):
+        """The row of `relpath` whatever its status (its quick check's row: `quick`)."""
+        return self.get(relpath, quick) or self.manifest.known_by_id(quick[0])
 
 
 def _failed(plan: Plan, root: str, entry, reason: str, old, now: float,
@@ -290,6 +329,14 @@ def _plan_batch(plan: Plan, folder: Folder, todo: list[ToRead], rows: list,
         plan.read += len(todo)
         plan.reading(plan.read, max(plan.to_read, plan.read))
     todo.clear()
+    flush(plan, folder.path, rows)
+
+
+def flush(plan: Plan, root: str, rows: list[dict]) -> None:
+    """Record the rows collected (a real run: make_plan's `record`) and empty the list."""
+    if plan.record is not None and rows:
+        plan.record(root, rows)
+    rows.clear()
 
 
 def _chain(first, rest):

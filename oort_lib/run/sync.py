@@ -16,6 +16,7 @@ from oort_lib.errors import OortError, WrongGeneration
 from oort_lib.run.item import Item
 from oort_lib.run.plan import Plan
 from oort_lib.run.planner import make_plan
+from oort_lib.run.queue import Queue
 from oort_lib.run.result import Outcome, RunResult
 from oort_lib.run.uploader import Uploader
 from oort_lib.run.window import HIGH, Window
@@ -82,11 +83,12 @@ def dry_run(
     min_age: float | None = None,
     retry_failed: bool = False,
     creds: Credentials | None = None,
-    keep_items: bool = True,
+    queue: Queue | None = None,
     reading=None,
 ) -> Plan:
     """The plan a run would follow, touching neither the network nor the manifest.
-    Without `keep_items`, only its totals per dataset (memory stays flat)."""
+    Its files are listed in `queue` (a scratch manifest's: queue.Scratch), else only
+    counted per dataset. Memory stays flat either way."""
     folders = select_folders(settings.folders, only)
     account = creds.username if creds else None
     with mf.Manifest(paths.manifest_file, create=False, origin=(settings.api, account)
@@ -97,7 +99,7 @@ def dry_run(
             min_age=settings.min_age if min_age is None else min_age,
             retry_failed=retry_failed,
             destination=for_folders(settings.api, account),
-            keep_items=keep_items,
+            queue=queue,
             retry_delay=settings.retry_delay,
             partial_wait=settings.partial_wait,
             devices=_folders_seen(paths),
@@ -156,12 +158,16 @@ def run(
           _RunRecord(manifest) as run_id):
         if on_locked is not None:
             on_locked()
+        # The manifest is the queue: planned files are recorded as pending as planning
+        # goes, and read back a page at a time by the uploader (queue.py).
         plan = make_plan(
             folders,
             manifest,
             min_age=settings.min_age if min_age is None else min_age,
             retry_failed=retry_failed,
             destination=for_folders(settings.api, creds.username),
+            queue=Queue(manifest),
+            record=manifest.upsert_files,
             retry_delay=settings.retry_delay,
             partial_wait=settings.partial_wait,
             devices=_folders_seen(paths),
@@ -177,7 +183,7 @@ def run(
         for root, relpath, why in plan.failed:
             log.warning("failed-transient %s/%s (%s)", root, relpath, why)
         events.planned(plan)
-        if plan.items and not stop.is_set():
+        if plan.files and not stop.is_set():
             # requests costs ~60 ms: only when there is work
             from oort_lib.arcsecond.budget import Budget
             from oort_lib.arcsecond.client import Client
@@ -254,15 +260,15 @@ class _RunRecord:
 
 
 def _record_plan(manifest: mf.Manifest, plan: Plan) -> None:
-    for root, rows in plan.rows.items():
-        manifest.upsert_files(root, rows)
-    plan.rows.clear()
-    for moved in plan.refiled:  # 2026: a dataset the server files under an earlier night
+    """What planning left to record once it was over (the files' rows were recorded as
+    it went): the datasets a 2026 server files under an earlier night now, the rows of
+    files gone."""
+    for moved in plan.refiled:
         manifest.refile(*moved)
-    for root in {item.folder.path for item in plan.items}:
-        manifest.upsert_files(root, (item.row() for item in plan.items if item.folder.path == root))
+    plan.refiled = []
     if plan.gone:
         manifest.delete_files(plan.gone)
+        plan.gone = []
 
 
 def _folders_seen(paths: Paths) -> dict[str, dict]:

@@ -26,7 +26,6 @@ from oort_lib.errors import (
     local_problem,
 )
 from oort_lib.run.item import Item
-from oort_lib.run.ordering import upload_order
 from oort_lib.run.planner import backoff
 from oort_lib.run.reasons import ALREADY, classify
 from oort_lib.run.result import Outcome, RunResult, Unsent
@@ -89,18 +88,18 @@ class Uploader:
 
         from oort_lib.run import conflicts
 
-        items = self.result.plan.items
-        if self.second_pass:
-            items = [i for i in items if self._pending(i)]
+        queue = self.result.plan.queue
         # Before anything is sent: different files that would be one on the server.
-        items, verdicts = conflicts.check(items, self.remote, self.manifest, _content_hash)
-        for verdict in verdicts:
+        waiting = set()
+        for verdict in conflicts.check(queue, self.remote, self.manifest, _content_hash):
             self._record(verdict.item, Done(verdict.outcome, verdict.reason, None,
                                             verdict.digest))
-        # Night by night, the newest first by default (ordering.py); stable: of two files
-        # with the same path in two folders, the first folder's goes first
-        # (conflicts.check kept that one).
-        items = upload_order(items, self.order)
+            if verdict.outcome == Outcome.WAIT:  # pending still, for a later run
+                waiting.add((verdict.item.folder.path, verdict.item.relpath))
+        # Night by night, the newest first by default (ordering.py), read from the
+        # manifest a page at a time (queue.py). A second pass (the server was upgraded
+        # under the run) finds only the files the first left pending.
+        items = queue.items(self.order, skip=waiting)
         # A short queue of futures, not one per file: memory stays flat over 100,000 files.
         # The window decides how many are sent at once; the pool only has the threads.
         in_flight: deque = deque()
@@ -134,10 +133,6 @@ class Uploader:
         with self._guard:
             self.result.bytes_sent += nbytes
         self.events.sent(nbytes)
-
-    def _pending(self, item: Item) -> bool:
-        row = self.manifest.file(item.folder.path, item.relpath)
-        return not row or row["status"] == mf.PENDING  # else dealt with by the first pass
 
     def _one(self, item: Item) -> bool:
         """Send and record one file; True when the server has it (the window grows)."""

@@ -11,7 +11,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -315,6 +315,26 @@ class Manifest:
             cursor = self.conn.execute(sql, tuple(params))
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row)) for row in cursor]
+
+    def function(self, name: str, arguments: int, function) -> None:
+        """Let SQL call `function` as `name` (deterministic: a pure function of its
+        arguments), e.g. to group rows by a value only Python computes."""
+        with self.lock:
+            self.conn.create_function(name, arguments, function, deterministic=True)
+
+    def stream(self, sql: str, params: Iterable = (), *, size: int = 1000) -> Iterator[dict]:
+        """Rows of a read-only query as they are read, `size` at a time: for a long
+        listing of a manifest nobody writes meanwhile (a dry run's scratch queue)."""
+        with self.lock:
+            cursor = self.conn.execute(sql, tuple(params))
+            names = [d[0] for d in cursor.description]
+        while True:
+            with self.lock:
+                chunk = cursor.fetchmany(size)
+            if not chunk:
+                return
+            for row in chunk:
+                yield dict(zip(names, row))
 
     # --- remote objects ---------------------------------------------------------------
 

@@ -136,6 +136,26 @@ def _m0009_frame_facts(db, origin=None) -> None:
             db["files"].add_column(name, kind)
 
 
+# The order a run uploads its queue in (run/queue.py): nights, then within a night the
+# order of ordering.within_night. Plain columns, never NULL in a pending row: SQLite
+# seeks a page's start in the index by them (it does not for expressions). Partial: only
+# pending rows are in it, so it costs nothing once a tree is uploaded, and a million
+# pending rows are read back a page at a time without sorting them all.
+QUEUE_ORDER = ("kind", "dataset", "relpath", "root")
+
+
+def _m0010_queue(db, origin=None) -> None:
+    """The manifest is the run's queue: the identity of each pending file as the walk saw
+    it (st_dev, st_ino: only that file is sent), whether it replaces an earlier upload,
+    and the index its pages are read by."""
+    have = set(db["files"].columns_dict)
+    for name in ("dev", "ino", "replacing"):
+        if name not in have:
+            db["files"].add_column(name, int)
+    db.execute("CREATE INDEX IF NOT EXISTS files_queue ON files "
+               f"(night, {', '.join(QUEUE_ORDER)}) WHERE status = 'pending'")
+
+
 # Append only: a migration, once released, is never edited or renamed.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", _m0001_initial),
@@ -144,4 +164,5 @@ MIGRATIONS: list[tuple[str, Callable]] = [
     ("0007_quick_by_folder", _m0007_quick_by_folder),
     ("0008_runs_already", _m0008_runs_already),
     ("0009_frame_facts", _m0009_frame_facts),
+    ("0010_queue", _m0010_queue),
 ]

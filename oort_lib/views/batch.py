@@ -6,10 +6,14 @@ notified (notify.py), and what a finished run says with its exit code."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import NamedTuple
 
 from oort_lib.run import outage, sync
 from oort_lib.run.interrupt import GracefulStop
+from oort_lib.run.plan import Plan
+from oort_lib.run.queue import Queue, Scratch
 from oort_lib.state import credentials
 from oort_lib.state.config import Paths, Settings, select_folders
 from oort_lib.state.credentials import Credentials
@@ -43,22 +47,30 @@ class Told(NamedTuple):
     recovered: list[str]  # lasting problems over since the last run
 
 
-def dry_run(paths: Paths, settings: Settings, options: Options, *, keep_items: bool,
-            progress: bool):
+@contextmanager
+def dry_run(paths: Paths, settings: Settings, options: Options, *, listing: bool,
+            progress: bool) -> Iterator[Plan]:
     """The plan a run would follow (sync.dry_run), the reading of headers shown on the
-    terminal when `progress`. Raises what sync.dry_run raises."""
+    terminal when `progress`. With `listing`, its files are listed in a scratch manifest
+    (queue.Scratch, in the state folder when there is one: on disk, not in a tmpfs),
+    read while the plan is shown and removed after. Raises what sync.dry_run raises."""
     planning = None
     if progress:
         from oort_lib.views.progress import PlanningBar
 
         planning = PlanningBar()
-    plan = sync.dry_run(paths, settings, options.folders, min_age=options.min_age,
-                        retry_failed=options.retry_failed,
-                        creds=credentials.load(paths.credentials_file),
-                        keep_items=keep_items, reading=planning)
-    if planning is not None:
-        planning.close()
-    return plan
+    with ExitStack() as stack:
+        queue = None
+        if listing:
+            parent = str(paths.state_dir) if paths.state_dir.is_dir() else None
+            queue = Queue(stack.enter_context(Scratch(parent)).manifest)
+        plan = sync.dry_run(paths, settings, options.folders, min_age=options.min_age,
+                            retry_failed=options.retry_failed,
+                            creds=credentials.load(paths.credentials_file),
+                            queue=queue, reading=planning)
+        if planning is not None:
+            planning.close()
+        yield plan
 
 
 def logged_in(paths: Paths) -> tuple[Credentials, list[str]]:

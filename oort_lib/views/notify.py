@@ -151,7 +151,7 @@ def _counts(result) -> dict:
     counts = {name: summary[name] for name in keys}
     dealt = (result.uploaded + result.already + len(result.failed) + len(result.conflicts)
              + len(result.postponed))
-    counts["pending"] = max(0, len(result.plan.items) - dealt)
+    counts["pending"] = max(0, result.plan.files - dealt)
     return counts
 
 

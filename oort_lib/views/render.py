@@ -6,7 +6,11 @@ break, an escape sequence) is shown escaped, never forges a line (escape.py).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 from oort_lib.escape import escaped
+from oort_lib.run.plan import LISTS, Listing, Plan
 from oort_lib.run.result import Outcome
 from oort_lib.state.records import RunState, rfc3339
 from oort_lib.state.status import Status
@@ -24,10 +28,11 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def plan_lines(plan, verbose: bool = False) -> list[str]:
+def plan_lines(plan, verbose: bool = False) -> Iterator[str]:
     """The dry-run plan: night log > observation/calibration > dataset (with ``verbose``,
-    each file and the keyword that dated it), then the rest."""
-    data = plan.to_dict()
+    each file and the keyword that dated it, read from the plan's queue as they are
+    given), then the rest."""
+    data = plan.to_dict(lists=False)
     totals = data["totals"]
     lines = [
         f"Plan: {plural(totals['files'], 'file')}, {human_bytes(totals['bytes'])} to upload; "
@@ -58,13 +63,12 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
                     lines.append(f"      its files span nights {', '.join(entry['file_nights'])}"
                                  f": the server files it under {log['night']}")
                 if verbose and "paths" in entry:
-                    lines.extend(
-                        f"      {path}  (dated by {source or 'the manifest'}, local time "
-                        f"from {local or 'the date'})"
-                        for path, source, local in zip(
-                            entry["paths"], entry["dated_by"], entry["local_time_from"]
-                        )
-                    )
+                    yield from (escaped(line) for line in lines)
+                    lines = []
+                    yield from (escaped(f"      {item.relpath}  (dated by "
+                                        f"{item.date_source or 'the manifest'}, local time "
+                                        f"from {item.time_source or 'the date'})")
+                                for item in plan.listed(entry["paths"].group))
     assumed = totals["assumed_local_time"]
     if assumed:
         lines.extend(["", f"Note: {plural(assumed, 'file')} without a time zone, DATE-LOC or "
@@ -86,7 +90,47 @@ def plan_lines(plan, verbose: bool = False) -> list[str]:
                 f"  {f['folder']}/{f['path']}" + (f": {f['reason']}" if "reason" in f else "")
                 for f in data[key]
             )
-    return [escaped(line) for line in lines]
+    yield from (escaped(line) for line in lines)
+
+
+def plan_json(plan: Plan) -> Iterator[str]:
+    """The text of `json.dumps(plan.to_dict(), indent=2)`, written as it goes: each
+    dataset's lists of paths are read from the queue while they are written, so a
+    listing of a million files never holds them all (memory stays flat)."""
+    import json
+
+    skeleton = plan.to_dict(lists=False)
+    marks: dict[str, Listing] = {}
+
+    def mark(value):
+        if isinstance(value, Listing):
+            marks[f"\x00{len(marks)}"] = value
+            return f"\x00{len(marks) - 1}"
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    text = json.dumps(skeleton, indent=2, default=mark)
+    # Each mark is written as the string "\u0000N": between them, the skeleton's text.
+    parts = _MARK.split(text)
+    yield parts[0]
+    for index in range(1, len(parts), 2):
+        listing = marks[f"\x00{parts[index]}"]
+        indent = _indent_of(parts[index - 1])
+        values = (getattr(item, LISTS[listing.key]) for item in plan.listed(listing.group))
+        first = True
+        for value in values:
+            yield ("[\n" if first else ",\n") + indent + "  " + json.dumps(value)
+            first = False
+        yield "[]" if first else "\n" + indent + "]"
+        yield parts[index + 1]
+
+
+def _indent_of(text: str) -> str:
+    """The indentation of the last line of `text`."""
+    line = text[text.rfind("\n") + 1:]
+    return line[:len(line) - len(line.lstrip(" "))]
+
+
+_MARK = re.compile(r'"\\u0000(\d+)"')
 
 
 _PLAN_LISTS = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 # The width of a terminal that tells none (a serial console, a bare pty): none is
 # narrower in practice.
@@ -46,12 +46,14 @@ def wrapped(line: str, columns: int) -> list[str]:
                          break_long_words=False, break_on_hyphens=False) or [line]
 
 
-def fit(lines: Iterable[str], stream) -> list[str]:
+def fit(lines: Iterable[str], stream) -> Iterator[str]:
     """`lines` as the terminal behind `stream` shows them best: each (and each line of a
     text holding line breaks) wrapped at words to its width; as they are when `stream` is
-    not a terminal."""
+    not a terminal. Given as they come (a dry run's listing may be a million lines)."""
     if not is_terminal(stream):
-        return list(lines)
+        yield from lines
+        return
     columns = width(stream)
-    return [part for text in lines for line in text.split("\n")
-            for part in wrapped(line, columns)]
+    for text in lines:
+        for line in text.split("\n"):
+            yield from wrapped(line, columns)
