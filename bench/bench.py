@@ -547,14 +547,8 @@ def bench_million(files_count=1_000_000, runs=5):
     without sending a million files through the sandbox first.
     """
     print(f"10. A decade of data: {files_count} files", flush=True)
-    tree = WORK / f"million{files_count}"
-    data, mirror = tree / "data", tree / "mirror"
-    if not (tree / ".complete").exists():
-        shutil.rmtree(tree, ignore_errors=True)
-        started = time.perf_counter()
-        make_bulk_tree(data, files_count)
-        (tree / ".complete").touch()
-        print(f"  tree built in {time.perf_counter() - started:.0f} s", flush=True)
+    data = million_tree(files_count)
+    mirror = data.parent / "mirror"
     if not mirror.exists():
         shutil.copytree(data, mirror, copy_function=os.link)
     api = "http://127.0.0.1:9"  # no server: a no-change run must not need one
@@ -591,6 +585,53 @@ def bench_million(files_count=1_000_000, runs=5):
     rss = peak_rss([OORT, "run"], env=env)
     record(f"peak memory, no-change run over {files_count:,} files",
            figure(rss / 1024, "MB"), target="< 150 MB")
+
+
+def million_tree(files_count: int) -> Path:
+    """The tree of the million benchmarks (its `data` folder), built once and kept."""
+    tree = WORK / f"million{files_count}"
+    if not (tree / ".complete").exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        started = time.perf_counter()
+        make_bulk_tree(tree / "data", files_count)
+        (tree / ".complete").touch()
+        print(f"  tree built in {time.perf_counter() - started:.0f} s", flush=True)
+    return tree / "data"
+
+
+def bench_first_million(files_count=1_000_000):
+    """A first run over a million new files, every one uploaded to the sandbox (2026),
+    and the dry-run listings of them (`--json`, `-v`): the peak memory of each, which
+    must not grow with the files (issue 24: < 200 MB). Slow: an hour or more at the
+    sandbox's pace; reuses the tree of `million`."""
+    print(f"11. A first run over {files_count} new files", flush=True)
+    data = million_tree(files_count)
+    listing = home_for("million-listing", "http://127.0.0.1:9", "0" * 32, data, min_age=0)
+    for options, label in ((["--json"], "--json"), (["-v"], "-v")):
+        started = time.perf_counter()
+        rss = peak_rss([OORT, "run", "--dry-run", "--min-age=0", *options], env=listing)
+        print(f"  run --dry-run {label}: {time.perf_counter() - started:.0f} s", flush=True)
+        record(f"peak memory, `run --dry-run {label}` listing {files_count:,} new files",
+               figure(rss / 1024, "MB"), target="< 200 MB")
+    sandbox = Sandbox(WORK / "sandbox-first-million", dialect="2026")
+    env = home_for("million-first", sandbox.url, sandbox.key, data, "2026", min_age=0)
+    started = time.perf_counter()
+    rss = peak_rss([OORT, "run", "--min-age=0"], env=env)
+    seconds = time.perf_counter() - started
+    sandbox.stop()
+    manifest = cfg.resolve_paths(env["OORT_SYNC_HOME"]).manifest_file
+    import sqlite3
+
+    with sqlite3.connect(manifest) as db:
+        uploaded = db.execute("SELECT count(*) FROM files WHERE status = 'uploaded'").fetchone()[0]
+    print(f"  first run: {seconds:.0f} s, {uploaded} uploaded ({uploaded / seconds:.0f} files/s)",
+          flush=True)
+    if uploaded != files_count:
+        raise SystemExit(f"the first run uploaded {uploaded} of {files_count} files")
+    record(f"peak memory, first run over {files_count:,} new files (all uploaded, 2026)",
+           figure(rss / 1024, "MB"), target="< 200 MB",
+           note=f"{seconds / 60:.0f} min, {uploaded / seconds:.0f} files/s")
+    shutil.rmtree(WORK / "sandbox-first-million", ignore_errors=True)
 
 
 def _record_all_uploaded(home: str, data: Path, api: str) -> None:
@@ -657,6 +698,7 @@ def bench_bwlimit(rates=("512k", "1M", "4M"), total=24 * 1024**2, files_count=12
 
 NAMES = ["nothing", "planning", "whole", "big", "small", "memory", "requests", "slow",
          "bwlimit"]
+SLOW = ["million", "firstmillion"]  # not in the default set: a million files each
 
 
 def machine() -> dict:
@@ -689,7 +731,7 @@ def save(names: list[str]) -> Path:
             earlier = None
         if isinstance(earlier, dict) and earlier.get("machine", {}).get("node") == here["node"]:
             kept = [r for r in earlier.get("results", []) if r.get("group") not in names]
-    order = {name: index for index, name in enumerate([*NAMES, "million"])}
+    order = {name: index for index, name in enumerate([*NAMES, *SLOW])}
     rows = sorted(kept + RESULTS, key=lambda r: order.get(r.get("group"), len(order)))
     out.write_text(json.dumps({"machine": here, "results": rows}, indent=2) + "\n")
     return out
@@ -708,8 +750,8 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*",
-                        help=" ".join(NAMES) + " million (million is not in the default set: "
-                        "it builds 1,000,000 files)")
+                        help=" ".join(NAMES) + " million firstmillion (not in the default "
+                        "set: they build 1,000,000 files; firstmillion uploads them)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     args = parser.parse_args()
     names = args.names or NAMES
@@ -740,11 +782,12 @@ def main() -> None:
         "requests": lambda: bench_requests(200 if quick else 2000),
         "slow": lambda: bench_slow_server(100 if quick else 400),
         "million": lambda: bench_million(100_000 if quick else 1_000_000, runs=runs),
+        "firstmillion": lambda: bench_first_million(100_000 if quick else 1_000_000),
         "bwlimit": lambda: bench_bwlimit(("1M",) if quick else ("512k", "1M", "4M"),
                                          total=(8 if quick else 24) * 1024**2),
     }
     done: list[str] = []
-    for name in [n for n in [*NAMES, "million"] if n in names]:
+    for name in [n for n in [*NAMES, *SLOW] if n in names]:
         GROUP = name
         steps[name]()
         done.append(name)
