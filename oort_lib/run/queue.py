@@ -37,10 +37,10 @@ class Queue:
     """The pending rows of the planned folders of one manifest (see the module's
     docstring). Raises what Manifest raises (ManifestError, ManifestBusy)."""
 
-    def __init__(self, manifest: mf.Manifest, *, batch: int = BATCH):
+    def __init__(self, manifest: mf.Manifest, *, batch: int | None = None):
         self.manifest = manifest
         self.folders: dict[str, Folder] = {}  # root (resolved path) -> folder as planned
-        self.batch = batch
+        self.batch = batch or BATCH
         self._rows: dict[str, list[dict]] = {}
         self._buffered = 0
 
