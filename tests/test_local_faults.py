@@ -315,7 +315,7 @@ def test_retry_time_is_bounded_relative_to_now(home, tmp_path, offset, retried):
     whose failure was recorded a year ahead) never waits more than the longest backoff."""
     from helpers import planned
 
-    from oort_lib.run.planner import RETRY_MAX
+    from oort_lib.run.retry import RETRY_MAX
 
     root = tmp_path / "data"
     victim, = frames(root, "a.fits")

@@ -113,7 +113,7 @@ def test_many_pending_rows_are_read_one_by_one_with_the_same_plan(home, tmp_path
                                                                    monkeypatch):
     """A backlog of pending rows too many to load at once is read row by row: the plan
     is the same either way."""
-    from oort_lib.run import planner
+    from oort_lib.state.quickindex import Unsettled
 
     root = tmp_path / "archive"
     archive(root, nights=2, per_night=30)
@@ -126,7 +126,7 @@ def test_many_pending_rows_are_read_one_by_one_with_the_same_plan(home, tmp_path
                              reason="timed out")
         plans = []
         for at_once in (50_000, 0):
-            monkeypatch.setattr(planner._Unsettled.__init__, "__defaults__", (at_once,))
+            monkeypatch.setattr(Unsettled.__init__, "__defaults__", (at_once,))
             plan = make_plan([folder], manifest, min_age=0)
             plans.append(plan.to_dict())
             assert plan.waiting[0].relpath == "2021-06-01/M31/f000.fits"

@@ -86,8 +86,8 @@ def describe_folders(plan: Plan, folders: Iterable[Folder], now: float) -> None:
 
 def file_datasets(plan: Plan, manifest: mf.Manifest,
                   destination: Callable[[Folder], str] | None) -> None:
-    """Put each of the plan's files under the night its dataset is filed under (items,
-    the summary), note the datasets that span several nights (plan.spans) and those
+    """Put each of the plan's files under the night its dataset is filed under (its
+    queue's rows, the summary), note the datasets that span several nights (plan.spans) and those
     the server will move to an earlier night (plan.refiled, for the manifest). Raises
     sqlite3.Error only when the manifest cannot be read."""
     if not plan.file_nights:

@@ -1,8 +1,11 @@
 """The plan of a run: which files to upload where, and why the others wait or are skipped.
 
 The planner (planner.make_plan) fills a Plan from the folders, the manifest and the files
-themselves, writing nothing. `run --dry-run` shows a plan; a real run records the plan
-in the manifest and then executes it, so both use this same code.
+themselves. A Plan keeps counts, per dataset totals and the files not to upload with
+why; the files to upload go to its queue (queue.py: pending rows of the manifest in a
+real run, of a scratch one for a dry run's listing), never into a list in memory.
+`run --dry-run` shows a plan; a real run records it and then executes it, so both use
+this same code.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Planning, folder by folder and file by file: the walk against the manifest (the quick
 check), the files read (reading.py) in batches, and each one's fate decided.
 
-make_plan drives it; a Plan (plan.py) collects what it finds. Nothing here writes: the
-rows a real run records are collected in the plan and written by sync.py.
+make_plan drives it; a Plan (plan.py) collects what it finds. Nothing here writes but
+through what the caller gives: the queue the planned files go to, and `record` for the
+rows of the others (a real run: the manifest, a batch at a time; a dry run: nothing).
 """
 
 from __future__ import annotations
@@ -22,30 +23,11 @@ from oort_lib.run.queue import Queue
 from oort_lib.run.readiness import defer_young, not_whole, settled_ahead
 from oort_lib.run.reading import Inspected, ToRead, inspect_all
 from oort_lib.run.reasons import NO_DATE
+from oort_lib.run.retry import backoff, waits
 from oort_lib.run.unmount import emptied
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
-
-# A file whose upload failed for a transient reason (remote or local) waits
-# `retry_delay` (a setting), doubled per failure, up to this. A `retry_at` further than
-# this from now was set by a clock that was wrong (ahead then, or behind now): retried.
-RETRY_MAX = 6 * 3600.0
-
-
-def backoff(retry_delay: float, attempts: int) -> float:
-    """Seconds a file waits after its `attempts`-th failure (0 for the first)."""
-    return min(RETRY_MAX, retry_delay * 2 ** min(attempts, 12))
-
-
-def waits(known, now: float) -> bool:
-    """True while a failed file must wait: permanent failures (until --retry-failed or a
-    change), transient ones until their retry time, which is never believed further than
-    RETRY_MAX from now (a clock set a year ahead at the failure must not hold a file for
-    a year once it is fixed)."""
-    if not known.transient:
-        return True
-    retry_at = known.retry_at or 0
-    return now < retry_at <= now + RETRY_MAX
+from oort_lib.state.quickindex import Unsettled
 
 
 def make_plan(
@@ -163,7 +145,7 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
                  given, seen) -> None:
     root = folder.path
     quick = manifest.quick_index(root)
-    unsettled = _Unsettled(manifest, root)
+    unsettled = Unsettled(manifest, root)
     rows: list[dict] = []
     todo: list[ToRead] = []
     young = now - min_age
@@ -243,32 +225,6 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
     _plan_batch(plan, folder, todo, rows, dest, now, retry_delay)
     # What is left was not seen by this walk: deleted since (uploaded rows stay as history).
     plan.gone.extend(quick.gone())
-
-
-class _Unsettled:
-    """The manifest's rows of a folder's files still to be dealt with (neither uploaded
-    nor skipped), by relative path: loaded at once when there are few, else read one by
-    one (a first run cut after planning a million files leaves a million pending rows,
-    too many to hold)."""
-
-    def __init__(self, manifest: mf.Manifest, root: str, at_once: int = 50_000):
-        self.manifest = manifest
-        count = manifest.rows(
-            f"SELECT count(*) AS n FROM files WHERE root = ? AND status NOT IN "
-            f"('{mf.UPLOADED}', '{mf.SKIPPED}')", (root,))[0]["n"]
-        self.rows = manifest.known(root, unsettled_only=True) if count <= at_once else None
-
-    def get(self, relpath: str, quick: tuple | None):
-        """The row of `relpath` (its quick check's row: `quick`) if still to be dealt
-        with, else None."""
-        if quick is None or quick[3] in (mf.UPLOADED, mf.SKIPPED):
-            return None
-        return self.rows.get(relpath) if self.rows is not None \
-            else self.manifest.known_by_id(quick[0])  # fmt: skip
-
-    def known(self, relpath: str, quick: tuple):
-        """The row of `relpath` whatever its status (its quick check's row: `quick`)."""
-        return self.get(relpath, quick) or self.manifest.known_by_id(quick[0])
 
 
 def _failed(plan: Plan, root: str, entry, reason: str, old, now: float,

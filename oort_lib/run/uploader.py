@@ -26,9 +26,9 @@ from oort_lib.errors import (
     local_problem,
 )
 from oort_lib.run.item import Item
-from oort_lib.run.planner import backoff
 from oort_lib.run.reasons import ALREADY, classify
 from oort_lib.run.result import Outcome, RunResult, Unsent
+from oort_lib.run.retry import backoff
 from oort_lib.run.window import Window
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Settings
@@ -37,7 +37,7 @@ from oort_lib.state.credentials import Credentials
 log = logging.getLogger("oort_sync")
 
 # Upload attempts within one run before a file waits for a later run (which waits
-# planner.backoff(), at most planner.RETRY_MAX).
+# retry.backoff(), at most retry.RETRY_MAX).
 ATTEMPTS_PER_RUN = 2
 UNKNOWN_REMOTE = "?"  # uploaded_hash when the server holds a copy of unknown content
 # 2026: a duplicate answer for a file this destination never sent: same name, but the
@@ -289,7 +289,7 @@ class Uploader:
             if outcome == Outcome.UPLOADED:
                 fields["reason"] = reason or ("replaced" if item.replace else None)
         elif outcome == Outcome.FAILED_TRANSIENT:
-            # Bounded from now: see planner.waits for a clock that was wrong.
+            # Bounded from now: see retry.waits for a clock that was wrong.
             fields.update(status=mf.FAILED, transient=1,
                           retry_at=now + backoff(self.retry_delay, item.attempts))
         elif outcome == Outcome.FAILED:

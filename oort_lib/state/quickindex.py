@@ -1,4 +1,5 @@
-"""The quick check's view of a watched folder's manifest rows, one directory at a time."""
+"""The quick check's view of a watched folder's manifest rows, one directory at a time,
+and the rows of its files still to be dealt with."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from oort_lib.state.migrations import DIR_SQL
 from oort_lib.state.status import Status
 
 # Looked up once: the loops below compare it with every row (see manifest.UPLOADED).
-UPLOADED = Status.UPLOADED
+UPLOADED, SKIPPED = Status.UPLOADED, Status.SKIPPED
 
 
 class QuickIndex:
@@ -73,3 +74,29 @@ class QuickIndex:
                 f"SELECT id, {DIR_SQL} FROM files WHERE root = ? AND status != ?",
                 (self._root, UPLOADED),
             ).fetchall()
+
+
+class Unsettled:
+    """The manifest's rows of a folder's files still to be dealt with (neither uploaded
+    nor skipped), by relative path: loaded at once when there are few, else read one by
+    one (a first run cut after planning a million files leaves a million pending rows,
+    too many to hold)."""
+
+    def __init__(self, manifest, root: str, at_once: int = 50_000):
+        self.manifest = manifest
+        count = manifest.rows(
+            f"SELECT count(*) AS n FROM files WHERE root = ? AND status NOT IN "
+            f"('{UPLOADED}', '{SKIPPED}')", (root,))[0]["n"]
+        self.rows = manifest.known(root, unsettled_only=True) if count <= at_once else None
+
+    def get(self, relpath: str, quick: tuple | None):
+        """The row of `relpath` (its quick check's row: `quick`) if still to be dealt
+        with, else None."""
+        if quick is None or quick[3] in (UPLOADED, SKIPPED):
+            return None
+        return self.rows.get(relpath) if self.rows is not None \
+            else self.manifest.known_by_id(quick[0])  # fmt: skip
+
+    def known(self, relpath: str, quick: tuple):
+        """The row of `relpath` whatever its status (its quick check's row: `quick`)."""
+        return self.get(relpath, quick) or self.manifest.known_by_id(quick[0])
