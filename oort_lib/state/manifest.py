@@ -221,16 +221,17 @@ class Manifest:
 
     # --- files -----------------------------------------------------------------------
 
-    def known(self, root: str, *, unsettled_only: bool = False) -> dict[str, Known]:
+    def known(self, root: str, *, unsettled_only: bool = False,
+              limit: int = -1) -> dict[str, Known]:
         """File rows of a watched folder by relative path: all of them, or only those
-        still to be dealt with (neither uploaded nor skipped)."""
+        still to be dealt with (neither uploaded nor skipped); at most `limit` of them."""
         where = "root = ?"
         if unsettled_only:
             where += f" AND status NOT IN ('{UPLOADED}', '{SKIPPED}')"
         with self.lock:
             rows = self.conn.execute(
-                f"SELECT relpath, {_KNOWN_COLUMNS} FROM files WHERE {where}", (root,)
-            ).fetchall()
+                f"SELECT relpath, {_KNOWN_COLUMNS} FROM files WHERE {where} LIMIT ?",
+                (root, limit)).fetchall()
         return {row[0]: Known(*row[1:]) for row in rows}
 
     def quick(self, root: str) -> dict[str, tuple]:

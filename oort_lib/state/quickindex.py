@@ -84,10 +84,8 @@ class Unsettled:
 
     def __init__(self, manifest, root: str, at_once: int = 50_000):
         self.manifest = manifest
-        count = manifest.rows(
-            f"SELECT count(*) AS n FROM files WHERE root = ? AND status NOT IN "
-            f"('{UPLOADED}', '{SKIPPED}')", (root,))[0]["n"]
-        self.rows = manifest.known(root, unsettled_only=True) if count <= at_once else None
+        rows = manifest.known(root, unsettled_only=True, limit=at_once + 1)
+        self.rows = rows if len(rows) <= at_once else None
 
     def get(self, relpath: str, quick: tuple | None):
         """The row of `relpath` (its quick check's row: `quick`) if still to be dealt
