@@ -12,6 +12,7 @@ without reading a header again. (The memory itself: bench/ firstmillion.)
 from __future__ import annotations
 
 import gc
+import os
 import time
 
 import pytest
@@ -131,3 +132,26 @@ def test_many_pending_rows_are_read_one_by_one_with_the_same_plan(home, tmp_path
             plans.append(plan.to_dict())
             assert plan.waiting[0].relpath == "2021-06-01/M31/f000.fits"
     assert plans[0] == plans[1] and plans[0]["totals"]["files"] == 59
+
+
+def test_a_listing_left_by_a_killed_dry_run_is_removed_by_the_next(tmp_path):
+    """A dry run's scratch queue is removed when it ends; one left by a process that was
+    killed (up to 300 MB for a million files) goes with the next listing there; that of a
+    process still running stays."""
+    import subprocess
+    import sys
+
+    from oort_lib.run.queue import Scratch
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    left = tmp_path / f"oort-sync-plan-{gone}-x1"
+    living = tmp_path / f"oort-sync-plan-{os.getppid()}-x2"
+    for folder in (left, living):
+        folder.mkdir()
+        (folder / "plan.sqlite").write_bytes(b"rows")
+    with Scratch(str(tmp_path)) as scratch:
+        assert scratch.folder.parent == tmp_path and scratch.folder.is_dir()
+        assert not left.exists() and living.exists()
+    assert not scratch.folder.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [living.name]

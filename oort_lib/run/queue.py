@@ -14,6 +14,7 @@ one this run planned).
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 from oort_lib.run.item import ROW_COLUMNS, Item
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Folder
+from oort_lib.state.lock import process_alive
 from oort_lib.state.migrations import QUEUE_ORDER
 
 NEWEST, OLDEST = "newest", "oldest"  # configvalues.ORDERS
@@ -151,10 +153,16 @@ class Queue:
 
 class Scratch:
     """A manifest of its own in a temporary folder, for a dry run's listing (its queue);
-    removed when closed."""
+    removed when closed, and by the next Scratch in the same folder if its process was
+    killed first (a million rows are some 300 MB of disk)."""
 
     def __init__(self, parent: str | None = None):
-        self.folder = Path(tempfile.mkdtemp(prefix="oort-sync-plan-", dir=parent))
+        where = Path(parent or tempfile.gettempdir())
+        for left in where.glob(f"{_SCRATCH}*"):
+            pid = left.name[len(_SCRATCH):].partition("-")[0]
+            if pid.isdigit() and not process_alive(int(pid)):
+                shutil.rmtree(left, ignore_errors=True)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{_SCRATCH}{os.getpid()}-", dir=where))
         self.manifest = mf.Manifest(self.folder / "plan.sqlite")
 
     def close(self) -> None:
@@ -166,3 +174,6 @@ class Scratch:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_SCRATCH = "oort-sync-plan-"  # then the pid of the process that made it

@@ -196,6 +196,14 @@ def _flock_seen(lock_path: Path) -> bool | None:
     return False
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (True when it cannot be told: on Windows, where the
+    POSIX probe would end the process)."""
+    if os.name == "nt":
+        return True
+    return _alive(pid)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)  # POSIX only (on Windows this would end the process)
