@@ -15,8 +15,6 @@ one this run planned).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -157,6 +155,9 @@ class Scratch:
     killed first (a million rows are some 300 MB of disk)."""
 
     def __init__(self, parent: str | None = None):
+        import shutil  # only for a listing: the no-change run does not pay for them
+        import tempfile
+
         where = Path(parent or tempfile.gettempdir())
         for left in where.glob(f"{_SCRATCH}*"):
             pid = left.name[len(_SCRATCH):].partition("-")[0]
@@ -166,6 +167,8 @@ class Scratch:
         self.manifest = mf.Manifest(self.folder / "plan.sqlite")
 
     def close(self) -> None:
+        import shutil
+
         self.manifest.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
