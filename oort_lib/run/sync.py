@@ -325,7 +325,6 @@ def _upload_all(client, manifest, settings, creds, result, events, stop, abort,
         remote = open_remote(result.generation, client, manifest, str(client.base))
         uploader = Uploader(remote, manifest, settings, creds, result,
                             _Outcomes(events, result), stop, abort)
-        uploader.second_pass = redetect
         uploader.limiter = limiter
         uploader.rebuilt = rebuilt
         uploader.run(window)

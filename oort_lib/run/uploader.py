@@ -77,7 +77,6 @@ class Uploader:
         self.abort = abort
         self.retry_delay = settings.retry_delay
         self.order = settings.upload_order  # which night of a backlog goes first
-        self.second_pass = False
         self.limiter = None  # bandwidth.Limiter shared by the workers, if any
         self.rebuilt = False
         self._guard = threading.Lock()
