@@ -216,3 +216,19 @@ def test_plan_keys_of_odd_names_never_collide(home, tmp_path):
     assert keys == ["M31/caf\\\\xe9.fits", "M31/caf\\xe9.fits"]
     assert {i.path for i in plan.items} == {str(byte), str(text)}
     assert {i.filename for i in plan.items} == {"caf%E9.fits", "caf\\xe9.fits"}
+
+
+def test_slots_whose_hashes_meet_are_told_apart(cli, home, sandbox, tmp_path, monkeypatch):
+    """SQLite groups the files by a hash of their slot, then the files of the hashes met
+    twice are grouped by their real slots: here every slot hashes alike, and still only
+    the two files of one name and night are a conflict, the third file goes up."""
+    monkeypatch.setattr("oort_lib.run.conflicts.slot_hash", lambda slot: 7)
+    a, b = tmp_path / "camera-a", tmp_path / "camera-b"
+    first = fits(a / "M31" / "light_001.fits", 16)
+    fits(b / "M31" / "light_001.fits", 20)
+    other = fits(b / "M31" / "light_002.fits", 20)
+    configure_for(home, sandbox, "2026", a, b)
+    result = cli("run")
+    assert result.code == 1 and "1 conflict" in result.err, result.err
+    assert held(sandbox) == sorted([("M31", "light_001.fits", sha(first)),
+                                    ("M31", "light_002.fits", sha(other))])

@@ -37,7 +37,7 @@ class Verdict(NamedTuple):
     digest: str | None
 
 
-ROWS = ", ".join(("id", "status", "uploaded_hash", *ROW_COLUMNS))
+ROWS = ", ".join(("id", "status", "uploaded_hash", "telescope", *ROW_COLUMNS))
 
 
 def conflict_reason(other: str, where: str) -> str:
@@ -124,35 +124,46 @@ def _judge(members: list[Item], holders: list[dict],
     return verdicts
 
 
+# How SQLite tells slots apart first (a test makes every slot hash alike).
+slot_hash = hash
+
+
 def _shared(queue: Queue, remote, manifest) -> Iterator[tuple[list[dict], list[dict]]]:
     """(queued rows, uploaded rows) of each slot that holds more than one queued file,
-    or one and a file uploaded there (at the destinations of the queue)."""
+    or one and a file uploaded there (at the destinations of the queue).
+
+    SQLite groups the rows by a hash of their slot (remote.slot, called back: eight
+    bytes a row through its sorter, which spills to disk, rather than a dict of a
+    million keys here); only the rows of hashes met twice are read back, and grouped by
+    their real slots here (two slots may share a hash).
+    """
     roots = sorted(queue.folders)
     if not roots:
         return
     marks = ", ".join("?" * len(roots))
     queued = f"status = '{mf.PENDING}' AND root IN ({marks})"
-    # The generation's slot of a row, computed by SQLite calling remote.slot: the rows
-    # are grouped there, in its sorter (which spills to disk), not in a dict here.
-    manifest.function("oort_slot", 6, lambda dest, telescope, night, kind, dataset, relpath:
-                      repr(remote.slot(dest, telescope, night, kind, dataset, server_name(
-                          name_of_key(relpath.rpartition("/")[2])))))
-    slot = "oort_slot(destination, telescope, night, kind, dataset, relpath)"
-    rows = manifest.rows(
-        "SELECT * FROM (SELECT *, count(*) OVER win AS n, "
-        f"sum(status = '{mf.PENDING}') OVER win AS queued FROM ("
-        f"SELECT {ROWS}, {slot} AS slot FROM files WHERE ({queued}) OR "
-        f"(status = '{mf.UPLOADED}' AND destination IN "
-        f"(SELECT DISTINCT destination FROM files WHERE {queued}) AND dataset IN "
-        f"(SELECT DISTINCT dataset FROM files WHERE {queued}))) "
-        "WINDOW win AS (PARTITION BY slot)) WHERE n > 1 AND queued > 0 ORDER BY slot",
-        [*roots, *roots, *roots])
-    current, members, holders = None, [], []
-    for row in rows:  # few: the files of shared slots only
-        if row["slot"] != current:
-            if members:
-                yield members, holders
-            current, members, holders = row["slot"], [], []
+    rows = (f"FROM files WHERE (({queued}) OR (status = '{mf.UPLOADED}' AND destination IN "
+            f"(SELECT DISTINCT destination FROM files WHERE {queued}) AND dataset IN "
+            f"(SELECT DISTINCT dataset FROM files WHERE {queued})))")
+
+    def slot(dest, telescope, night, kind, dataset, relpath) -> tuple:
+        return remote.slot(dest, telescope, night, kind, dataset,
+                           server_name(name_of_key(relpath.rpartition("/")[2])))
+
+    manifest.function("oort_slot", 6, lambda *row: slot_hash(slot(*row)))
+    hashed = "oort_slot(destination, telescope, night, kind, dataset, relpath)"
+    met = {row["h"] for row in manifest.rows(
+        f"SELECT {hashed} AS h {rows} GROUP BY h HAVING count(*) > 1 AND "
+        f"sum(status = '{mf.PENDING}') > 0", roots * 3)}
+    if not met:
+        return
+    manifest.function("oort_met", 1, lambda value: value in met)
+    slots: dict[tuple, tuple[list[dict], list[dict]]] = {}
+    for row in manifest.rows(f"SELECT {ROWS} {rows} AND oort_met({hashed})", roots * 3):
+        members, holders = slots.setdefault(
+            slot(row["destination"], row["telescope"], row["night"], row["kind"],
+                 row["dataset"], row["relpath"]), ([], []))
         (members if row["status"] == mf.PENDING else holders).append(row)
-    if members:
-        yield members, holders
+    for members, holders in slots.values():
+        if members and len(members) + len(holders) > 1:
+            yield members, holders
