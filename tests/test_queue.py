@@ -21,6 +21,7 @@ from helpers import configure_for
 
 from oort_lib.run import sync
 from oort_lib.run.item import Item
+from oort_lib.run.plan import Listed
 from oort_lib.run.planner import make_plan
 from oort_lib.run.queue import Queue
 from oort_lib.state import config as cfg
@@ -57,6 +58,9 @@ class Watcher(sync.Events):
 
     def planned(self, plan) -> None:
         assert not hasattr(plan, "items")  # counts only: the files are in the manifest
+        # The files skipped (the previews) are counted, their names left to the manifest.
+        assert len(plan.skipped) == 30 and list(plan.skipped) == []
+        assert not any(type(thing) is Listed for thing in gc.get_objects())
         with mf.Manifest(self.home.manifest_file, readonly=True) as manifest:
             self.pending_when_planned = manifest.rows(
                 "SELECT count(*) AS n FROM files WHERE status = 'pending'")[0]["n"]
@@ -73,11 +77,15 @@ def test_a_run_holds_a_batch_and_a_page_not_every_file(home, server, tmp_path, m
     monkeypatch.setattr("oort_lib.run.queue.BATCH", BATCH)
     root = tmp_path / "archive"
     count = archive(root)
+    for index in range(30):  # previews beside the frames: skipped, "not FITS or XISF"
+        (root / "previews" / f"p{index}.jpg").parent.mkdir(exist_ok=True)
+        (root / "previews" / f"p{index}.jpg").write_bytes(b"\xff\xd8 preview")
     settings = configure_for(home, server, server.dialect, root)
     watcher = Watcher(home)
     result = sync.run(home, settings, credentials.load(home.credentials_file),
                       events=watcher, min_age=0)
     assert result.exit_code == 0 and result.uploaded == count == 180
+    assert result.summary()["skipped"] == 30
     # Every planned file was a pending row of the manifest before the first was sent.
     assert watcher.pending_when_planned == count
     # A page of the queue, the files in flight and the planner's batch at most: never

@@ -26,6 +26,27 @@ class Listed(NamedTuple):
     reason: str
 
 
+class Tally:
+    """A list that only counts (append, len, an empty iteration): what a real run keeps of
+    the files it skips or excludes. The manifest records the skipped ones (status and the
+    report list them), so a run needs how many, not which: a million JPEG previews beside
+    a million frames would otherwise hold 150 MB of names."""
+
+    __slots__ = ("count",)
+
+    def __init__(self):
+        self.count = 0
+
+    def append(self, _listed: Listed) -> None:
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Listed]:
+        return iter(())
+
+
 class Deferred(NamedTuple):
     """A file that waits for a later run: modified too recently, or still changing."""
 
@@ -89,7 +110,7 @@ class Plan:
         self.reading: Callable[[int, int], None] | None = None
         self.to_read = 0
         self.read = 0
-        self.skipped: list[Listed] = []
+        self.skipped: list[Listed] | Tally = []
         self.deferred: list[Deferred] = []
         self.min_age = 0.0  # the min_age that deferred them
         self.deferred_due: float | None = None  # when the last deferred file is due
@@ -98,7 +119,7 @@ class Plan:
         # anyone knows, so the run exits 1 while they wait (permanent ones are said once).
         self.retrying: list[Listed] = []
         self.retry_due: float | None = None  # the first of their retries
-        self.excluded: list[Listed] = []  # reason: "excluded by P"
+        self.excluded: list[Listed] | Tally = []  # reason: "excluded by P"
         # Failed while planning (read error, vanished, permission denied). Transient ones
         # are retried by later runs; the run exits 1.
         self.failed: list[Listed] = []

@@ -18,7 +18,7 @@ from oort_lib.local.decision import FACTS, FRAME_FACTS, decide
 from oort_lib.local.exclude import EXCLUDED, matcher
 from oort_lib.local.scan import Entry, Skipped, is_transient, walk
 from oort_lib.run.item import Item, joined
-from oort_lib.run.plan import Deferred, Listed, Missing, Plan
+from oort_lib.run.plan import Deferred, Listed, Missing, Plan, Tally
 from oort_lib.run.queue import Queue
 from oort_lib.run.readiness import defer_young, not_whole, settled_ahead
 from oort_lib.run.reading import Inspected, ToRead, inspect_all
@@ -71,6 +71,8 @@ def make_plan(
     folders = list(folders)
     plan = Plan(folders=folders, queue=queue)
     plan.record = record
+    if record is not None:  # a real run: the manifest has the skipped files (Tally)
+        plan.skipped, plan.excluded = Tally(), Tally()
     plan.partial_wait = partial_wait
     plan.generation = generation
     if reading is not None:
