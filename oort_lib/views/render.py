@@ -104,16 +104,17 @@ def plan_json(plan: Plan) -> Iterator[str]:
 
     def mark(value):
         if isinstance(value, Listing):
-            marks[f"\x00{len(marks)}"] = value
-            return f"\x00{len(marks) - 1}"
+            marks[str(len(marks))] = value
+            return f"\x00\x01{len(marks) - 1}\x00"
         raise TypeError(f"{type(value).__name__} is not JSON")
 
     text = json.dumps(skeleton, indent=2, default=mark)
-    # Each mark is written as the string "\u0000N": between them, the skeleton's text.
+    # Each list is written as a mark (a string of control characters and its number):
+    # between the marks, the skeleton's text.
     parts = _MARK.split(text)
     yield parts[0]
     for index in range(1, len(parts), 2):
-        listing = marks[f"\x00{parts[index]}"]
+        listing = marks[parts[index]]
         indent = _indent_of(parts[index - 1])
         values = (getattr(item, LISTS[listing.key]) for item in plan.listed(listing.group))
         first = True
@@ -130,7 +131,8 @@ def _indent_of(text: str) -> str:
     return line[:len(line) - len(line.lstrip(" "))]
 
 
-_MARK = re.compile(r'"\\u0000(\d+)"')
+# A mark as json.dumps writes it: control characters no header value or file name holds.
+_MARK = re.compile(r'"\\u0000\\u0001(\d+)\\u0000"')
 
 
 _PLAN_LISTS = (
