@@ -7,7 +7,6 @@ never disagree with the parser.
 
 from __future__ import annotations
 
-import difflib
 import re
 
 # Options every command takes (`[options]`), shown under each command's help.
@@ -203,6 +202,8 @@ def wants_help(doc: str, argv: list[str]) -> str | None:
 
 
 def unknown_command(doc: str, word: str) -> str:
+    import difflib  # only for a command line in error: the cron tick does not pay for it
+
     close = difflib.get_close_matches(word, list(commands(doc)), n=1)
     return (f"unknown command {word}" + (f"; did you mean {close[0]}?" if close else "")
             + " (see `oort-sync help`)")
@@ -241,6 +242,8 @@ def diagnose(doc: str, argv: list[str]) -> str:
                 continue  # docopt accepts an unambiguous prefix
         elif all(f"-{letter}" in known for letter in name[1:2]):
             continue
+        import difflib
+
         close = (difflib.get_close_matches(name, preferred, n=1, cutoff=0.6)
                  or difflib.get_close_matches(name, known, n=1, cutoff=0.6))
         return f"unknown option {name}" + (f"; did you mean {close[0]}?" if close else "") + (
