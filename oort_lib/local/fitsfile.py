@@ -1,7 +1,7 @@
 """The block structure of a FITS file: the bytes of each header, the size of the data
-unit that follows it (from the raw cards), and each header parsed with astropy's
-``Header`` when a keyword value is needed (the data units are skipped by seeking, never
-decompressed or loaded).
+unit that follows it (from the raw cards), and each header's keyword values (read by
+fitscards, or by astropy's ``Header`` for the cards fitscards leaves to it; the data
+units are skipped by seeking, never decompressed or loaded).
 
 gzip and bzip2 streams are recognised by their magic bytes, not by the file name.
 """
@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, NamedTuple
 
 from oort_lib.errors import LocalTransient
+from oort_lib.local.fitscards import Cards, Unsure
 
 BLOCK = 2880
 CARD = 80
@@ -287,7 +288,6 @@ def fits_hdus(
     damaged file, HeaderTooLong for a header of more than MAX_HEADER_CARDS cards and
     OSError when it cannot be read. ``opened``: the file, already open (left open).
     """
-    header_class = _fits_header_class()
     stream, compressed = open_fits(path, opened)
     with stream:
         for index in range(max_hdus):
@@ -299,23 +299,44 @@ def fits_hdus(
                 # answer the few keywords the rules ask for.
                 yield _raw_get(raw), compressed
             else:
-                printable = raw.translate(_PRINTABLE)
-                header = header_class.fromstring(printable)
-                yield _fits_get(header, printable, text), compressed
+                yield _cards_get(raw.translate(_PRINTABLE), text), compressed
             if index + 1 < max_hdus:
                 stream.seek(layout(raw).padded, os.SEEK_CUR)
 
 
-def _fits_get(header: Any, raw: bytes, text: Callable[[Any], str | None]):
+def _cards_get(raw: bytes, text: Callable[[Any], str | None]):
+    """The getter of a header's keywords: fitscards reads the plain cards, astropy
+    (imported, and the header parsed, only then) any other."""
+    cards = Cards(raw)
+    header: list[Any] = []
+
     def get(keyword: str) -> str | None:
         try:
-            return text(header.get(keyword))
-        except Exception:
-            # astropy refuses a card it cannot parse (VerifyError), such as an unquoted
-            # DATE-OBS = 2021-03-04T21:15:03 some writers produce; read its raw text.
+            return text(cards.value(keyword))
+        except Unsure:
+            pass
+        if not header:
+            try:
+                header.append(_fits_header_class().fromstring(raw))
+            except Exception:
+                # Never seen for whole printable cards; the raw text is the best left.
+                header.append(None)
+        if header[0] is None:
             return _raw_value(raw, keyword)
+        return _astropy_get(header[0], raw, keyword, text)
 
     return get
+
+
+def _astropy_get(header: Any, raw: bytes, keyword: str,
+                 text: Callable[[Any], str | None]) -> str | None:  # fmt: skip
+    """``keyword``'s value in astropy's ``header`` (parsed from ``raw``), as ``text``."""
+    try:
+        return text(header.get(keyword))
+    except Exception:
+        # astropy refuses a card it cannot parse (VerifyError), such as an unquoted
+        # DATE-OBS = 2021-03-04T21:15:03 some writers produce; read its raw text.
+        return _raw_value(raw, keyword)
 
 
 def _raw_get(raw: bytes) -> Callable[[str], str | None]:

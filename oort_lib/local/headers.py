@@ -1,11 +1,11 @@
 """Read the observation date, target and frame facts (exposure, filter, frame type) of a
 FITS or XISF file from its header only.
 
-Headers are read block by block and parsed with astropy's ``Header``; the data units are
-skipped with a seek, never read or decompressed. ``fits.open`` is not used because on a
-``.gz`` or ``.bz2`` file it decompresses the whole stream before handing back even the
-primary header. astropy and xisf are imported on first use: importing astropy costs about
-half a second, which a run with nothing new to read must never pay.
+Headers are read block by block and their cards by fitscards (astropy's ``Header`` only
+for the cards it leaves to astropy); the data units are skipped with a seek, never read or
+decompressed. ``fits.open`` is not used because on a ``.gz`` or ``.bz2`` file it
+decompresses the whole stream before handing back even the primary header. Importing
+astropy costs about half a second, which a run should pay only for an odd header.
 """
 
 from __future__ import annotations
