@@ -202,9 +202,9 @@ def _logout(args, paths, settings) -> int:
 
 
 def _telescopes(args, paths, settings) -> int:
-    from oort_lib import folders
+    from oort_lib import telescopes
 
-    _say(folders.telescopes(paths, settings, args["--organisation"]))
+    _say(telescopes.telescopes(paths, settings, args["--organisation"]))
     return EXIT_OK
 
 

@@ -211,8 +211,8 @@ def _telescopes(client, folders: Iterable[Folder], generation: str) -> list[Chec
 
 def _telescope(client, org: str | None, uuid: str, watched: list[Folder],
                generation: str) -> Check:
-    from oort_lib.folders import display_name, find_telescope
     from oort_lib.local.site import Site, site_of
+    from oort_lib.telescopes import display_name, find_telescope
 
     paths = " ".join(f.path for f in watched)
     where = f"organisation {org}" if org else "your account"

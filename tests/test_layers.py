@@ -19,7 +19,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 # Top to bottom. A module may import its own layer or any layer below it.
 LAYERS: list[tuple[str, ...]] = [
     ("cli", "__main__", "account", "doctor", "folders", "oort1", "samples", "servercheck",
-     "watchlist"),
+     "telescopes", "watchlist"),
     ("views",),
     ("run",),
     ("arcsecond",),

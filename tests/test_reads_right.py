@@ -191,7 +191,7 @@ def test_report_ids_are_unique_when_two_telescopes_share_a_night(home):
     from html.parser import HTMLParser
 
     from oort_lib.state.manifest import Manifest
-    from oort_lib.views import report
+    from oort_lib.views import report, reportdata
 
     with Manifest(home.manifest_file) as manifest:
         manifest.upsert_files("/data", [
@@ -199,7 +199,7 @@ def test_report_ids_are_unique_when_two_telescopes_share_a_night(home):
              "night": "2024-03-01", "kind": "observation", "dataset": telescope,
              "status": "uploaded", "uploaded_size": 10, "telescope": telescope}
             for telescope in ("tel-1", "tel-2", "tel-3")])
-        page = report.render_report(report.collect(manifest, cfg.Settings()))
+        page = report.render_report(reportdata.collect(manifest, cfg.Settings()))
 
     class Ids(HTMLParser):
         found: list[str] = []

@@ -12,7 +12,7 @@ from helpers import need_tool
 from oort_lib.errors import ConfigError
 from oort_lib.state import config as cfg
 from oort_lib.state.manifest import Manifest
-from oort_lib.views import chart, report
+from oort_lib.views import chart, report, reportdata
 
 ROOT = "/data/obs"
 ODD_DATASET = 'M31/<script>alert("x")</script>'
@@ -74,7 +74,7 @@ SETTINGS = cfg.Settings(folders=(cfg.Folder(path=ROOT, organisation="saao",
 def data(home) -> dict:
     populate(home.manifest_file)
     with Manifest(home.manifest_file, create=False) as manifest:
-        return report.collect(manifest, SETTINGS)
+        return reportdata.collect(manifest, SETTINGS)
 
 
 def test_collect_counts_and_structure(data):
@@ -134,7 +134,7 @@ def test_render_orders_escapes_and_charts(data):
 
 def test_empty_or_missing_manifest(home):
     with Manifest(home.manifest_file, create=False) as manifest:
-        data = report.collect(manifest, cfg.Settings())
+        data = reportdata.collect(manifest, cfg.Settings())
     page = report.render_report(data)
     assert "Nothing was uploaded yet" in page
     assert "<svg" not in page and 'class="bar"' not in page
