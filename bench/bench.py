@@ -406,7 +406,7 @@ def _plan_once(data: str, state: str, variant: str) -> None:
     Path(state).unlink(missing_ok=True)
     with mf.Manifest(Path(state)) as manifest:
         started = time.perf_counter()
-        plan = make_plan([cfg.Folder(data)], manifest, min_age=0, keep_items=False)
+        plan = make_plan([cfg.Folder(data)], manifest, min_age=0)
         elapsed = time.perf_counter() - started
     print(f"{elapsed:.4f} {plan.files}")
 

@@ -165,7 +165,7 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
         plan.queue.watch(folder)
     for entry in _chain(first, entries):
         relpath = entry.relpath
-        # (id, size, mtime_ns, status, reason, destination)
+        # quickindex.QUICK_COLUMNS: (id, size, mtime_ns, status, reason, destination, relpath)
         quick_old = quick.pop(relpath, None)
         if (quick_old is not None and quick_old[5] != dest and quick_old[3] != mf.SKIPPED
                 and dest is not None):

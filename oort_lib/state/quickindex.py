@@ -6,6 +6,11 @@ from __future__ import annotations
 from oort_lib.state.migrations import DIR_SQL
 from oort_lib.state.status import Status
 
+# A file's row for the quick check, by position: id, size, mtime_ns, status, reason,
+# destination (as the planner reads them), then the relpath it is found by, kept in the
+# tuple SQLite made rather than sliced off (a copy of every row).
+QUICK_COLUMNS = "id, size, mtime_ns, status, reason, destination, relpath"
+
 # Looked up once: the loops below compare it with every row (see manifest.UPLOADED).
 UPLOADED, SKIPPED = Status.UPLOADED, Status.SKIPPED
 
@@ -63,10 +68,9 @@ class QuickIndex:
     def _folder_rows(self, folder: str) -> dict[str, tuple]:
         with self._manifest.lock:
             rows = self._manifest.conn.execute(
-                "SELECT relpath, id, size, mtime_ns, status, reason, destination FROM files "
-                f"WHERE root = ? AND {DIR_SQL} = ?", (self._root, folder),
-            ).fetchall()
-        return {row[0]: row[1:] for row in rows}
+                f"SELECT {QUICK_COLUMNS} FROM files WHERE root = ? AND {DIR_SQL} = ?",
+                (self._root, folder)).fetchall()
+        return {row[6]: row for row in rows}
 
     def _unsettled_ids(self) -> list[tuple[int, str]]:
         with self._manifest.lock:
