@@ -36,6 +36,11 @@ class QuickIndex:
         self._rows: dict[str, tuple] = {}
         self._unseen: dict[str, dict[str, int]] = {}  # folder -> relpath -> id (unsettled)
 
+    def popper(self):
+        """`pop`, or for a folder loaded whole the dict's own pop (the same answers,
+        without a Python call per file)."""
+        return self._whole.pop if self._whole is not None else self.pop
+
     def pop(self, relpath: str, default=None):
         if self._whole is not None:
             return self._whole.pop(relpath, default)
