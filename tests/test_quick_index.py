@@ -46,6 +46,24 @@ def test_same_answers_whole_or_by_folder(tmp_path, whole_below):
                     "n2/M42/f3.fits", "n2/M42/f4.fits", "gone/old.fits"}
 
 
+def test_a_folder_is_read_from_the_covering_index_alone(tmp_path):
+    """The quick check's query reads no table page per row (migration 0011), on a new
+    manifest and on one migrated from before the index."""
+    old = tmp_path / "old.sqlite"
+    with mf.Manifest(old) as manifest:
+        _fill(manifest)
+        manifest.conn.execute("DROP INDEX files_quick")
+        manifest.conn.execute("DELETE FROM migrations WHERE name = '0011_quick_covering'")
+    for path in (tmp_path / "new.sqlite", old):
+        with mf.Manifest(path) as manifest:
+            if path != old:
+                _fill(manifest)
+            plan = manifest.conn.execute(f"EXPLAIN QUERY PLAN {mf.QUICK_SQL}",
+                                         ("/r",)).fetchall()
+            assert "COVERING INDEX files_quick" in " ".join(row[-1] for row in plan)
+            assert len(manifest.quick("/r")) == 23
+
+
 def test_only_one_folder_is_held_at_a_time(tmp_path):
     with mf.Manifest(tmp_path / "m.sqlite") as manifest:
         manifest.upsert_files("/r", [{"relpath": f"d{d:03d}/f{i}.fits", "size": i,

@@ -156,6 +156,14 @@ def _m0010_queue(db, origin=None) -> None:
                f"(night, {', '.join(QUEUE_ORDER)}) WHERE status = 'pending'")
 
 
+def _m0011_quick_covering(db, origin=None) -> None:
+    """The quick check's columns (quickindex.QUICK_COLUMNS; `id` is the rowid, in every
+    index) in an index of their own: a no-change tick reads a folder's rows from it
+    alone, not a table page per row (20,000 rows: 47 ms instead of 68, measured)."""
+    db.execute("CREATE INDEX IF NOT EXISTS files_quick ON files "
+               "(root, relpath, size, mtime_ns, status, reason, destination)")
+
+
 # Append only: a migration, once released, is never edited or renamed.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", _m0001_initial),
@@ -165,4 +173,5 @@ MIGRATIONS: list[tuple[str, Callable]] = [
     ("0008_runs_already", _m0008_runs_already),
     ("0009_frame_facts", _m0009_frame_facts),
     ("0010_queue", _m0010_queue),
+    ("0011_quick_covering", _m0011_quick_covering),
 ]
