@@ -8,6 +8,7 @@ import json
 import pytest
 
 from oort_lib.state import manifest as mf
+from oort_lib.state.quickindex import FOLDER_SQL
 
 
 def _fill(manifest: mf.Manifest) -> dict[str, int]:
@@ -62,6 +63,11 @@ def test_a_folder_is_read_from_the_covering_index_alone(tmp_path):
                                          ("/r",)).fetchall()
             assert "COVERING INDEX files_quick" in " ".join(row[-1] for row in plan)
             assert len(manifest.quick("/r")) == 23
+            # A folder read a directory at a time seeks each one (a scan of the whole
+            # folder per directory would make a million files quadratic).
+            plan = manifest.conn.execute(f"EXPLAIN QUERY PLAN {FOLDER_SQL}",
+                                         ("/r", "n1/M31/")).fetchall()
+            assert "files_by_folder (root=? AND <expr>=?)" in " ".join(r[-1] for r in plan)
 
 
 def test_only_one_folder_is_held_at_a_time(tmp_path):

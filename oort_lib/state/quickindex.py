@@ -11,6 +11,11 @@ from oort_lib.state.status import Status
 # tuple SQLite made rather than sliced off (a copy of every row).
 QUICK_COLUMNS = "id, size, mtime_ns, status, reason, destination, relpath"
 
+# One directory's rows, by the folder index, named: SQLite would otherwise take the
+# covering files_quick (root only) and read the whole folder for each directory.
+FOLDER_SQL = (f"SELECT {QUICK_COLUMNS} FROM files INDEXED BY files_by_folder "
+              f"WHERE root = ? AND {DIR_SQL} = ?")
+
 # Looked up once: the loops below compare it with every row (see manifest.UPLOADED).
 UPLOADED, SKIPPED = Status.UPLOADED, Status.SKIPPED
 
@@ -72,9 +77,7 @@ class QuickIndex:
 
     def _folder_rows(self, folder: str) -> dict[str, tuple]:
         with self._manifest.lock:
-            rows = self._manifest.conn.execute(
-                f"SELECT {QUICK_COLUMNS} FROM files WHERE root = ? AND {DIR_SQL} = ?",
-                (self._root, folder)).fetchall()
+            rows = self._manifest.conn.execute(FOLDER_SQL, (self._root, folder)).fetchall()
         return {row[6]: row for row in rows}
 
     def _unsettled_ids(self) -> list[tuple[int, str]]:
