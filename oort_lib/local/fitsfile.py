@@ -308,24 +308,28 @@ def _cards_get(raw: bytes, text: Callable[[Any], str | None]):
     """The getter of a header's keywords: fitscards reads the plain cards, astropy
     (imported, and the header parsed, only then) any other."""
     cards = Cards(raw)
-    header: list[Any] = []
+    parsed: Any = _UNPARSED  # astropy's Header of `raw`, once a card needs it
 
     def get(keyword: str) -> str | None:
+        nonlocal parsed
         try:
             return text(cards.value(keyword))
         except Unsure:
             pass
-        if not header:
+        if parsed is _UNPARSED:
             try:
-                header.append(_fits_header_class().fromstring(raw))
+                parsed = _fits_header_class().fromstring(raw)
             except Exception:
                 # Never seen for whole printable cards; the raw text is the best left.
-                header.append(None)
-        if header[0] is None:
+                parsed = None
+        if parsed is None:
             return _raw_value(raw, keyword)
-        return _astropy_get(header[0], raw, keyword, text)
+        return _astropy_get(parsed, raw, keyword, text)
 
     return get
+
+
+_UNPARSED = object()
 
 
 def _astropy_get(header: Any, raw: bytes, keyword: str,
