@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from oort_lib.errors import FileProblem
+from oort_lib.local import scan
 from oort_lib.local.scan import (
     FITS_EXTENSIONS,
     Entry,
@@ -26,6 +27,16 @@ from oort_lib.local.scan import (
 )
 
 NOBODY = 65534
+
+
+@pytest.fixture(autouse=True, params=["by descriptor", "by path"])
+def listing(request, monkeypatch):
+    """Every test twice: folders listed and their files stat'ed through the folder's
+    descriptor (POSIX), and by path (Windows, and the fallback): the same answers."""
+    if request.param == "by descriptor" and not scan._BY_FD:
+        pytest.skip("this system lists folders by path only")
+    monkeypatch.setattr(scan, "_BY_FD", request.param == "by descriptor")
+    return request.param
 
 
 def touch(path: Path, content: bytes = b"SIMPLE  =  T") -> Path:
@@ -326,6 +337,27 @@ def test_folder_vanishing_during_the_walk(tmp_path):
     assert next(items).relpath == "sub/y.fits"
     shutil.rmtree(tmp_path / "sub")
     assert [(i.relpath, i.reason) for i in items] == [("sub/deep", "vanished during the walk")]
+
+
+def open_descriptors() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_no_folder_descriptor_outlives_the_walk(tmp_path):
+    for folder in ("a", "a/b", "c"):
+        touch(tmp_path / folder / "x.fits")
+    (tmp_path / "locked").mkdir(mode=0)
+    before = open_descriptors()
+    assert len(list(walk(str(tmp_path)))) >= 3
+    items = walk(str(tmp_path))
+    next(items)
+    next(items)  # in a subfolder: its descriptor is open
+    items.close()  # a caller that stops early (a missing root, an interrupt)
+    assert open_descriptors() == before
+    # The walk's folder descriptors are made non-inheritable: a program started during
+    # the walk never holds one.
+    assert scan._FOLDER_FLAGS & getattr(os, "O_CLOEXEC", 0) == getattr(os, "O_CLOEXEC", 0)
 
 
 def test_reasons_for_os_errors():

@@ -52,6 +52,12 @@ VANISHED = "vanished during the walk"
 
 _BY_NAME = attrgetter("name")
 
+# Where the system allows it, a folder is opened once and listed and its files stat'ed
+# through that descriptor (fstatat by name): the kernel resolves one name per file rather
+# than the whole path again, ~20% off the stat calls that are most of a no-change tick.
+_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
+_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
 
 # NamedTuples, not frozen dataclasses: one is built per file of the tree, and a frozen
 # dataclass's __init__ costs ~1 us more per object (20 ms over 20,000 files).
@@ -210,85 +216,103 @@ def walk(root: str, exclude=None) -> Iterator[Entry | Skipped]:
         (root, "", (root_stat.st_dev, root_stat.st_ino))
     ]
     deferred: deque[tuple[str, str, tuple[int, int]]] = deque()
-    candidate_suffixes = FITS_EXTENSIONS
-    fits_entry = Entry
-    skipped = Skipped
 
     while stack or deferred:
         folder, prefix, identity = stack.pop() if stack else deferred.popleft()
         if identity in visited:
             # Reached twice: through a symlink to a folder already walked (or a bind mount
             # of an ancestor); walking it again would upload the same files twice.
-            yield skipped(folder, prefix.rstrip("/"), SYMLINK_LOOP)
+            yield Skipped(folder, prefix.rstrip("/"), SYMLINK_LOOP)
             continue
         visited.add(identity)
+        fd = None
         try:
-            with os.scandir(folder) as listing:
+            if _BY_FD:
+                fd = os.open(folder, _FOLDER_FLAGS)
+            with os.scandir(folder if fd is None else fd) as listing:
                 entries = sorted(listing, key=_BY_NAME)
         except OSError as exc:
+            if fd is not None:
+                os.close(fd)
             if folder == root:
                 # Gone between the check above and now: unmounted, not emptied.
                 raise _root_problem(root) from exc
-            yield skipped(folder, prefix.rstrip("/"), _reason(exc))
+            yield Skipped(folder, prefix.rstrip("/"), _reason(exc))
+            continue
+        try:
+            yield from _files(folder, prefix, entries, stack, deferred, exclude,
+                              inside_prefix, real_root, access if check_access else None)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+
+def _files(folder: str, prefix: str, entries: list[os.DirEntry[str]], stack: list,
+           deferred: deque, exclude, inside_prefix: str, real_root: str,
+           access: _Access | None) -> Iterator[Entry | Skipped]:
+    """walk()'s work in one listed folder: its files and skips; its subfolders go onto
+    `stack` (symlinked ones onto `deferred`). `access` is None when everything is readable.
+    """
+    base = folder if folder.endswith(os.sep) else folder + os.sep
+    candidate_suffixes = FITS_EXTENSIONS
+    fits_entry = Entry
+    skipped = Skipped
+    subfolders: list[tuple[str, str, tuple[int, int]]] = []
+    for entry in entries:
+        name = entry.name
+        if name[0] == ".":
+            continue
+        relpath = prefix + (name if name.isascii() and "\\" not in name
+                            else key_name(name))
+        path = base + name
+        if exclude is not None:
+            pattern = exclude(relpath, entry.is_dir())
+            if pattern is not None:
+                yield skipped(path, relpath, EXCLUDED + pattern)
+                continue
+        try:
+            if entry.is_symlink():
+                item = _symlink(entry, path, relpath, inside_prefix, real_root)
+                if type(item) is tuple:  # a folder to walk later (Skipped is a tuple too)
+                    deferred.append(item)
+                    continue
+                if item is not None:
+                    yield item
+                    continue
+                st = entry.stat()
+            elif entry.is_dir(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                if not st.st_ino:  # Windows: DirEntry.stat() leaves st_ino/st_dev at 0
+                    st = os.stat(path, follow_symlinks=False)
+                subfolders.append((path, relpath + "/", (st.st_dev, st.st_ino)))
+                continue
+            else:
+                st = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            yield skipped(path, relpath, _reason(exc))
             continue
 
-        subfolders: list[tuple[str, str, tuple[int, int]]] = []
-        for entry in entries:
-            name = entry.name
-            if name[0] == ".":
-                continue
-            relpath = prefix + (name if name.isascii() and "\\" not in name
-                                else key_name(name))
-            path = entry.path
-            if exclude is not None:
-                pattern = exclude(relpath, entry.is_dir())
-                if pattern is not None:
-                    yield skipped(path, relpath, EXCLUDED + pattern)
-                    continue
-            try:
-                if entry.is_symlink():
-                    item = _symlink(entry, relpath, inside_prefix, real_root)
-                    if type(item) is tuple:  # a folder to walk later (Skipped is a tuple too)
-                        deferred.append(item)
-                        continue
-                    if item is not None:
-                        yield item
-                        continue
-                    st = entry.stat()
-                elif entry.is_dir(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    if not st.st_ino:  # Windows: DirEntry.stat() leaves st_ino/st_dev at 0
-                        st = os.stat(path, follow_symlinks=False)
-                    subfolders.append((path, relpath + "/", (st.st_dev, st.st_ino)))
-                    continue
-                else:
-                    st = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                yield skipped(path, relpath, _reason(exc))
-                continue
-
-            size = st.st_size
-            if not name.lower().endswith(candidate_suffixes) or not stat.S_ISREG(st.st_mode):
-                # FIFOs and devices are "not FITS" too: opening a FIFO would hang the run.
-                yield skipped(path, relpath, NOT_CANDIDATE, size)
-            elif size == 0:
-                yield skipped(path, relpath, EMPTY)
-            elif check_access and not access.readable(path, st):
-                yield skipped(path, relpath, PERMISSION_DENIED, size, st.st_mtime_ns)
-            else:
-                yield fits_entry(path, relpath, size, st.st_mtime_ns, st.st_dev, st.st_ino)
-        # Reversed so that popping the stack walks subfolders in name order.
-        stack.extend(reversed(subfolders))
+        size = st.st_size
+        if not name.lower().endswith(candidate_suffixes) or not stat.S_ISREG(st.st_mode):
+            # FIFOs and devices are "not FITS" too: opening a FIFO would hang the run.
+            yield skipped(path, relpath, NOT_CANDIDATE, size)
+        elif size == 0:
+            yield skipped(path, relpath, EMPTY)
+        elif access is not None and not access.readable(path, st):
+            yield skipped(path, relpath, PERMISSION_DENIED, size, st.st_mtime_ns)
+        else:
+            yield fits_entry(path, relpath, size, st.st_mtime_ns, st.st_dev, st.st_ino)
+    # Reversed so that popping the stack walks subfolders in name order.
+    stack.extend(reversed(subfolders))
 
 
 def _symlink(
-    entry: os.DirEntry[str], relpath: str, inside_prefix: str, real_root: str
+    entry: os.DirEntry[str], path: str, relpath: str, inside_prefix: str, real_root: str
 ) -> Skipped | tuple[str, str, tuple[int, int]] | None:
     """What to do with a symlink: a Skipped, a folder to walk later, or None for a file.
 
     Raises OSError from the stat of the target (the caller turns it into a reason).
     """
-    path = entry.path
     try:
         st = entry.stat()
         if not st.st_ino:  # Windows: DirEntry.stat() leaves st_ino/st_dev at 0
