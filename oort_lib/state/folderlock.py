@@ -273,9 +273,14 @@ class _PortableFolderLock(RunLock):
 
 
 def _digest(text: str) -> str:
-    import hashlib
+    try:
+        # hashlib's own BLAKE2b (hashlib.blake2b is this one), without importing hashlib,
+        # which loads OpenSSL: ~5 ms of every run for one lock name.
+        from _blake2 import blake2b
+    except ImportError:  # a Python built without it: hashlib falls back to OpenSSL's
+        from hashlib import blake2b
 
-    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+    return blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
 
 
 @contextlib.contextmanager

@@ -37,11 +37,11 @@ def address(option: str | None, setting: str | None, config_file: Path) -> str |
     Raises ConfigError naming the option or the setting when it is not one oort-sync
     sends to (https://, or http:// on this machine only), before the run starts: a
     notification that can never be sent would hide the failures it is there to tell."""
-    from oort_lib.arcsecond.address import check_base_url
-
     url = (option or setting or "").strip()
     if not url:
-        return None
+        return None  # the common case, without the address rules' imports (socket...)
+    from oort_lib.arcsecond.address import check_base_url
+
     where = "--notify-url" if option else f"notify_url in {config_file}"
     try:
         return check_base_url(url)
