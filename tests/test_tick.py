@@ -12,6 +12,7 @@ import sys
 from helpers import ROOT
 
 from oort_lib.samples import write_fits
+from oort_lib.state.quickindex import QUICK_COLUMNS
 
 # Modules a tick must not load: the HTTP stack, the header readers, the progress bar,
 # OpenSSL's hashes, and the standard library's heavier helpers it was found importing
@@ -21,10 +22,16 @@ NOT_ON_A_TICK = ("requests", "urllib3", "http", "ssl", "astropy", "numpy", "xisf
                  "concurrent.futures", "oort_lib.arcsecond.address",
                  "oort_lib.arcsecond.client")
 
-TICK = ("import json, sys\n"
+TICK = ("import json, sqlite3, sys\n"
+        "statements, connect = [], sqlite3.connect\n"
+        "def traced(*args, **options):\n"
+        "    conn = connect(*args, **options)\n"
+        "    conn.set_trace_callback(statements.append)\n"
+        "    return conn\n"
+        "sqlite3.connect = traced\n"
         "from oort_lib.cli import main\n"
         "code = main(['run'])\n"
-        "print(json.dumps([code, sorted(sys.modules)]))\n")
+        "print(json.dumps([code, sorted(sys.modules), statements]))\n")
 
 
 def test_a_no_change_tick_loads_nothing_an_upload_needs(cli, logged_in, sandbox, tmp_path):
@@ -37,8 +44,13 @@ def test_a_no_change_tick_loads_nothing_an_upload_needs(cli, logged_in, sandbox,
     asked = len(sandbox.requests)
     done = subprocess.run([sys.executable, "-c", TICK], cwd=ROOT, capture_output=True,
                           text=True, check=True)
-    code, modules = json.loads(done.stdout.splitlines()[-1])
+    code, modules, statements = json.loads(done.stdout.splitlines()[-1])
     assert code == 0
     assert len(sandbox.requests) == asked  # nothing asked of the server
     loaded = [name for name in NOT_ON_A_TICK if name in modules]
     assert loaded == [], f"a no-change tick imported {loaded}"
+    # Of the file rows, SQLite is asked how many and the quick check's columns, once:
+    # not the rows still to be dealt with (there are none to ask for), nothing written.
+    reads = [" ".join(s.split()) for s in statements if " files" in s]
+    assert [s.split(" WHERE")[0] for s in reads] == [
+        "SELECT count(*) FROM files", f"SELECT {QUICK_COLUMNS} FROM files"], reads

@@ -255,7 +255,7 @@ def _files(folder: str, prefix: str, entries: list[os.DirEntry[str]], stack: lis
     """
     base = folder if folder.endswith(os.sep) else folder + os.sep
     candidate_suffixes = FITS_EXTENSIONS
-    fits_entry = Entry
+    fits_entry, new = Entry, tuple.__new__
     skipped = Skipped
     subfolders: list[tuple[str, str, tuple[int, int]]] = []
     for entry in entries:
@@ -271,7 +271,9 @@ def _files(folder: str, prefix: str, entries: list[os.DirEntry[str]], stack: lis
                 yield skipped(path, relpath, EXCLUDED + pattern)
                 continue
         try:
-            if entry.is_symlink():
+            if entry.is_file(follow_symlinks=False):  # most entries: asked first
+                st = entry.stat(follow_symlinks=False)
+            elif entry.is_symlink():
                 item = _symlink(entry, path, relpath, inside_prefix, real_root)
                 if type(item) is tuple:  # a folder to walk later (Skipped is a tuple too)
                     deferred.append(item)
@@ -301,7 +303,8 @@ def _files(folder: str, prefix: str, entries: list[os.DirEntry[str]], stack: lis
         elif access is not None and not access.readable(path, st):
             yield skipped(path, relpath, PERMISSION_DENIED, size, st.st_mtime_ns)
         else:
-            yield fits_entry(path, relpath, size, st.st_mtime_ns, st.st_dev, st.st_ino)
+            # tuple.__new__ itself: the NamedTuple's own __new__ is a Python call per file.
+            yield new(fits_entry, (path, relpath, size, st.st_mtime_ns, st.st_dev, st.st_ino))
     # Reversed so that popping the stack walks subfolders in name order.
     stack.extend(reversed(subfolders))
 

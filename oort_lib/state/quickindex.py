@@ -92,20 +92,33 @@ class Unsettled:
     """The manifest's rows of a folder's files still to be dealt with (neither uploaded
     nor skipped), by relative path: loaded at once when there are few, else read one by
     one (a first run cut after planning a million files leaves a million pending rows,
-    too many to hold)."""
+    too many to hold).
+
+    Loaded when first asked for (a no-change tick never asks: ~9 ms per 20,000 rows
+    spared). A file's row is only rewritten after the walk met it, so a row asked for
+    later reads as it was before this planning started.
+    """
+
+    _NOT_LOADED = object()
 
     def __init__(self, manifest, root: str, at_once: int = 50_000):
-        self.manifest = manifest
-        rows = manifest.known(root, unsettled_only=True, limit=at_once + 1)
-        self.rows = rows if len(rows) <= at_once else None
+        self.manifest, self.root, self.at_once = manifest, root, at_once
+        self._rows = self._NOT_LOADED
+
+    @property
+    def rows(self) -> dict | None:
+        if self._rows is self._NOT_LOADED:
+            rows = self.manifest.known(self.root, unsettled_only=True, limit=self.at_once + 1)
+            self._rows = rows if len(rows) <= self.at_once else None
+        return self._rows
 
     def get(self, relpath: str, quick: tuple | None):
         """The row of `relpath` (its quick check's row: `quick`) if still to be dealt
         with, else None."""
         if quick is None or quick[3] in (UPLOADED, SKIPPED):
             return None
-        return self.rows.get(relpath) if self.rows is not None \
-            else self.manifest.known_by_id(quick[0])  # fmt: skip
+        rows = self.rows
+        return rows.get(relpath) if rows is not None else self.manifest.known_by_id(quick[0])
 
     def known(self, relpath: str, quick: tuple):
         """The row of `relpath` whatever its status (its quick check's row: `quick`)."""
