@@ -20,7 +20,7 @@ from oort_lib.state.quickindex import QUICK_COLUMNS
 NOT_ON_A_TICK = ("requests", "urllib3", "http", "ssl", "astropy", "numpy", "xisf", "tqdm",
                  "hashlib", "_hashlib", "logging.handlers", "socket", "pickle",
                  "concurrent.futures", "oort_lib.arcsecond.address",
-                 "oort_lib.arcsecond.client")
+                 "oort_lib.arcsecond.client", "oort_lib.run.uploader")
 
 TICK = ("import json, sqlite3, sys\n"
         "statements, connect = [], sqlite3.connect\n"

@@ -18,7 +18,6 @@ from oort_lib.run.plan import Plan
 from oort_lib.run.planner import make_plan
 from oort_lib.run.queue import Queue
 from oort_lib.run.result import Outcome, RunResult
-from oort_lib.run.uploader import Uploader
 from oort_lib.run.window import HIGH, Window
 from oort_lib.state import manifest as mf
 from oort_lib.state.config import Paths, Settings, select_folders
@@ -306,6 +305,7 @@ def _upload_all(client, manifest, settings, creds, result, events, stop, abort,
     generation is missing (the server was upgraded), detect again and go on."""
     from oort_lib.arcsecond.detect import generation_for
     from oort_lib.arcsecond.generations import open_remote
+    from oort_lib.run.uploader import Uploader  # here: a no-change tick needs none of it
 
     redetect = False
     while True:
