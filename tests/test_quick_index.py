@@ -8,7 +8,7 @@ import json
 import pytest
 
 from oort_lib.state import manifest as mf
-from oort_lib.state.quickindex import FOLDER_SQL
+from oort_lib.state.quickindex import quick_sql
 
 
 def _fill(manifest: mf.Manifest) -> dict[str, int]:
@@ -26,10 +26,11 @@ def _fill(manifest: mf.Manifest) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("whole_below", [0, 10**9])
-def test_same_answers_whole_or_by_folder(tmp_path, whole_below):
+@pytest.mark.parametrize("dest", [None, "elsewhere"])  # uploaded rows settled, or not
+def test_same_answers_whole_or_by_folder(tmp_path, whole_below, dest):
     with mf.Manifest(tmp_path / "m.sqlite") as manifest:
         ids = _fill(manifest)
-        quick = manifest.quick_index("/r", whole_below=whole_below)
+        quick = manifest.quick_index("/r", dest, whole_below=whole_below)
         # The walk's order: a folder's files together, folders in name order.
         walked = ["n1/M31/f0.fits", "n1/M31/f1.fits", "n1/M31/f3.fits", "n1/M31/new.fits",
                   "n1/M42/f0.fits", "n2/M31/f4.fits", "top.fits"]
@@ -48,7 +49,7 @@ def test_same_answers_whole_or_by_folder(tmp_path, whole_below):
 
 
 def test_a_folder_is_read_from_the_covering_index_alone(tmp_path):
-    """The quick check's query reads no table page per row (migration 0011), on a new
+    """The quick check's queries read no table page per row (migration 0011), on a new
     manifest and on one migrated from before the index."""
     old = tmp_path / "old.sqlite"
     with mf.Manifest(old) as manifest:
@@ -59,15 +60,48 @@ def test_a_folder_is_read_from_the_covering_index_alone(tmp_path):
         with mf.Manifest(path) as manifest:
             if path != old:
                 _fill(manifest)
-            plan = manifest.conn.execute(f"EXPLAIN QUERY PLAN {mf.QUICK_SQL}",
-                                         ("/r",)).fetchall()
-            assert "COVERING INDEX files_quick" in " ".join(row[-1] for row in plan)
-            assert len(manifest.quick("/r")) == 23
-            # A folder read a directory at a time seeks each one (a scan of the whole
-            # folder per directory would make a million files quadratic).
-            plan = manifest.conn.execute(f"EXPLAIN QUERY PLAN {FOLDER_SQL}",
-                                         ("/r", "n1/M31/")).fetchall()
-            assert "files_by_folder (root=? AND <expr>=?)" in " ".join(r[-1] for r in plan)
+            for dest in (None, "somewhere"):
+                for sql in quick_sql(dest):
+                    plan = manifest.conn.execute(f"EXPLAIN QUERY PLAN {sql}",
+                                                 ("/r",) + (dest,) * (dest is not None))
+                    assert "COVERING INDEX files_quick" in " ".join(r[-1] for r in plan.fetchall())
+                # A folder read a directory at a time seeks each one (a scan of the whole
+                # folder per directory would make a million files quadratic).
+                for sql in quick_sql(dest, folder=True):
+                    plan = manifest.conn.execute(f"EXPLAIN QUERY PLAN {sql}", ("/r", "n1/M31/")
+                                                 + (dest,) * (dest is not None)).fetchall()
+                    assert "files_by_folder (root=? AND <expr>=?)" in " ".join(
+                        r[-1] for r in plan)
+            quick = manifest.quick_index("/r")
+            assert sum(quick.pop(r) is not None for r in manifest.known("/r")) == 23
+
+
+def test_settled_rows_are_those_uploaded_to_the_destination(tmp_path):
+    """The planner's fast lookup holds the rows uploaded to the destination at hand (any,
+    without one); the others, and a settled row asked whole, come as QUICK_COLUMNS."""
+    with mf.Manifest(tmp_path / "m.sqlite") as manifest:
+        manifest.upsert_files("/r", [
+            {"relpath": "a.fits", "size": 1, "mtime_ns": 5, "status": mf.UPLOADED,
+             "destination": "here"},
+            {"relpath": "b.fits", "size": 2, "mtime_ns": 6, "status": mf.UPLOADED,
+             "destination": "there"},
+            {"relpath": "c.fits", "size": 3, "mtime_ns": 7, "status": mf.PENDING,
+             "destination": "here"}])
+        for whole_below in (0, 10**9):
+            for dest, settled in (("here", ["a.fits"]), (None, ["a.fits", "b.fits"])):
+                pop_settled, pop_other = manifest.quick_index(
+                    "/r", dest, whole_below=whole_below).poppers()
+                found = {name: (pop_settled(name, None), pop_other(name, None))
+                         for name in ("a.fits", "b.fits", "c.fits", "new.fits")}
+                assert [n for n, (s, _) in found.items() if s is not None] == settled
+                assert found["a.fits"][0] == ("a.fits", 1, 5)
+                for name, (row_settled, row_other) in found.items():
+                    assert row_settled is None or row_other is None  # one or the other
+                    if name not in settled and name != "new.fits":
+                        assert (row_other[3], row_other[6]) == (manifest.known("/r")[name].status,
+                                                                name)
+        quick = manifest.quick_index("/r", "here")
+        assert quick.full("a.fits")[1:] == (1, 5, mf.UPLOADED, None, "here", "a.fits")
 
 
 def test_only_one_folder_is_held_at_a_time(tmp_path):
@@ -80,7 +114,7 @@ def test_only_one_folder_is_held_at_a_time(tmp_path):
         for d in range(200):
             for i in range(10):
                 assert quick.pop(f"d{d:03d}/f{i}.fits")[1] == i
-                most = max(most, len(quick._rows))
+                most = max(most, len(quick._settled) + len(quick._others))
         assert most <= 10 and quick.gone() == []
 
 

@@ -49,8 +49,10 @@ def test_a_no_change_tick_loads_nothing_an_upload_needs(cli, logged_in, sandbox,
     assert len(sandbox.requests) == asked  # nothing asked of the server
     loaded = [name for name in NOT_ON_A_TICK if name in modules]
     assert loaded == [], f"a no-change tick imported {loaded}"
-    # Of the file rows, SQLite is asked how many and the quick check's columns, once:
-    # not the rows still to be dealt with (there are none to ask for), nothing written.
+    # Of the file rows, SQLite is asked how many, then the quick check's (the settled
+    # rows' three columns, the others' seven) once: not the rows still to be dealt with
+    # (there are none to ask for), nothing written.
     reads = [" ".join(s.split()) for s in statements if " files" in s]
     assert [s.split(" WHERE")[0] for s in reads] == [
-        "SELECT count(*) FROM files", f"SELECT {QUICK_COLUMNS} FROM files"], reads
+        "SELECT count(*) FROM files", "SELECT relpath, size, mtime_ns FROM files",
+        f"SELECT {QUICK_COLUMNS} FROM files"], reads

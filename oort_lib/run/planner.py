@@ -113,12 +113,17 @@ def count_to_read(folders: Iterable[Folder], manifest: mf.Manifest,
     for folder in folders:
         root = resolve(folder.path)
         dest = destination(folder) if destination else None
-        quick = manifest.quick_index(root)
+        quick = manifest.quick_index(root, dest)
+        pop_settled, pop_other = quick.poppers()
         try:
             for entry in walk(root, matcher(folder.exclude) if folder.exclude else None):
                 if type(entry) is Skipped:
                     continue
-                old = quick.pop(entry.relpath)
+                settled = pop_settled(entry.relpath, None)
+                if settled is not None:
+                    count += settled[1:] != (entry.size, entry.mtime_ns)
+                    continue
+                old = pop_other(entry.relpath, None)
                 if (old is None or old[1:3] != (entry.size, entry.mtime_ns)
                         or old[3] not in (mf.UPLOADED, mf.SKIPPED)
                         or (dest is not None and old[3] == mf.UPLOADED and old[5] != dest)):
@@ -147,7 +152,7 @@ def nested_in(real: str, taken: list[tuple[str, str]]) -> str | None:
 def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_delay,
                  given, seen) -> None:
     root = folder.path
-    quick = manifest.quick_index(root)
+    quick = manifest.quick_index(root, dest)
     unsettled = Unsettled(manifest, root)
     rows: list[dict] = []
     todo: list[ToRead] = []
@@ -165,17 +170,21 @@ def plan_folder(plan, folder, manifest, now, min_age, retry_failed, dest, retry_
     if plan.queue is not None:
         plan.queue.watch(folder)
     # A no-change tick meets every file here: what it does per file is what a tick
-    # costs, so the common case (uploaded as it is) is decided first, with locals.
-    pop, uploaded, skipped_type = quick.popper(), mf.UPLOADED, Skipped
+    # costs, so the common case (uploaded here as it is) is decided first, with locals.
+    pop_settled, pop_other = quick.poppers()
+    skipped_type = Skipped
     for entry in chain(() if first is None else (first,), entries):
         relpath = entry.relpath
+        settled = pop_settled(relpath, None)  # (relpath, size, mtime_ns): uploaded to dest
+        if settled is not None:
+            if (settled[1] == entry.size and settled[2] == entry.mtime_ns
+                    and type(entry) is not skipped_type):
+                plan.unchanged += 1  # what the slower path below decides for it too
+                continue
+            quick_old = quick.full(relpath)  # changed since, or cannot be read now
+        else:
+            quick_old = pop_other(relpath, None)
         # quickindex.QUICK_COLUMNS: (id, size, mtime_ns, status, reason, destination, relpath)
-        quick_old = pop(relpath, None)
-        if (quick_old is not None and quick_old[3] == uploaded
-                and type(entry) is not skipped_type and quick_old[1] == entry.size
-                and quick_old[2] == entry.mtime_ns and (quick_old[5] == dest or dest is None)):
-            plan.unchanged += 1  # what the slower path below decides for it too
-            continue
         if (quick_old is not None and quick_old[5] != dest and quick_old[3] != mf.SKIPPED
                 and dest is not None):
             # Recorded for another destination: new here (the row is rewritten below).
