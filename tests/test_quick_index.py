@@ -175,7 +175,7 @@ def test_planning_knows_its_total_before_reading_a_header(tmp_path):
     before any header is read; then it counts up to it."""
     from helpers import planned
 
-    from oort_lib.run.planner import count_to_read
+    from oort_lib.run.estimate import count_to_read
     from oort_lib.samples import make_bulk_tree
     from oort_lib.state import config as cfg
 

@@ -8,7 +8,6 @@ rows of the others (a real run: the manifest, a batch at a time; a dry run: noth
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -18,6 +17,7 @@ from oort_lib.errors import FileChanged, FileProblem, NotWhole
 from oort_lib.local.decision import FACTS, FRAME_FACTS, decide
 from oort_lib.local.exclude import EXCLUDED, matcher
 from oort_lib.local.scan import Entry, Skipped, is_transient, walk
+from oort_lib.run.estimate import count_to_read, resolve
 from oort_lib.run.item import Item, joined
 from oort_lib.run.plan import Deferred, Listed, Missing, Plan, Tally
 from oort_lib.run.queue import Queue
@@ -103,41 +103,6 @@ def make_plan(
         filing.describe_folders(plan, folders, now)
         filing.file_datasets(plan, manifest, destination)
     return plan
-
-
-def count_to_read(folders: Iterable[Folder], manifest: mf.Manifest,
-                  destination: Callable[[Folder], str] | None = None) -> int:
-    """How many files planning will read (new, changed, or recorded elsewhere): the
-    walk and the quick check only, no file opened. An estimate for progress displays."""
-    count = 0
-    for folder in folders:
-        root = resolve(folder.path)
-        dest = destination(folder) if destination else None
-        quick = manifest.quick_index(root, dest)
-        pop_settled, pop_other = quick.poppers()
-        try:
-            for entry in walk(root, matcher(folder.exclude) if folder.exclude else None):
-                if type(entry) is Skipped:
-                    continue
-                settled = pop_settled(entry.relpath, None)
-                if settled is not None:
-                    count += settled[1:] != (entry.size, entry.mtime_ns)
-                    continue
-                old = pop_other(entry.relpath, None)
-                if (old is None or old[1:3] != (entry.size, entry.mtime_ns)
-                        or old[3] not in (mf.UPLOADED, mf.SKIPPED)
-                        or (dest is not None and old[3] == mf.UPLOADED and old[5] != dest)):
-                    count += 1
-        except FileProblem:
-            continue  # a missing folder: planning reports it
-    return count
-
-
-def resolve(path: str) -> str:
-    try:
-        return os.path.realpath(path)
-    except (OSError, ValueError):
-        return path
 
 
 def nested_in(real: str, taken: list[tuple[str, str]]) -> str | None:
