@@ -14,14 +14,14 @@ QUICK_COLUMNS = "id, size, mtime_ns, status, reason, destination, relpath"
 # A file uploaded to the destination at hand ("settled") needs only its size and mtime
 # for the quick check: three columns, not seven, for nearly every row of a tick (each
 # column is an object made per row: ~8 ms per 20,000 files). The other rows come whole.
-# `destination IS ?` is left out when the planner has no destination (any counts).
+# `destination IS ?` is left out when the planner has no destination (any counts);
+# status is never NULL (NOT NULL in the schema), so each row is in exactly one query.
 _SETTLED = "status = 'uploaded' AND destination IS ?"
 _SETTLED_ANYWHERE = "status = 'uploaded'"
 
 # One directory's rows, by the folder index, named: SQLite would otherwise take the
 # covering files_quick (root only) and read the whole folder for each directory.
 _BY_FOLDER = f"INDEXED BY files_by_folder WHERE root = ? AND {DIR_SQL} = ?"
-FOLDER_SQL = f"SELECT {QUICK_COLUMNS} FROM files {_BY_FOLDER}"
 
 # Looked up once: the loops below compare it with every row (see manifest.UPLOADED).
 UPLOADED, SKIPPED = Status.UPLOADED, Status.SKIPPED
