@@ -89,29 +89,31 @@ def check(path: str, size: int | None = None, *, verify_checksums: bool = False,
     open), so that a caller reading its header next opens it once.
     """
     path = os.fspath(path)
-    shown = display_name(path)
     try:
         if opened is not None:
-            return _check_file(opened, size, shown, verify_checksums)
+            return _check_file(opened, size, path, verify_checksums)
         with open(path, "rb") as f:
-            return _check_file(f, size, shown, verify_checksums)
+            return _check_file(f, size, path, verify_checksums)
     except _Verdict as verdict:
-        raise NotWhole(f"{shown}: {verdict.reason}", verdict.reason,
+        raise NotWhole(f"{display_name(path)}: {verdict.reason}", verdict.reason,
                        short=verdict.short) from None  # fmt: skip
     except OSError as exc:
         problem = local_problem(exc)
-        raise LocalTransient(f"{shown}: {problem.reason}", problem.reason) from exc
+        raise LocalTransient(f"{display_name(path)}: {problem.reason}",
+                             problem.reason) from exc
 
 
-def _check_file(f: IO[bytes], size: int | None, shown: str, verify: bool) -> Whole:
+def _check_file(f: IO[bytes], size: int | None, path: str, verify: bool) -> Whole:
     end = os.fstat(f.fileno()).st_size
     if size is not None:
         end = min(end, size)
     f.seek(0)
-    return _check(f, end, shown, verify)
+    return _check(f, end, path, verify)
 
 
-def _check(f: IO[bytes], end: int, shown: str, verify: bool) -> Whole:
+def _check(f: IO[bytes], end: int, path: str, verify: bool) -> Whole:
+    # Every new file is checked at plan time: the name shown in messages is made only
+    # where a stream check needs it (and by check() for an error), never for a frame.
     if end == 0:
         _short("is empty")
     # The first block: the magic, and a plain FITS file's first header block, read once.
@@ -119,10 +121,10 @@ def _check(f: IO[bytes], end: int, shown: str, verify: bool) -> Whole:
     f.seek(0)
     for magic, kind in ((_GZIP, "gzip"), (_BZIP2, "bzip2")):
         if head.startswith(magic):
-            return _compressed(f, end, kind, shown, verify)
+            return _compressed(f, end, kind, display_name(path), verify)
     if _starts(head, PRIMARY):
         if verify:
-            follow, fed = _follow(_chunks(f, end), shown, True)
+            follow, fed = _follow(_chunks(f, end), display_name(path), True)
             hdus = _followed(follow, fed)
             return Whole(hdus, _hdus(hdus) + _sums(follow))
         hdus = _plain_fits(f, end, head)
@@ -140,7 +142,7 @@ def _starts(head: bytes, magic: bytes) -> bool:
 
 
 def _hdus(count: int) -> str:
-    return f"{count:,} HDU" + ("" if count == 1 else "s")
+    return "1 HDU" if count == 1 else f"{count:,} HDUs"
 
 
 def _chunks(f: IO[bytes], left: int) -> Iterator[bytes]:
@@ -196,7 +198,8 @@ def _plain_fits(f: IO[bytes], end: int, first: bytes) -> int:
             raw, found = _rest_of_header(f, bytearray(raw), at, end, hdus)
         header = padded(found + CARD)
         try:
-            unit = layout(bytes(raw[:header]), found)
+            # layout reads no further than the END card: the block itself, not a copy.
+            unit = layout(raw if type(raw) is bytes else bytes(raw[:header]), found)
         except ValueError as exc:
             _damaged(f"HDU {hdus}'s header cannot be sized ({exc})")
         need = at + header + unit.padded
