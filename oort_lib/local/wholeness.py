@@ -198,8 +198,7 @@ def _plain_fits(f: IO[bytes], end: int, first: bytes) -> int:
             raw, found = _rest_of_header(f, bytearray(raw), at, end, hdus)
         header = padded(found + CARD)
         try:
-            # layout reads no further than the END card: the block itself, not a copy.
-            unit = layout(raw if type(raw) is bytes else bytes(raw[:header]), found)
+            unit = layout(bytes(raw[:header]), found)
         except ValueError as exc:
             _damaged(f"HDU {hdus}'s header cannot be sized ({exc})")
         need = at + header + unit.padded

@@ -62,9 +62,9 @@ class QuickIndex:
         self._settled: dict[str, tuple] = {}
         self._others: dict[str, tuple] = {}
         self._unseen: dict[str, dict[str, int]] = {}  # folder -> relpath -> id (unsettled)
+        self._sql = quick_sql(dest, folder=not whole)  # the whole folder, or a directory
         if whole:
-            self._settled, self._others = self._rows(quick_sql(dest), (root,))
-        self._folder_sql = quick_sql(dest, folder=True)
+            self._settled, self._others = self._rows(self._sql, (root,))
 
     def poppers(self):
         """(pop a settled row, pop another row): for a folder loaded whole the dicts' own
@@ -93,7 +93,7 @@ class QuickIndex:
         if folder != self._folder:
             self._leave()
             self._folder = folder
-            self._settled, self._others = self._rows(self._folder_sql, (self._root, folder))
+            self._settled, self._others = self._rows(self._sql, (self._root, folder))
 
     def _pop_settled(self, relpath: str, default=None):
         self._enter(relpath)
